@@ -1,0 +1,57 @@
+"""Readiness: is each dependency reachable? Used by ``GET /readyz`` and ``portal check``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from portal.scanning import Scanner, ScanError
+from portal.settings import Settings
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str  # what it is, or what is wrong and what to do: never a secret
+
+
+def check_database(engine: Engine) -> Check:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        return Check("database", False, f"cannot query the database: {type(exc).__name__}")
+    return Check("database", True, engine.dialect.name)
+
+
+def check_scanner(scanner: Scanner) -> Check:
+    try:
+        version = scanner.version()
+    except ScanError as exc:
+        return Check(
+            "clamd",
+            False,
+            f"{exc}. Start clamd (apt-get install clamav-daemon) or set PORTAL_CLAMD.",
+        )
+    return Check("clamd", True, version)
+
+
+def check_storage(settings: Settings) -> Check:
+    from portal.blobs import open_blob_store
+
+    try:
+        open_blob_store(settings).check()
+    except Exception as exc:
+        return Check("storage", False, f"{settings.storage} is not usable: {exc}")
+    return Check("storage", True, str(settings.storage))
+
+
+def run_checks(probes: list[Callable[[], Check]]) -> list[Check]:
+    """Run the probes concurrently so that one slow dependency does not hide the others."""
+    with ThreadPoolExecutor(max_workers=len(probes)) as pool:
+        return list(pool.map(lambda probe: probe(), probes))

@@ -1,0 +1,32 @@
+"""The portal's tables. Every table the database holds is registered here (for migrations)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime
+from sqlmodel import Enum, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def utc_column(*, nullable: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class OrganisationKind(enum.StrEnum):
+    authority = "authority"  # uploads records
+    inspectorate = "inspectorate"  # inspects them
+
+
+class Organisation(SQLModel, table=True):
+    __tablename__ = "organisation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(max_length=200)
+    kind: OrganisationKind = Field(sa_type=Enum(OrganisationKind, native_enum=False, length=20))
+    created_at: datetime = Field(sa_column=utc_column())

@@ -1,0 +1,162 @@
+"""Settings: read once from ``PORTAL_*`` environment variables into one frozen object.
+
+Nothing else in the portal reads the environment. A bad value fails fast with a message that names
+the variable, the value and what would have been accepted, so that an operator can fix it without
+reading the code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3  # 2 GiB
+DEBIAN_CLAMD_SOCKET = "unix:///var/run/clamav/clamd.ctl"
+
+
+class SettingsError(ValueError):
+    """A ``PORTAL_*`` variable has a value the portal cannot use."""
+
+
+@dataclass(frozen=True)
+class ClamdAddress:
+    """Where clamd listens: a Unix socket path or a TCP host and port."""
+
+    kind: str  # "unix" or "tcp"
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        if self.kind == "unix":
+            return f"unix://{self.path}"
+        return f"tcp://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class StorageLocation:
+    """Where blobs live: a local folder or an S3 bucket with an optional key prefix."""
+
+    kind: str  # "file" or "s3"
+    path: Path | None = None
+    bucket: str = ""
+    prefix: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "file":
+            return f"file://{self.path}"
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    storage: StorageLocation
+    s3_endpoint_url: str | None
+    key_dir: Path
+    clamd: ClamdAddress
+    max_upload_bytes: int
+    public_url: str
+    log_level: str
+    # Variables read from the environment, kept for `portal check` to report (never secrets).
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when running on the single-machine defaults (SQLite, a local folder)."""
+        return self.database_url.startswith("sqlite") or self.storage.kind == "file"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        sources = {k: v for k, v in env.items() if k.startswith("PORTAL_")}
+        home = Path(env.get("PORTAL_HOME") or "./var").expanduser().absolute()
+        database_url = _database_url(env.get("PORTAL_DATABASE_URL"), home)
+        storage = _storage(env.get("PORTAL_STORAGE"), home)
+        endpoint = env.get("PORTAL_S3_ENDPOINT_URL") or None
+        if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
+            raise _bad("PORTAL_S3_ENDPOINT_URL", endpoint, "an http:// or https:// URL")
+        key_dir = Path(env.get("PORTAL_KEY_DIR") or home / "keys").expanduser().absolute()
+        clamd = _clamd(env.get("PORTAL_CLAMD") or DEBIAN_CLAMD_SOCKET)
+        max_upload = _positive_int("PORTAL_MAX_UPLOAD_BYTES", env.get("PORTAL_MAX_UPLOAD_BYTES"))
+        public_url = env.get("PORTAL_PUBLIC_URL") or "http://127.0.0.1:8000"
+        if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).netloc:
+            raise _bad("PORTAL_PUBLIC_URL", public_url, "an absolute http:// or https:// URL")
+        log_level = (env.get("PORTAL_LOG_LEVEL") or "info").lower()
+        if log_level not in ("debug", "info", "warning", "error"):
+            raise _bad("PORTAL_LOG_LEVEL", log_level, "one of debug, info, warning, error")
+        return cls(
+            home=home,
+            database_url=database_url,
+            storage=storage,
+            s3_endpoint_url=endpoint,
+            key_dir=key_dir,
+            clamd=clamd,
+            max_upload_bytes=max_upload or DEFAULT_MAX_UPLOAD_BYTES,
+            public_url=public_url.rstrip("/"),
+            log_level=log_level,
+            sources=sources,
+        )
+
+
+def _bad(name: str, value: str, accepted: str) -> SettingsError:
+    return SettingsError(f"{name} has value {value!r}. Expected {accepted}.")
+
+
+def _database_url(value: str | None, home: Path) -> str:
+    if not value:
+        return f"sqlite:///{home / 'portal.db'}"
+    scheme = urlsplit(value).scheme
+    if scheme == "postgresql":
+        # SQLAlchemy's default PostgreSQL driver is psycopg2; the portal ships psycopg 3.
+        return "postgresql+psycopg" + value[len("postgresql") :]
+    if scheme in ("sqlite", "postgresql+psycopg"):
+        return value
+    raise _bad(
+        "PORTAL_DATABASE_URL", value, "a sqlite:///PATH or postgresql://USER@HOST:PORT/DB URL"
+    )
+
+
+def _storage(value: str | None, home: Path) -> StorageLocation:
+    if not value:
+        return StorageLocation(kind="file", path=home / "blobs")
+    parts = urlsplit(value)
+    if parts.scheme == "file" and parts.path:
+        return StorageLocation(kind="file", path=Path(parts.path).absolute())
+    if parts.scheme == "s3" and parts.netloc:
+        return StorageLocation(kind="s3", bucket=parts.netloc, prefix=parts.path.strip("/"))
+    raise _bad("PORTAL_STORAGE", value, "file:///ABSOLUTE/PATH or s3://BUCKET[/PREFIX]")
+
+
+def _clamd(value: str) -> ClamdAddress:
+    parts = urlsplit(value)
+    if parts.scheme == "unix" and parts.path:
+        return ClamdAddress(kind="unix", path=parts.path)
+    if parts.scheme == "tcp" and parts.hostname:
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if port:
+            return ClamdAddress(kind="tcp", host=parts.hostname, port=port)
+    raise _bad("PORTAL_CLAMD", value, "unix:///PATH/TO/SOCKET or tcp://HOST:PORT")
+
+
+def _positive_int(name: str, value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value.replace("_", ""))
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise _bad(name, value, "a positive whole number of bytes (e.g. 2147483648)")
+    return number
