@@ -21,10 +21,7 @@ from pathlib import Path
 from portal.settings import ClamdAddress
 
 # The EICAR anti-virus test file, in two halves so that this source file is not itself flagged.
-EICAR = (
-    b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$"
-    + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-)
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 # A marker of our own: any file containing it is reported as Portal.Test.Marker.
 TEST_MARKER = b"PORTAL-TEST-MALWARE-MARKER-0b5e7c1d"
 TEST_MARKER_SIGNATURE = "Portal.Test.Marker.UNOFFICIAL"
@@ -40,10 +37,7 @@ class ClamdStartError(RuntimeError):
 
 def signature_database() -> str:
     """A ClamAV .ndb body (Name:TargetType:Offset:HexSignature) with our two test signatures."""
-    return (
-        f"Eicar-Test-Signature:0:*:{EICAR.hex()}\n"
-        f"Portal.Test.Marker:0:*:{TEST_MARKER.hex()}\n"
-    )
+    return f"Eicar-Test-Signature:0:*:{EICAR.hex()}\nPortal.Test.Marker:0:*:{TEST_MARKER.hex()}\n"
 
 
 def clamd_config(folder: Path, *, max_bytes: int, disable_cache: bool = False) -> str:
@@ -119,7 +113,7 @@ def start_local_clamd(
     )
     log.close()
     clamd = LocalClamd(folder=folder, process=process)
-    from portal.scanning import Scanner, ScanError
+    from portal.scanning import ScanError, Scanner
 
     scanner = Scanner(clamd.address, timeout=2)
     deadline = time.monotonic() + timeout

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from portal.scanning import Scanner, ScanError
+from portal.scanning import ScanError, Scanner
 from portal.settings import Settings
 
 

@@ -16,9 +16,7 @@ TEST_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 @pytest.fixture(scope="session")
 def clamd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClamd]:
     try:
-        clamd = start_local_clamd(
-            tmp_path_factory.mktemp("clamd"), max_bytes=TEST_MAX_UPLOAD_BYTES
-        )
+        clamd = start_local_clamd(tmp_path_factory.mktemp("clamd"), max_bytes=TEST_MAX_UPLOAD_BYTES)
     except ClamdStartError as exc:
         pytest.fail(str(exc))
     try:
@@ -30,5 +28,7 @@ def clamd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClam
 @pytest.fixture
 def clamd_address(clamd_server: LocalClamd) -> ClamdAddress:
     if clamd_server.process.poll() is not None:
-        pytest.fail("The test clamd has died; see clamd.log in its folder: " + str(clamd_server.folder))
+        pytest.fail(
+            "The test clamd has died; see clamd.log in its folder: " + str(clamd_server.folder)
+        )
     return clamd_server.address

@@ -60,16 +60,40 @@ def _start_cluster(folder: Path) -> tuple[str, list[str]]:
         os.chmod(folder, 0o700)
         run_as = ["runuser", "-u", "postgres", "--"]
     subprocess.run(
-        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-         "-E", "UTF8", "--no-sync"],
-        check=True, capture_output=True,
+        [
+            *run_as,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
     )
     options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder}"
     options += " -c fsync=off -c max_connections=200"
     subprocess.run(
-        [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-         str(folder / "postgres.log"), "-w", "-t", "60", "start"],
-        check=True, capture_output=True,
+        [
+            *run_as,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(folder / "postgres.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
     )
     stop = [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
@@ -131,6 +155,19 @@ def pg_database_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
     name = f"portal_test_{secrets.token_hex(6)}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    try:
+        yield sqlalchemy_url(_with_database(pg_admin_url, name))
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_pg_database_url(pg_admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (no schema), for tests of migrations themselves."""
+    name = f"portal_empty_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield sqlalchemy_url(_with_database(pg_admin_url, name))
     finally:

@@ -20,8 +20,13 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("slug", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("kind", sa.Enum("authority", "inspectorate", name="organisationkind",
-                                  native_enum=False, length=20), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "authority", "inspectorate", name="organisationkind", native_enum=False, length=20
+            ),
+            nullable=False,
+        ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_organisation_slug", "organisation", ["slug"], unique=True)

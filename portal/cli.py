@@ -1,0 +1,186 @@
+"""The ``portal`` command. Exit status: 0 success, 1 the thing checked failed, 2 usage error.
+
+Settings are read from the environment once, when a command first needs them, so that ``--help``
+works whatever the environment holds; a bad ``PORTAL_*`` value is a usage error (exit 2) that names
+the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from portal import __version__
+from portal.settings import Settings, SettingsError
+
+
+class CliContext:
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = Settings.from_environ()
+            except SettingsError as exc:
+                raise UsageFailure(str(exc)) from exc
+        return self._settings
+
+    def use_settings(self, settings: Settings) -> None:
+        self._settings = settings
+
+
+class UsageFailure(click.ClickException):
+    exit_code = 2
+
+
+class CheckFailure(click.ClickException):
+    """The thing checked failed (verification, readiness, destruction): exit 1."""
+
+    exit_code = 1
+
+
+pass_cli = click.make_pass_decorator(CliContext, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="portal")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Secure document-exchange portal for thematic reviews."""
+    ctx.ensure_object(CliContext)
+
+
+@main.command()
+@pass_cli
+def init(cli: CliContext) -> None:
+    """Create or migrate the database and create missing keys (safe to run again)."""
+    from portal.setup import initialise
+
+    for line in initialise(cli.settings):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@pass_cli
+def serve(cli: CliContext, host: str, port: int) -> None:
+    """Run the web app (behind a TLS reverse proxy in production)."""
+    _serve(cli.settings, host, port)
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from portal.app import create_app
+
+    for warning in development_warnings(settings):
+        click.secho(f"WARNING: {warning}", fg="yellow", err=True)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        server_header=False,
+        date_header=True,
+    )
+
+
+def development_warnings(settings: Settings) -> list[str]:
+    """Shortcuts fit for one machine that must never reach production unnoticed."""
+    warnings = []
+    if settings.database_url.startswith("sqlite"):
+        warnings.append("the database is SQLite (single machine only); set PORTAL_DATABASE_URL.")
+    if settings.storage.kind == "file":
+        warnings.append(f"blobs are kept in a local folder ({settings.storage.path}).")
+    if not settings.uses_tls:
+        warnings.append(
+            f"PORTAL_PUBLIC_URL is {settings.public_url}: cookies are not marked Secure. "
+            "Serve behind TLS in production."
+        )
+    return warnings
+
+
+@main.command()
+@pass_cli
+def check(cli: CliContext) -> None:
+    """Check the configuration and that every dependency is reachable."""
+    from portal import health
+    from portal.db import describe_database, make_engine
+    from portal.scanning import Scanner
+
+    settings = cli.settings
+    click.echo(f"database  {describe_database(settings.database_url)}")
+    click.echo(f"storage   {settings.storage}")
+    click.echo(f"clamd     {settings.clamd}")
+    click.echo(f"keys      {settings.key_dir}")
+    engine = make_engine(settings.database_url)
+    try:
+        checks = health.run_checks(
+            [
+                lambda: health.check_database(engine),
+                lambda: health.check_storage(settings),
+                lambda: health.check_scanner(Scanner(settings.clamd, timeout=5)),
+            ]
+        )
+        from portal.setup import check_schema
+
+        checks.append(check_schema(engine))
+    finally:
+        engine.dispose()
+    for item in checks:
+        mark = click.style("ok  ", fg="green") if item.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {item.name}: {item.detail}")
+    for warning in development_warnings(settings):
+        click.secho(f"WARNING: {warning}", fg="yellow", err=True)
+    if not all(item.ok for item in checks):
+        raise CheckFailure("Some checks failed: see the lines marked FAIL above.")
+    click.echo("Everything the portal needs is reachable.")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@pass_cli
+def demo(cli: CliContext, host: str, port: int) -> None:
+    """Run a ready demo on this machine: database, keys, a private clamd if none is running."""
+    from portal.clamd_local import start_local_clamd
+    from portal.scanning import ScanError, Scanner
+    from portal.setup import initialise
+
+    settings = cli.settings
+    for line in initialise(settings):
+        click.echo(line)
+    local_clamd = None
+    try:
+        Scanner(settings.clamd, timeout=2).ping()
+    except ScanError:
+        if "PORTAL_CLAMD" in settings.sources:
+            raise CheckFailure(f"clamd at {settings.clamd} does not answer.") from None
+        click.secho(
+            "WARNING: no clamd answers at the default address; starting a private clamd with the "
+            "DEMO signature set (EICAR and a test marker only). Never use this in production.",
+            fg="yellow",
+            err=True,
+        )
+        local_clamd = start_local_clamd(
+            settings.home / "clamd", max_bytes=settings.max_upload_bytes
+        )
+        settings = dataclasses.replace(settings, clamd=local_clamd.address)
+    base = f"http://{host}:{port}"
+    click.echo("")
+    click.echo(f"The portal is starting at {base}/  (readiness: {base}/readyz)")
+    click.echo("Press Ctrl+C to stop.")
+    try:
+        _serve(settings, host, port)
+    finally:
+        if local_clamd is not None:
+            local_clamd.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
