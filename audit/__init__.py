@@ -1,0 +1,81 @@
+"""A tamper-evident audit log: hash-chained events, Ed25519-signed checkpoints, offline-verifiable
+exports. A library on its own: it knows SQLAlchemy, not the web app.
+
+Appending, inside the caller's transaction::
+
+    key = load_or_create_signing_key(key_dir / "audit-signing.pem")
+    log = AuditLog(key)
+    with engine.begin() as connection:          # or: session.connection()
+        ...                                     # the action
+        log.append(connection, AuditEvent(Action.DOCUMENT_DOWNLOADED, Actor(7, "inspector", 2),
+                                          document="7KQ2-M9XD-4", review="SWG24"))
+"""
+
+from .actions import Action, Outcome, TargetKind
+from .encoding import from_us, iso, to_us
+from .errors import (
+    AuditError,
+    ChainBroken,
+    EventRejected,
+    ExportUnreadable,
+    ForbiddenDetail,
+    SignatureInvalid,
+    SigningKeyError,
+)
+from .events import DETAIL_KEYS, Actor, AuditEvent, AuditRecord, DetailKind, Target
+from .exports import FORMATS, ExportFormat, ExportSummary, export_log
+from .log import Appended, AuditLog, CheckpointPolicy, utc_now
+from .offline import ExportCheck, verify_export
+from .queries import EventFilter, Page, search
+from .signing import (
+    PublicKey,
+    SigningKey,
+    load_or_create_signing_key,
+    load_public_key,
+    load_signing_key,
+)
+from .verification import Break, BreakKind, Verification, verify_log
+
+__all__ = [
+    "DETAIL_KEYS",
+    "FORMATS",
+    "Action",
+    "Actor",
+    "Appended",
+    "AuditError",
+    "AuditEvent",
+    "AuditLog",
+    "AuditRecord",
+    "Break",
+    "BreakKind",
+    "ChainBroken",
+    "CheckpointPolicy",
+    "DetailKind",
+    "EventFilter",
+    "EventRejected",
+    "ExportCheck",
+    "ExportFormat",
+    "ExportSummary",
+    "ExportUnreadable",
+    "ForbiddenDetail",
+    "Outcome",
+    "Page",
+    "PublicKey",
+    "SignatureInvalid",
+    "SigningKey",
+    "SigningKeyError",
+    "Target",
+    "TargetKind",
+    "Verification",
+    "export_log",
+    "from_us",
+    "iso",
+    "load_or_create_signing_key",
+    "load_public_key",
+    "load_signing_key",
+    "search",
+    "to_us",
+    "utc_now",
+    "verify_export",
+    "verify_log",
+]

@@ -1,0 +1,88 @@
+"""The registry of what can be audited: action names, outcomes and kinds of target.
+
+To audit something new, add a member here (and, if it needs details, a key to
+``audit.events.DETAIL_KEYS``): nothing else accepts an action name, so a typo cannot create a new
+kind of event that a DPO's search would miss.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Action(enum.StrEnum):
+    # Sign-in and sessions (SPEC §4)
+    SIGN_IN = "auth.sign_in"
+    SIGN_IN_FAILED = "auth.sign_in_failed"
+    MFA_FAILED = "auth.mfa_failed"
+    MFA_ENROLLED = "auth.mfa_enrolled"
+    RECOVERY_CODE_USED = "auth.recovery_code_used"
+    LOCKED_OUT = "auth.locked_out"
+    SIGN_OUT = "auth.sign_out"
+    SESSION_REVOKED = "auth.session_revoked"
+    # Personal access tokens
+    TOKEN_CREATED = "token.created"  # noqa: S105 (an action name, not a secret)
+    TOKEN_REVOKED = "token.revoked"  # noqa: S105
+    # Documents
+    DOCUMENT_UPLOADED = "document.uploaded"
+    DOCUMENT_SCANNED = "document.scanned"
+    DOCUMENT_REJECTED = "document.rejected"
+    DOCUMENT_METADATA_VIEWED = "document.metadata_viewed"
+    DOCUMENT_DOWNLOADED = "document.downloaded"
+    DOCUMENT_WITHDRAWN = "document.withdrawn"
+    DOCUMENT_DESTROYED = "document.destroyed"
+    # Holds and destruction
+    HOLD_PLACED = "hold.placed"
+    HOLD_LIFTED = "hold.lifted"
+    DESTRUCTION_APPROVED = "destruction.approved"
+    DESTRUCTION_RUN = "destruction.run"
+    CERTIFICATE_ISSUED = "destruction.certificate_issued"
+    # Keys
+    KEY_CREATED = "key.created"
+    KEY_ROTATED = "key.rotated"
+    KEY_DESTROYED = "key.destroyed"
+    # Administration
+    USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    USER_DISABLED = "user.disabled"
+    USER_ENABLED = "user.enabled"
+    ORGANISATION_CREATED = "organisation.created"
+    ORGANISATION_UPDATED = "organisation.updated"
+    REVIEW_CREATED = "review.created"
+    REVIEW_UPDATED = "review.updated"
+    REVIEW_OPENED = "review.opened"
+    REVIEW_CLOSED = "review.closed"
+    REVIEW_DESTROYED = "review.destroyed"
+    REVIEW_MEMBER_ADDED = "review.member_added"
+    REVIEW_MEMBER_REMOVED = "review.member_removed"
+    REVIEW_ORGANISATION_ADDED = "review.organisation_added"
+    REVIEW_ORGANISATION_REMOVED = "review.organisation_removed"
+    REQUEST_CREATED = "request.created"
+    REQUEST_UPDATED = "request.updated"
+    CASE_CREATED = "case.created"
+    # The audit log itself (SPEC §5: export and verification are audited too)
+    AUDIT_SEARCHED = "audit.searched"
+    AUDIT_EXPORTED = "audit.exported"
+    AUDIT_VERIFIED = "audit.verified"
+    AUDIT_PUBLIC_KEY_EXPORTED = "audit.public_key_exported"
+
+
+class Outcome(enum.StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"  # attempted and failed (wrong password, scanner error, broken chain)
+    DENIED = "denied"  # refused by an authorisation check
+
+
+class TargetKind(enum.StrEnum):
+    DOCUMENT = "document"
+    CASE = "case"
+    REVIEW = "review"
+    REQUEST = "request"
+    ORGANISATION = "organisation"
+    USER = "user"
+    TOKEN = "token"  # noqa: S105 (a kind of target, not a secret)
+    SESSION = "session"
+    HOLD = "hold"
+    CERTIFICATE = "certificate"
+    KEY = "key"
+    AUDIT_LOG = "audit_log"

@@ -1,0 +1,66 @@
+"""The audit tables, registered on ``SQLModel.metadata`` (migration 0002_audit creates them).
+
+* ``audit_event``: one row per event, ``seq`` its primary key; times are microseconds since the
+  epoch (UTC) so that the hashed value is exactly the stored one on every database.
+* ``audit_checkpoint``: signed (seq, hash) pairs.
+* ``audit_head``: ONE row (id 1), the end of the chain; every append locks it, which is what
+  makes concurrent writers produce one chain without fork, gap or duplicate.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
+from sqlmodel import SQLModel
+
+HEAD_ID = 1
+
+event_table = Table(
+    "audit_event",
+    SQLModel.metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("nonce", String(32), nullable=False),
+    Column("user_id", BigInteger, nullable=True),
+    Column("role", String(32), nullable=True),
+    Column("organisation_id", BigInteger, nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target_kind", String(32), nullable=True),
+    Column("target_ref", String(64), nullable=True),
+    Column("review", String(32), nullable=True),
+    Column("document", String(48), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("client", String(45), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("details", Text, nullable=False),
+    Column("hash", String(64), nullable=False),
+    # Searches filter on one field and page by seq: (field, seq) serves both.
+    Index("ix_audit_event_user", "user_id", "seq"),
+    Index("ix_audit_event_action", "action", "seq"),
+    Index("ix_audit_event_target", "target_kind", "target_ref", "seq"),
+    Index("ix_audit_event_review", "review", "seq"),
+    Index("ix_audit_event_document", "document", "seq"),
+    Index("ix_audit_event_outcome", "outcome", "seq"),
+    Index("ix_audit_event_at", "at_us"),
+)
+
+checkpoint_table = Table(
+    "audit_checkpoint",
+    SQLModel.metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("every_events", Integer, nullable=False),
+    Column("previous_seq", BigInteger, nullable=False),
+    Column("key_fingerprint", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
+head_table = Table(
+    "audit_head",
+    SQLModel.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("checkpoint_seq", BigInteger, nullable=False),
+    Column("checkpoint_us", BigInteger, nullable=False),
+)

@@ -1,0 +1,361 @@
+"""Verifying the chain: in the database (whole log or a range), and the walk shared with offline
+verification of exports.
+
+A walk recomputes every event's digest and link from the previous link, checks every signed
+checkpoint it passes, and stops at the first break, which it names: sequence number and kind.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+from sqlalchemy import Connection, func, select
+
+from .encoding import GENESIS, chain_hash, checkpoint_message, event_digest_as
+from .errors import SignatureInvalid
+from .signing import PublicKey
+from .tables import HEAD_ID, checkpoint_table, event_table, head_table
+
+
+class BreakKind(enum.StrEnum):
+    CHANGED = "changed"  # an event's content or hash no longer matches its link
+    DELETED = "deleted"  # sequence numbers missing
+    INSERTED = "inserted"  # a row that was never appended by the log
+    REORDERED = "reordered"  # events in the wrong order
+    BAD_SIGNATURE = "bad_signature"  # a checkpoint or seal not signed by a trusted key
+    REWRITTEN = "rewritten"  # a consistent chain that a signed checkpoint contradicts
+    TRUNCATED = "truncated"  # events cut off: a checkpoint or the head points past the end
+    MISSING_CHECKPOINT = "missing_checkpoint"  # checkpoints deleted, or too long unsigned
+    HEAD_MISMATCH = "head_mismatch"  # the head row is missing or does not match the last event
+
+
+@dataclass(frozen=True)
+class Break:
+    sequence: int  # the first sequence number that cannot be trusted
+    kind: BreakKind
+    detail: str
+
+    def describe(self) -> str:
+        return f"{self.kind.value}: {self.detail}"
+
+
+class CheckpointRow(NamedTuple):
+    seq: int
+    hash: str
+    at_us: int
+    every_events: int
+    previous_seq: int
+    key_fingerprint: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What a verification found. ``broken`` is None when everything verified."""
+
+    first_seq: int
+    last_seq: int
+    events: int
+    checkpoints: int
+    last_checkpoint: CheckpointRow | None
+    last_hash: str
+    broken: Break | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+    def with_break(self, broken: Break) -> Verification:
+        return replace(self, broken=broken)
+
+
+# A row the walk reads: an event row (EVENT_FIELDS then hash), or, in an export, a hidden event
+# given as (seq, digest, hash) only.
+Row = Sequence[object]
+
+
+def check_checkpoint(checkpoint: CheckpointRow, keys: Sequence[PublicKey]) -> bool:
+    key = next((k for k in keys if k.fingerprint == checkpoint.key_fingerprint), None)
+    if key is None:
+        return False
+    message = checkpoint_message(
+        seq=checkpoint.seq,
+        hash_hex=checkpoint.hash,
+        at_us=checkpoint.at_us,
+        every_events=checkpoint.every_events,
+        previous_seq=checkpoint.previous_seq,
+        fingerprint=checkpoint.key_fingerprint,
+    )
+    try:
+        key.verify(checkpoint.signature, message)
+    except SignatureInvalid:
+        return False
+    return True
+
+
+def walk(
+    rows: Iterable[Row],
+    *,
+    first_seq: int,
+    anchor: bytes,
+    checkpoints: dict[int, CheckpointRow],
+    keys: Sequence[PublicKey],
+    anchor_checkpoint: CheckpointRow | None = None,
+) -> Verification:
+    """Walk ``rows`` (ascending) from ``anchor``, the link before ``first_seq``."""
+    last_cp = anchor_checkpoint
+    # The sequence number the next checkpoint must name as its previous one (None: unknown).
+    previous_cp_seq: int | None = 0 if first_seq == 1 else None
+    result = Verification(first_seq, first_seq - 1, 0, 0, None, anchor.hex())
+    if anchor_checkpoint is not None:
+        previous_cp_seq = anchor_checkpoint.seq
+        if not check_checkpoint(anchor_checkpoint, keys):
+            return result.with_break(_bad_signature(anchor_checkpoint))
+    prev, prev2 = anchor, b""
+    expected = first_seq
+    n_checked = 0
+    iterator = iter(rows)
+    row = next(iterator, None)
+    sha256 = hashlib.sha256
+    while row is not None:
+        following = next(iterator, None)
+        seq = row[0]
+        if seq != expected:
+            misplaced = _misplaced(row, following, expected)
+            return _stopped(result, expected, prev, n_checked, last_cp, misplaced)
+        digest = _digest(row, seq)
+        link = sha256(prev + digest).digest()  # chain_hash, inlined: this loop is the hot path
+        if link.hex() != row[-1]:
+            mismatch = _classify(row, following, expected, prev, prev2)
+            return _stopped(result, expected, prev, n_checked, last_cp, mismatch)
+        checkpoint = checkpoints.get(seq)
+        if checkpoint is not None:
+            n_checked += 1
+            broken: Break | None
+            if not check_checkpoint(checkpoint, keys):
+                broken = _bad_signature(checkpoint)
+            elif previous_cp_seq is not None and checkpoint.previous_seq != previous_cp_seq:
+                broken = Break(
+                    previous_cp_seq + 1,
+                    BreakKind.MISSING_CHECKPOINT,
+                    f"the checkpoint at {seq} follows the one at {checkpoint.previous_seq}, "
+                    f"which is missing",
+                )
+            elif checkpoint.hash != row[-1]:
+                start = last_cp.seq + 1 if last_cp is not None else first_seq
+                broken = Break(
+                    start,
+                    BreakKind.REWRITTEN,
+                    f"events {start} to {seq} chain together but do not match the checkpoint "
+                    f"signed at {seq}: they were rewritten",
+                )
+            else:
+                broken = None
+            if broken is not None:
+                return _stopped(result, seq, prev, n_checked, last_cp, broken)
+            last_cp = checkpoint
+            previous_cp_seq = seq
+        prev2, prev = prev, link
+        expected += 1
+        row = following
+    return replace(
+        result,
+        last_seq=expected - 1,
+        events=expected - first_seq,
+        checkpoints=n_checked,
+        last_checkpoint=last_cp,
+        last_hash=prev.hex(),
+    )
+
+
+def _stopped(
+    result: Verification,
+    expected: int,
+    prev: bytes,
+    n_checked: int,
+    last_cp: CheckpointRow | None,
+    broken: Break,
+) -> Verification:
+    return replace(
+        result,
+        last_seq=expected - 1,
+        events=expected - result.first_seq,
+        checkpoints=n_checked,
+        last_checkpoint=last_cp,
+        last_hash=prev.hex(),
+        broken=broken,
+    )
+
+
+def _digest(row: Row, seq: int) -> bytes:
+    if len(row) == 3:  # a hidden event: its digest is all an export gives
+        digest = row[1]
+        assert isinstance(digest, bytes)
+        return digest
+    return event_digest_as(row, seq)
+
+
+def _link(prev: bytes, row: Row, seq: int) -> str:
+    return chain_hash(prev, _digest(row, seq)).hex()
+
+
+def _classify(row: Row, following: Row | None, expected: int, prev: bytes, prev2: bytes) -> Break:
+    """Name what happened at ``expected``, whose link does not match."""
+    if (
+        following is not None
+        and following[0] == expected + 1
+        and _link(prev, following, expected) == following[-1]
+    ):
+        # The next row is the true event `expected`: this row is out of place.
+        if _link(bytes.fromhex(str(following[-1])), row, expected + 1) == row[-1]:
+            return Break(
+                expected, BreakKind.REORDERED, f"events {expected} and {expected + 1} swapped"
+            )
+        return Break(expected, BreakKind.INSERTED, f"a row was inserted at {expected}")
+    if prev2 and _link(prev2, row, expected - 1) == row[-1]:
+        # This row is the true event `expected - 1`, moved up by a row inserted before it.
+        return Break(expected - 1, BreakKind.INSERTED, f"a row was inserted at {expected - 1}")
+    return Break(expected, BreakKind.CHANGED, f"event {expected} does not match its hash")
+
+
+def _misplaced(row: Row, following: Row | None, expected: int) -> Break:
+    seq = row[0]
+    assert isinstance(seq, int)
+    if seq > expected:
+        if following is not None and following[0] == expected:
+            return Break(expected, BreakKind.REORDERED, f"event {expected} comes after {seq}")
+        missing = f"{expected}" if seq == expected + 1 else f"{expected} to {seq - 1}"
+        return Break(expected, BreakKind.DELETED, f"events {missing} are missing")
+    return Break(
+        expected, BreakKind.INSERTED, f"a row numbered {seq} appears where {expected} belongs"
+    )
+
+
+def _bad_signature(checkpoint: CheckpointRow) -> Break:
+    return Break(
+        checkpoint.seq,
+        BreakKind.BAD_SIGNATURE,
+        f"the checkpoint at {checkpoint.seq} is not signed by a trusted key "
+        f"(key {checkpoint.key_fingerprint[:16]})",
+    )
+
+
+def load_checkpoints(
+    connection: Connection, first: int, last: int | None
+) -> dict[int, CheckpointRow]:
+    query = select(*checkpoint_table.c).where(checkpoint_table.c.seq >= first)
+    if last is not None:
+        query = query.where(checkpoint_table.c.seq <= last)
+    return {row[0]: CheckpointRow(*row) for row in connection.execute(query)}
+
+
+def verify_log(
+    connection: Connection,
+    keys: Sequence[PublicKey],
+    *,
+    first: int | None = None,
+    last: int | None = None,
+    every_events: int = 1000,
+    batch: int = 20_000,
+) -> Verification:
+    """Verify the log in the database, whole or the range ``first``..``last``.
+
+    Run it in one snapshot (REPEATABLE READ on PostgreSQL; a SQLite transaction is one) so that
+    concurrent appends do not look like tampering. A range is widened to the signed checkpoints
+    around it, so that what it reports as verified is vouched for by a signature.
+    ``every_events`` is the configured checkpoint interval: an unsigned tail longer than it means
+    checkpoints were deleted.
+    """
+    head = connection.execute(
+        select(head_table.c.seq, head_table.c.hash).where(head_table.c.id == HEAD_ID)
+    ).one_or_none()
+    last_cp_before = None
+    if first is not None and first > 1:
+        last_cp_before = connection.execute(
+            select(*checkpoint_table.c)
+            .where(checkpoint_table.c.seq < first)
+            .order_by(checkpoint_table.c.seq.desc())
+            .limit(1)
+        ).one_or_none()
+    anchor_cp = CheckpointRow(*last_cp_before) if last_cp_before is not None else None
+    start = anchor_cp.seq if anchor_cp is not None else 0
+    stop = None
+    if last is not None:
+        stop = connection.execute(
+            select(func.min(checkpoint_table.c.seq)).where(checkpoint_table.c.seq >= last)
+        ).scalar()
+    query = select(*event_table.c).where(event_table.c.seq > start).order_by(event_table.c.seq)
+    if stop is not None:
+        query = query.where(event_table.c.seq <= stop)
+    checkpoints = load_checkpoints(connection, start + 1, stop)
+    # A server-side cursor read in batches: a million events never sit in memory at once.
+    rows = _stream(connection.execution_options(stream_results=True).execute(query), batch)
+    result = walk(
+        rows,
+        first_seq=start + 1,
+        anchor=bytes.fromhex(anchor_cp.hash) if anchor_cp else GENESIS,
+        checkpoints=checkpoints,
+        keys=keys,
+        anchor_checkpoint=anchor_cp,
+    )
+    if result.broken is not None:
+        return result
+    end = result.last_seq
+    if stop is not None:
+        if end < stop:
+            return result.with_break(
+                Break(end + 1, BreakKind.TRUNCATED, f"the log ends at {end}, before {stop}")
+            )
+        return result
+    beyond = [seq for seq in checkpoints if seq > end]
+    if beyond:
+        return result.with_break(
+            Break(
+                end + 1,
+                BreakKind.TRUNCATED,
+                f"the log ends at {end} but a checkpoint was signed at {min(beyond)}",
+            )
+        )
+    if head is None:
+        return result.with_break(Break(end + 1, BreakKind.HEAD_MISMATCH, "the head row is missing"))
+    if head.seq > end:
+        return result.with_break(
+            Break(end + 1, BreakKind.TRUNCATED, f"the log ends at {end}, the head says {head.seq}")
+        )
+    if head.seq < end:
+        return result.with_break(
+            Break(
+                head.seq + 1,
+                BreakKind.INSERTED,
+                f"events {head.seq + 1} to {end} were never appended through the head",
+            )
+        )
+    if head.hash != result.last_hash:
+        return result.with_break(
+            Break(end, BreakKind.HEAD_MISMATCH, f"the head's hash does not match event {end}")
+        )
+    last_cp = result.last_checkpoint
+    signed = last_cp.seq if last_cp is not None else 0
+    limit = max(every_events, last_cp.every_events if last_cp is not None else 0)
+    if end - signed > limit:
+        return result.with_break(
+            Break(
+                signed + 1,
+                BreakKind.MISSING_CHECKPOINT,
+                f"{end - signed} events after the last signed checkpoint (at most {limit})",
+            )
+        )
+    return result
+
+
+def _stream(result: Iterable[Row], batch: int) -> Iterable[Row]:
+    partitions = getattr(result, "partitions", None)
+    if partitions is None:
+        yield from result
+        return
+    for chunk in partitions(batch):
+        yield from chunk

@@ -1,0 +1,222 @@
+"""Benchmark of the audit log on PostgreSQL: append rate (1 and 8 writer processes) and
+verification rate over 1,000,000 events. Prints the figures, writes bench/results/audit.json.
+
+    python bench/audit.py [--server postgresql://postgres@127.0.0.1:5432] [--events 1000000]
+
+Creates and drops its own database. Appends are real: one event per transaction, committed with
+the server's durability settings (fsync, synchronous_commit) as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from audit import (
+    Action,
+    Actor,
+    AuditEvent,
+    AuditLog,
+    EventFilter,
+    SigningKey,
+    search,
+    verify_log,
+)
+from audit.encoding import GENESIS, chain_hash, checkpoint_message, encode_details, event_digest
+from portal.db import make_engine
+from portal.migrate import upgrade_database
+
+RESULTS = Path(__file__).resolve().parent / "results" / "audit.json"
+
+
+def _event(worker: int, i: int) -> AuditEvent:
+    return AuditEvent(
+        Action.DOCUMENT_DOWNLOADED,
+        Actor(worker + 1, "inspector", 2),
+        review="SWG24",
+        document=f"7KQ2-M9XD-{i % 97}",
+        client="203.0.113.7",
+        request_id=f"w{worker}-{i}",
+        details={"size_bytes": i},
+    )
+
+
+def _writer(url: str, pem: bytes, worker: int, count: int, start: object) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    log = AuditLog(SigningKey(load_pem_private_key(pem, password=None)))  # type: ignore[arg-type]
+    engine = make_engine(url, pool_size=1)
+    # One connection per writer (a web worker's pooled connection), one transaction per event.
+    with engine.connect() as connection:
+        start.wait()  # type: ignore[attr-defined]
+        for i in range(count):
+            with connection.begin():
+                log.append(connection, _event(worker, i))
+    engine.dispose()
+
+
+def append_rate(url: str, key: SigningKey, writers: int, per_writer: int) -> float:
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    processes = [
+        context.Process(target=_writer, args=(url, key.to_pem(), n, per_writer, start))
+        for n in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    time.sleep(3.0)  # let every process import and connect
+    began = time.perf_counter()
+    start.set()
+    for process in processes:
+        process.join()
+    elapsed = time.perf_counter() - began
+    assert all(p.exitcode == 0 for p in processes)
+    return writers * per_writer / elapsed
+
+
+def bulk_chain(psycopg_url: str, key: SigningKey, count: int, every: int = 1000) -> None:
+    """Write a valid chain of ``count`` events straight into the tables (COPY)."""
+    link = GENESIS
+    at_us = 1_767_000_000_000_000
+    previous_cp = 0
+    with psycopg.connect(psycopg_url) as conn:
+        conn.execute("TRUNCATE audit_event, audit_checkpoint")
+        with conn.cursor() as cursor:
+            checkpoints = []
+            with cursor.copy("COPY audit_event FROM STDIN") as copy:
+                for seq in range(1, count + 1):
+                    at_us += 1000
+                    row = (
+                        seq,
+                        at_us,
+                        os.urandom(16).hex(),
+                        seq % 500 + 1,
+                        "inspector",
+                        2,
+                        "document.downloaded",
+                        "document",
+                        f"DOC{seq % 9973}",
+                        "SWG24",
+                        f"7KQ2-M9XD-{seq % 97}",
+                        "success",
+                        "203.0.113.7",
+                        f"r{seq}",
+                        encode_details({"size_bytes": seq}),
+                    )
+                    link = chain_hash(link, event_digest(row))
+                    copy.write_row((*row, link.hex()))
+                    if seq % every == 0 or seq == count:
+                        message = checkpoint_message(
+                            seq=seq,
+                            hash_hex=link.hex(),
+                            at_us=at_us,
+                            every_events=every,
+                            previous_seq=previous_cp,
+                            fingerprint=key.fingerprint,
+                        )
+                        checkpoints.append(
+                            (
+                                seq,
+                                link.hex(),
+                                at_us,
+                                every,
+                                previous_cp,
+                                key.fingerprint,
+                                key.sign(message),
+                            )
+                        )
+                        previous_cp = seq
+            cursor.executemany(
+                "INSERT INTO audit_checkpoint VALUES (%s, %s, %s, %s, %s, %s, %s)", checkpoints
+            )
+            cursor.execute(
+                "UPDATE audit_head SET seq = %s, hash = %s, checkpoint_seq = %s, "
+                "checkpoint_us = %s",
+                (count, link.hex(), count, at_us),
+            )
+        conn.commit()
+        conn.execute("ANALYZE audit_event")
+        conn.commit()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--appends", type=int, default=4000, help="events per append run")
+    args = parser.parse_args()
+    name = f"bench_audit_{os.getpid()}"
+    admin = f"{args.server}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    psycopg_url = f"{args.server}/{name}"
+    url = "postgresql+psycopg" + psycopg_url.removeprefix("postgresql")
+    key = SigningKey.generate()
+    results: dict[str, object] = {"server": args.server, "cpus": os.cpu_count()}
+    try:
+        engine = make_engine(url)
+        upgrade_database(engine)
+        with psycopg.connect(psycopg_url) as conn:
+            results["fsync"] = conn.execute("SHOW fsync").fetchone()[0]  # type: ignore[index]
+            results["synchronous_commit"] = conn.execute("SHOW synchronous_commit").fetchone()[0]  # type: ignore[index]
+
+        one = append_rate(url, key, 1, args.appends)
+        print(f"append, 1 writer:   {one:10,.0f} events/s")
+        eight = append_rate(url, key, 8, args.appends // 8)
+        print(f"append, 8 writers:  {eight:10,.0f} events/s")
+        results["append_events_per_s"] = {"1_writer": round(one), "8_writers": round(eight)}
+        with engine.connect() as connection, connection.begin():
+            assert verify_log(connection, [key.public_key]).ok, "appended chain does not verify"
+
+        began = time.perf_counter()
+        bulk_chain(psycopg_url, key, args.events)
+        print(f"bulk-generated {args.events:,} events in {time.perf_counter() - began:.1f}s")
+        snapshot = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+        with snapshot as connection, connection.begin():
+            began = time.perf_counter()
+            result = verify_log(connection, [key.public_key])
+            elapsed = time.perf_counter() - began
+        assert result.ok and result.events == args.events, result.broken
+        rate = args.events / elapsed
+        print(f"verify {args.events:,} events: {elapsed:.2f}s = {rate:10,.0f} events/s")
+        results["verify"] = {
+            "events": args.events,
+            "seconds": round(elapsed, 2),
+            "events_per_s": round(rate),
+        }
+
+        queries = {
+            "actor": EventFilter(actor=250),
+            "document": EventFilter(document="7KQ2-M9XD-42"),
+            "action+time": EventFilter(action="document.downloaded"),
+        }
+        timings = {}
+        with engine.connect() as connection:
+            for label, where in queries.items():
+                began = time.perf_counter()
+                page = search(connection, where, limit=50)
+                for _ in range(20):  # 20 pages further down, by keyset
+                    page = search(connection, where, before=page.next_before, limit=50)
+                timings[label] = round((time.perf_counter() - began) / 21 * 1000, 2)
+        print(f"search, ms per page of 50 over {args.events:,} events: {timings}")
+        results["search_ms_per_page"] = timings
+        engine.dispose()
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""``portal audit``: verify the audit log (in the database or an export, offline) and export it.
+
+Verification and export are audited themselves (SPEC §5). Exit status: 0 verified, 1 broken (the
+first broken sequence number and the kind of break are printed), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+
+from audit import (
+    FORMATS,
+    Action,
+    Actor,
+    AuditEvent,
+    AuditLog,
+    EventFilter,
+    ExportUnreadable,
+    Outcome,
+    SigningKey,
+    SigningKeyError,
+    Target,
+    TargetKind,
+    Verification,
+    load_or_create_signing_key,
+    load_public_key,
+    verify_export,
+    verify_log,
+)
+from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
+from portal.settings import Settings
+
+SIGNING_KEY_FILE = "audit-signing.pem"
+# The command line is run by an operator on the server: no user account, a role of its own.
+OPERATOR = Actor.system("operator")
+DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]
+
+
+def signing_key(settings: Settings) -> SigningKey:
+    """The audit signing key, created (0600, in the 0700 key store) on first use."""
+    settings.key_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.key_dir, 0o700)  # no other local account may list or read the key store
+    try:
+        return load_or_create_signing_key(settings.key_dir / SIGNING_KEY_FILE)
+    except SigningKeyError as exc:
+        raise UsageFailure(str(exc)) from exc
+
+
+def _engine(settings: Settings) -> Engine:
+    from portal.db import make_engine
+
+    return make_engine(settings.database_url)
+
+
+def _snapshot(engine: Engine) -> Connection:
+    # One snapshot for the whole read, so that appends made meanwhile are not seen half-way.
+    if engine.dialect.name == "postgresql":
+        return engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    return engine.connect()
+
+
+@click.group()
+def audit() -> None:
+    """Verify and export the tamper-evident audit log."""
+
+
+@audit.command()
+@click.option(
+    "--export",
+    "export_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Verify this export file offline instead of the database.",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The portal's audit public key (PEM), with --export.",
+)
+@click.option("--from", "first", type=click.IntRange(min=1), help="First sequence number.")
+@click.option("--to", "last", type=click.IntRange(min=1), help="Last sequence number.")
+@pass_cli
+def verify(
+    cli: CliContext,
+    export_file: Path | None,
+    public_key: Path | None,
+    first: int | None,
+    last: int | None,
+) -> None:
+    """Verify the hash chain and its signed checkpoints."""
+    if export_file is not None or public_key is not None:
+        if export_file is None or public_key is None:
+            raise UsageFailure("--export and --public-key go together: give both.")
+        if first is not None or last is not None:
+            raise UsageFailure("--from and --to apply to the database, not to an export.")
+        _verify_offline(export_file, public_key)
+        return
+    if first is not None and last is not None and first > last:
+        raise UsageFailure(f"--from {first} is after --to {last}.")
+    settings = cli.settings
+    log = AuditLog(signing_key(settings))
+    engine = _engine(settings)
+    try:
+        with _snapshot(engine) as connection, connection.begin():
+            result = verify_log(
+                connection,
+                [log.public_key],
+                first=first,
+                last=last,
+                every_events=log.policy.every_events,
+            )
+        details: dict[str, int | bool | str] = {
+            "first_sequence": result.first_seq,
+            "last_sequence": result.last_seq,
+            "events": result.events,
+        }
+        if result.broken is not None:
+            details.update(
+                broken_sequence=result.broken.sequence, broken_kind=result.broken.kind.value
+            )
+        _record(engine, log, Action.AUDIT_VERIFIED, result.ok, details)
+    finally:
+        engine.dispose()
+    _report(result, "the audit log")
+
+
+def _verify_offline(export_file: Path, public_key_file: Path) -> None:
+    try:
+        key = load_public_key(public_key_file)
+    except SigningKeyError as exc:
+        raise UsageFailure(str(exc)) from exc
+    try:
+        check = verify_export(export_file.read_bytes(), key)
+    except ExportUnreadable as exc:
+        raise CheckFailure(f"{export_file}: {exc}") from exc
+    click.echo(f"public key {key.fingerprint}")
+    click.echo(f"{check.shown} events shown, {check.hidden} hidden (digest only)")
+    _report(check.verification, str(export_file))
+
+
+def _report(result: Verification, what: str) -> None:
+    if result.broken is not None:
+        click.echo(
+            f"BROKEN at sequence {result.broken.sequence}: {result.broken.describe()}", err=True
+        )
+        raise CheckFailure(
+            f"{what} does not verify: first broken sequence number {result.broken.sequence} "
+            f"({result.broken.kind.value})."
+        )
+    signed = result.last_checkpoint.seq if result.last_checkpoint is not None else "none"
+    click.echo(
+        f"verified {what}: events {result.first_seq} to {result.last_seq} "
+        f"({result.events} events, {result.checkpoints} signed checkpoints, last signed at "
+        f"{signed})"
+    )
+
+
+@audit.command()
+@click.option("--format", "format_", type=click.Choice(FORMATS), required=True)
+@click.option("--since", type=click.DateTime(DATE_FORMATS), help="From this UTC date/time.")
+@click.option("--until", type=click.DateTime(DATE_FORMATS), help="Before this UTC date/time.")
+@click.option("--actor", type=click.IntRange(min=0), help="Events by this user id.")
+@click.option("--action", type=click.Choice([a.value for a in Action]), help="This action only.")
+@click.option("--review", help="Events of this review code.")
+@click.option("--document", help="Events about this document reference.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (readable by its owner only) instead of standard output.",
+)
+@pass_cli
+def export(
+    cli: CliContext,
+    format_: str,
+    since: datetime | None,
+    until: datetime | None,
+    actor: int | None,
+    action: str | None,
+    review: str | None,
+    document: str | None,
+    output: Path | None,
+) -> None:
+    """Export the log (JSON Lines or CSV), verifiable offline with `audit verify --export`."""
+    from audit import export_log
+
+    where = EventFilter(
+        actor=actor,
+        action=action,
+        review=review.strip().upper() if review else None,
+        document=document.strip().upper() if document else None,
+        since=since.replace(tzinfo=UTC) if since else None,
+        until=until.replace(tzinfo=UTC) if until else None,
+    )
+    settings = cli.settings
+    key = signing_key(settings)
+    log = AuditLog(key)
+    engine = _engine(settings)
+    try:
+        # Checkpoint first: the export then reaches the head and ends on a signature.
+        with engine.begin() as connection:
+            log.checkpoint(connection)
+        details: dict[str, Any] = {"format": format_, "filtered": not where.is_empty}
+        try:
+            with _snapshot(engine) as connection, connection.begin(), _open_output(output) as out:
+                summary = export_log(
+                    connection,
+                    key,
+                    out,
+                    format="csv" if format_ == "csv" else "jsonl",
+                    where=where,
+                    now=datetime.now(UTC),
+                )
+        except BaseException:
+            _record(engine, log, Action.AUDIT_EXPORTED, False, details)
+            raise
+        details.update(
+            first_sequence=summary.first_seq, last_sequence=summary.last_seq, events=summary.shown
+        )
+        _record(engine, log, Action.AUDIT_EXPORTED, True, details)
+    finally:
+        engine.dispose()
+    click.echo(
+        f"exported {summary.shown} events ({summary.hidden} hidden, digest only) from "
+        f"{summary.first_seq} to {summary.last_seq}",
+        err=True,
+    )
+
+
+@audit.command("public-key")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+@pass_cli
+def public_key(cli: CliContext, output: Path | None) -> None:
+    """Write the audit public key (PEM): all a DPO needs to verify an export offline."""
+    key = signing_key(cli.settings).public_key
+    if output is None:
+        click.echo(key.to_pem().decode("ascii"), nl=False)
+    else:
+        output.write_bytes(key.to_pem())
+    click.echo(f"fingerprint (SHA-256) {key.fingerprint}", err=True)
+
+
+@contextmanager
+def _open_output(output: Path | None) -> Iterator[BinaryIO]:
+    if output is None:
+        yield click.get_binary_stream("stdout")
+        return
+    # Written aside and renamed into place: a failed export never leaves a file that looks whole.
+    partial = output.with_name(f".{output.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _record(
+    engine: Engine, log: AuditLog, action: Action, ok: bool, details: dict[str, Any]
+) -> None:
+    event = AuditEvent(
+        action,
+        OPERATOR,
+        outcome=Outcome.SUCCESS if ok else Outcome.FAILURE,
+        target=Target(TargetKind.AUDIT_LOG, "audit"),
+        details=details,
+    )
+    with engine.begin() as connection:
+        log.append(connection, event)

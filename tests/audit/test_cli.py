@@ -1,0 +1,104 @@
+"""``portal audit``: verify (database and offline), export, public key; exit 0, 1 or 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, text
+
+from audit import Action
+from audit.tables import event_table
+from portal.cli import main
+from portal.db import make_engine
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    environ = {"PORTAL_HOME": str(tmp_path / "home"), "PORTAL_DATABASE_URL": database_url}
+    result = CliRunner().invoke(main, ["init"], env=environ)
+    assert result.exit_code == 0, result.output
+    return environ
+
+
+def _run(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["audit", *args], env=env)
+    return result.exit_code, result.output
+
+
+def _actions(url: str) -> list[str]:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        found = connection.execute(select(event_table.c.action).order_by("seq")).scalars().all()
+    engine.dispose()
+    return list(found)
+
+
+def test_verify_export_and_offline_verify(env: dict[str, str], tmp_path: Path) -> None:
+    url = env["PORTAL_DATABASE_URL"]
+    code, output = _run(env, "verify")
+    assert code == 0, output
+    assert "verified the audit log" in output
+    assert _actions(url) == [Action.AUDIT_VERIFIED]  # verification is audited
+
+    for fmt in ("jsonl", "csv"):
+        out = tmp_path / f"export.{fmt}"
+        code, output = _run(env, "export", "--format", fmt, "-o", str(out))
+        assert code == 0, output
+        assert out.stat().st_mode & 0o077 == 0
+    code, _ = _run(
+        env,
+        "export",
+        "--format",
+        "jsonl",
+        "--action",
+        "audit.exported",
+        "--since",
+        "2000-01-01",
+        "-o",
+        str(tmp_path / "filtered.jsonl"),
+    )
+    assert code == 0
+    assert _actions(url)[1:] == [Action.AUDIT_EXPORTED] * 3  # export is audited
+
+    key = tmp_path / "audit.pem"
+    code, _ = _run(env, "public-key", "-o", str(key))
+    assert code == 0 and key.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+    for name in ("export.jsonl", "export.csv", "filtered.jsonl"):
+        code, output = _run(
+            env, "verify", "--export", str(tmp_path / name), "--public-key", str(key)
+        )
+        assert code == 0, output
+
+    data = bytearray((tmp_path / "export.jsonl").read_bytes())
+    data[data.index(b'"user_id":null') + 10] = ord("1")  # null -> 1ull: unreadable record
+    (tmp_path / "edited.jsonl").write_bytes(bytes(data))
+    code, output = _run(
+        env, "verify", "--export", str(tmp_path / "edited.jsonl"), "--public-key", str(key)
+    )
+    assert code == 1
+    assert "first broken sequence number 1" in output
+
+
+def test_verify_names_the_first_broken_sequence(env: dict[str, str]) -> None:
+    for _ in range(3):
+        assert _run(env, "verify")[0] == 0
+    engine = make_engine(env["PORTAL_DATABASE_URL"])
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE audit_event SET outcome = 'failure' WHERE seq = 2"))
+    engine.dispose()
+    code, output = _run(env, "verify")
+    assert code == 1
+    assert "BROKEN at sequence 2: changed" in output
+    assert _actions(env["PORTAL_DATABASE_URL"])[-1] == Action.AUDIT_VERIFIED
+
+
+def test_usage_errors_exit_2(env: dict[str, str], tmp_path: Path) -> None:
+    some_file = tmp_path / "x"
+    some_file.write_text("x")
+    assert _run(env, "verify", "--export", str(some_file))[0] == 2
+    assert _run(env, "verify", "--from", "5", "--to", "2")[0] == 2
+    assert _run(env, "export")[0] == 2  # --format is required
+    assert _run(env, "export", "--format", "xml")[0] == 2
+    assert _run(env, "export", "--format", "csv", "--action", "nope")[0] == 2

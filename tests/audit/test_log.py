@@ -1,0 +1,245 @@
+"""Appending: inside the caller's transaction, one unbroken chain under concurrency, checkpoints
+at least every N events or M seconds."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from audit import (
+    Action,
+    Actor,
+    AuditEvent,
+    AuditLog,
+    ChainBroken,
+    CheckpointPolicy,
+    EventRejected,
+    ForbiddenDetail,
+    SigningKey,
+)
+from audit.tables import checkpoint_table, event_table, head_table
+from portal.db import make_engine
+from portal.models import Organisation, OrganisationKind
+
+from .conftest import START, Clock, fill, sample_event, sql, verify
+
+
+def _organisations(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT count(*) FROM organisation")).scalar_one()
+
+
+def _events(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(event_table)).scalar_one()
+
+
+def test_event_and_action_commit_together(engine: Engine, log: AuditLog) -> None:
+    with Session(engine) as session, session.begin():
+        session.add(
+            Organisation(
+                slug="fife", name="Fife", kind=OrganisationKind.authority, created_at=START
+            )
+        )
+        session.flush()
+        appended = log.append(session.connection(), sample_event(1))
+    assert appended.seq == 1 and appended.checkpointed
+    assert _organisations(engine) == 1 and _events(engine) == 1
+    assert verify(engine, log).ok
+
+
+def test_an_event_refused_rolls_back_its_action(engine: Engine, log: AuditLog) -> None:
+    with pytest.raises(ForbiddenDetail), Session(engine) as session, session.begin():
+        session.add(
+            Organisation(
+                slug="fife", name="Fife", kind=OrganisationKind.authority, created_at=START
+            )
+        )
+        session.flush()
+        log.append(
+            session.connection(),
+            AuditEvent(
+                Action.ORGANISATION_CREATED, Actor(1, "admin", 1), details={"file_name": "x.pdf"}
+            ),
+        )
+    assert _organisations(engine) == 0 and _events(engine) == 0
+
+
+def test_an_append_that_fails_in_the_database_rolls_back_its_action(
+    engine: Engine, log: AuditLog
+) -> None:
+    fill(engine, log, 3)
+    with engine.begin() as connection:  # the audit table is gone: the append itself fails
+        sql(connection, "DROP TABLE audit_event")
+    with pytest.raises(Exception) as caught, Session(engine) as session, session.begin():
+        session.add(
+            Organisation(
+                slug="fife", name="Fife", kind=OrganisationKind.authority, created_at=START
+            )
+        )
+        session.flush()
+        log.append(session.connection(), sample_event(4))
+    assert "audit_event" in str(caught.value)
+    assert _organisations(engine) == 0
+    with engine.connect() as connection:
+        assert connection.execute(select(head_table.c.seq)).scalar_one() == 3
+
+
+def test_a_rolled_back_action_takes_its_event_and_leaves_no_gap(
+    engine: Engine, log: AuditLog
+) -> None:
+    fill(engine, log, 2)
+    with pytest.raises(RuntimeError), engine.begin() as connection:
+        log.append(connection, sample_event(2))
+        raise RuntimeError("the action failed after its event was written")
+    fill(engine, log, 1, start=3)
+    with engine.connect() as connection:
+        seqs = connection.execute(select(event_table.c.seq).order_by(event_table.c.seq)).scalars()
+        assert list(seqs) == [1, 2, 3]
+    assert verify(engine, log).ok
+
+
+def test_naive_time_is_refused(engine: Engine, log: AuditLog) -> None:
+    with pytest.raises(EventRejected), engine.begin() as connection:
+        log.append(connection, sample_event(1), now=datetime(2026, 1, 1))
+
+
+def test_checkpoints_every_n_events_and_every_m_seconds(
+    engine: Engine, signing_key: SigningKey
+) -> None:
+    clock = Clock(step=timedelta(seconds=1))
+    log = AuditLog(
+        signing_key, policy=CheckpointPolicy(every_events=5, every_seconds=60), clock=clock
+    )
+    fill(engine, log, 12)  # 1 (first), 6, 11 by count
+    clock.now += timedelta(seconds=120)
+    fill(engine, log, 1, start=12)  # 13 by time
+    with engine.begin() as connection:
+        assert log.checkpoint(connection) == 13  # already signed: nothing new
+    fill(engine, log, 1, start=13)
+    with engine.begin() as connection:
+        assert log.checkpoint(connection) == 14  # as before an export
+    with engine.connect() as connection:
+        seqs = connection.execute(select(checkpoint_table.c.seq).order_by("seq")).scalars()
+        assert list(seqs) == [1, 6, 11, 13, 14]
+    assert verify(engine, log).ok
+
+
+def test_the_time_given_is_the_time_stored(engine: Engine, log: AuditLog) -> None:
+    moment = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    with engine.begin() as connection:
+        log.append(connection, sample_event(1), now=moment)
+        log.append(
+            connection,
+            sample_event(2),
+            now=moment.astimezone(__import__("zoneinfo").ZoneInfo("Europe/London")),
+        )
+    with engine.connect() as connection:
+        stored = connection.execute(select(event_table.c.at_us)).scalars().all()
+    assert stored == [(moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)] * 2
+
+
+def test_a_missing_head_row_is_refused_not_recreated(engine: Engine, log: AuditLog) -> None:
+    with engine.begin() as connection:
+        sql(connection, "DELETE FROM audit_head")
+    with pytest.raises(ChainBroken, match="portal init"), engine.begin() as connection:
+        log.append(connection, sample_event(1))
+
+
+def _assert_one_chain(engine: Engine, log: AuditLog, expected: int) -> None:
+    with engine.connect() as connection:
+        seqs = list(connection.execute(select(event_table.c.seq).order_by("seq")).scalars())
+        request_ids = connection.execute(select(event_table.c.request_id)).scalars().all()
+    assert seqs == list(range(1, expected + 1))  # no gap, no duplicate
+    assert len(set(request_ids)) == expected  # every writer's every event is there once
+    result = verify(engine, log)
+    assert result.ok, result.broken
+    assert result.events == expected
+
+
+def test_concurrent_threads_on_sqlite_give_one_chain(
+    sqlite_database_url: str, signing_key: SigningKey
+) -> None:
+    engine = make_engine(sqlite_database_url)
+    log = AuditLog(signing_key, policy=CheckpointPolicy(every_events=25))
+    errors: list[BaseException] = []
+
+    def writer(worker: int) -> None:
+        try:
+            for i in range(60):
+                event = sample_event(i)
+                with engine.begin() as connection:
+                    log.append(
+                        connection,
+                        AuditEvent(event.action, event.actor, request_id=f"w{worker}-{i}"),
+                    )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    _assert_one_chain(engine, log, 360)
+    engine.dispose()
+
+
+def _process_writer(url: str, pem: bytes, worker: int, count: int) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(pem, password=None)
+    log = AuditLog(SigningKey(key), policy=CheckpointPolicy(every_events=100))  # type: ignore[arg-type]
+    engine = make_engine(url, pool_size=1)
+    for i in range(count):
+        with engine.begin() as connection:
+            log.append(
+                connection,
+                AuditEvent(
+                    Action.DOCUMENT_DOWNLOADED,
+                    Actor(worker, "inspector", 1),
+                    request_id=f"w{worker}-{i}",
+                ),
+            )
+    engine.dispose()
+
+
+def _run_processes(url: str, key: SigningKey, workers: int, count: int) -> None:
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_process_writer, args=(url, key.to_pem(), n, count))
+        for n in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0] * workers
+
+
+@pytest.mark.slow
+def test_eight_processes_on_postgresql_give_one_chain(
+    pg_database_url: str, signing_key: SigningKey
+) -> None:
+    _run_processes(pg_database_url, signing_key, 8, 500)
+    engine = make_engine(pg_database_url)
+    _assert_one_chain(
+        engine, AuditLog(signing_key, policy=CheckpointPolicy(every_events=100)), 4000
+    )
+    engine.dispose()
+
+
+def test_concurrent_processes_on_sqlite_give_one_chain(
+    sqlite_database_url: str, signing_key: SigningKey
+) -> None:
+    _run_processes(sqlite_database_url, signing_key, 4, 50)
+    engine = make_engine(sqlite_database_url)
+    _assert_one_chain(engine, AuditLog(signing_key, policy=CheckpointPolicy(every_events=100)), 200)
+    engine.dispose()
