@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
+import jinja2
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
 
+import audit
 from portal import health
+from portal.accounts import account_views
+from portal.accounts import views as account_pages
+from portal.accounts.passwords import PasswordHasher
+from portal.accounts.secrets import SecretBox
+from portal.accounts.sessions import SessionPolicy
+from portal.accounts.signin import SignIn
+from portal.auditing import SIGNING_KEY_FILE, Auditor
 from portal.db import make_engine
 from portal.scanning import Scanner
 from portal.settings import Settings
+from portal.web import csrf
+from portal.web.access import PUBLIC, route
+from portal.web.errors import HttpProblem
+from portal.web.middleware import SecurityHeaders
+from portal.web.rendering import make_environment, render
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -27,11 +52,39 @@ class Runtime:
     settings: Settings
     engine: Engine
     scanner: Scanner
+    clock: Clock
+    auditor: Auditor
+    signin: SignIn
+    session_policy: SessionPolicy
+    csrf_key: bytes
+    templates: jinja2.Environment
 
 
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.state.runtime
-    return runtime
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    password_hasher: PasswordHasher | None = None,
+) -> Runtime:
+    """Everything the app needs, loaded once. Keys must exist: ``portal init`` creates them."""
+    auditor = Auditor(
+        audit.AuditLog(audit.load_signing_key(settings.key_dir / SIGNING_KEY_FILE), clock=clock)
+    )
+    return Runtime(
+        settings=settings,
+        engine=make_engine(settings.database_url),
+        scanner=Scanner(settings.clamd),
+        clock=clock,
+        auditor=auditor,
+        signin=SignIn(
+            hasher=password_hasher or PasswordHasher(),
+            secret_box=SecretBox.from_key_dir(settings.key_dir),
+            auditor=auditor,
+        ),
+        session_policy=SessionPolicy(),
+        csrf_key=csrf.load_key(settings.key_dir),
+        templates=make_environment(),
+    )
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -41,28 +94,94 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     """Ready: database, storage and scanner all reachable; 503 naming what is down."""
-    runtime = runtime_of(request)
+    runtime: Runtime = request.state.runtime
     probes = [
         partial(health.check_database, runtime.engine),
         partial(health.check_storage, runtime.settings),
         partial(health.check_scanner, Scanner(runtime.settings.clamd, timeout=5)),
     ]
     checks = await run_in_threadpool(health.run_checks, probes)
-    body = {
-        "status": "ok" if all(c.ok for c in checks) else "unavailable",
+    ready = all(c.ok for c in checks)
+    body: dict[str, object] = {
+        "status": "ok" if ready else "unavailable",
         "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in checks},
     }
-    if not all(c.ok for c in checks):
+    if not ready:
         body["down"] = [c.name for c in checks if not c.ok]
-    return JSONResponse(body, status_code=200 if all(c.ok for c in checks) else 503)
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
-def create_app(settings: Settings) -> Starlette:
-    runtime = Runtime(
-        settings=settings,
-        engine=make_engine(settings.database_url),
-        scanner=Scanner(settings.clamd),
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path in ("/healthz", "/readyz")
+
+
+HEADINGS = {
+    400: "There is a problem with the request",
+    401: "Sign in to continue",
+    403: "This action was refused",
+    404: "Page not found",
+    405: "This action is not available here",
+    410: "This has been destroyed",
+    413: "The file is too large",
+}
+
+
+def problem_response(request: Request, status: int, code: str, message: str) -> Response:
+    """The one place where errors become HTTP responses."""
+    if _wants_json(request) or not hasattr(request.state, "runtime"):
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(
+            {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+        )
+    heading = HEADINGS.get(status, "Sorry, there is a problem")
+    return render(request, "error.html", {"heading": heading, "message": message}, status=status)
+
+
+async def on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpProblem)
+    return problem_response(request, exc.status, exc.code, exc.message)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        problem = HttpProblem.not_found()
+        return problem_response(request, 404, problem.code, problem.message)
+    if exc.status_code == 405:
+        return problem_response(
+            request, 405, "method_not_allowed", "This address does not accept that kind of request."
+        )
+    return problem_response(request, exc.status_code, "http_error", str(exc.detail))
+
+
+async def on_error(request: Request, exc: Exception) -> Response:
+    # The detail goes to the server log (with the request id), never to the caller.
+    return problem_response(
+        request,
+        500,
+        "internal_error",
+        "Something went wrong on our side and nothing was changed. Try again in a few minutes; "
+        f"if it keeps happening, tell your administrator the request id {request.state.request_id}.",
     )
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        route("/healthz", healthz, rule=PUBLIC, methods=["GET"]),
+        route("/readyz", readyz, rule=PUBLIC, methods=["GET"]),
+        *account_pages.ROUTES,
+        *account_views.ROUTES,
+        Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+    ]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    password_hasher: PasswordHasher | None = None,
+) -> Starlette:
+    runtime = build_runtime(settings, clock=clock, password_hasher=password_hasher)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Runtime]]:
@@ -73,9 +192,12 @@ def create_app(settings: Settings) -> Starlette:
             runtime.engine.dispose()
 
     return Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-        ],
+        routes=routes(),
+        middleware=[Middleware(SecurityHeaders, tls=settings.uses_tls)],
+        exception_handlers={
+            HttpProblem: on_problem,
+            HTTPException: on_http_exception,
+            Exception: on_error,
+        },
         lifespan=lifespan,
     )

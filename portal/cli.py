@@ -8,11 +8,15 @@ the variable.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import click
 
 from portal import __version__
 from portal.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from portal.demo import DemoUser
 
 
 class CliContext:
@@ -149,17 +153,19 @@ def check(cli: CliContext) -> None:
 def demo(cli: CliContext, host: str, port: int) -> None:
     """Run a ready demo on this machine: database, keys, a private clamd if none is running."""
     from portal.clamd_local import start_local_clamd
+    from portal.demo import describe
     from portal.scanning import ScanError, Scanner
     from portal.setup import initialise
 
     settings = cli.settings
     for line in initialise(settings):
         click.echo(line)
+    people = _demo_people(settings)
     local_clamd = None
     try:
         Scanner(settings.clamd, timeout=2).ping()
     except ScanError:
-        if "PORTAL_CLAMD" in settings.sources:
+        if settings.sources.get("PORTAL_CLAMD"):
             raise CheckFailure(f"clamd at {settings.clamd} does not answer.") from None
         click.secho(
             "WARNING: no clamd answers at the default address; starting a private clamd with the "
@@ -173,6 +179,9 @@ def demo(cli: CliContext, host: str, port: int) -> None:
         settings = dataclasses.replace(settings, clamd=local_clamd.address)
     base = f"http://{host}:{port}"
     click.echo("")
+    for line in describe(people, base):
+        click.echo(line)
+    click.echo("")
     click.echo(f"The portal is starting at {base}/  (readiness: {base}/readyz)")
     click.echo("Press Ctrl+C to stop.")
     try:
@@ -181,6 +190,45 @@ def demo(cli: CliContext, host: str, port: int) -> None:
         if local_clamd is not None:
             local_clamd.stop()
 
+
+def _demo_people(settings: Settings) -> list[DemoUser]:
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session
+
+    from portal.accounts.passwords import PasswordHasher
+    from portal.accounts.secrets import SecretBox
+    from portal.db import make_engine
+    from portal.demo import DemoRefused, create_demo
+
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as db:
+            try:
+                people = create_demo(
+                    db,
+                    hasher=PasswordHasher(),
+                    box=SecretBox.from_key_dir(settings.key_dir),
+                    now=datetime.now(UTC),
+                    issuer="Secure document exchange (demo)",
+                )
+            except DemoRefused as refused:
+                raise UsageFailure(str(refused)) from None
+            db.commit()
+    finally:
+        engine.dispose()
+    return people
+
+
+from portal.cli_accounts import org, token, user  # noqa: E402  (they import this module)
+
+main.add_command(org)
+main.add_command(user)
+main.add_command(token)
+
+from portal.cli_audit import audit  # noqa: E402
+
+main.add_command(audit)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

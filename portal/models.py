@@ -30,3 +30,8 @@ class Organisation(SQLModel, table=True):
     name: str = Field(max_length=200)
     kind: OrganisationKind = Field(sa_type=Enum(OrganisationKind, native_enum=False, length=20))
     created_at: datetime = Field(sa_column=utc_column())
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything the portal stores is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

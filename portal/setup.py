@@ -8,10 +8,14 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from audit import load_or_create_signing_key
+from portal.accounts.secrets import ensure_secrets_key
+from portal.auditing import SIGNING_KEY_FILE
 from portal.db import describe_database, make_engine
 from portal.health import Check
 from portal.migrate import current_revision, head_revision, upgrade_database
 from portal.settings import Settings
+from portal.web import csrf
 
 
 def _private_folder(path: Path) -> bool:
@@ -32,6 +36,7 @@ def initialise(settings: Settings) -> Iterator[str]:
     blob_folder = settings.storage.path if settings.storage.kind == "file" else None
     if blob_folder is not None and _private_folder(blob_folder):
         yield f"created blob folder {blob_folder}"
+    yield from _ensure_keys(settings.key_dir)
     engine = make_engine(settings.database_url)
     try:
         before, after = upgrade_database(engine)
@@ -42,6 +47,17 @@ def initialise(settings: Settings) -> Iterator[str]:
         yield f"database {where} is up to date (schema {after})"
     else:
         yield f"database {where} migrated from {before or 'empty'} to {after}"
+
+
+def _ensure_keys(key_dir: Path) -> Iterator[str]:
+    signing_key = key_dir / SIGNING_KEY_FILE
+    if not signing_key.exists():
+        load_or_create_signing_key(signing_key)
+        yield f"created audit signing key {signing_key}"
+    if ensure_secrets_key(key_dir):
+        yield "created the key that seals sign-in secrets"
+    if csrf.ensure_key(key_dir):
+        yield "created the key that signs form tokens"
 
 
 def check_schema(engine: Engine) -> Check:

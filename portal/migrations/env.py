@@ -5,6 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import audit.tables  # noqa: F401  (registers the audit tables on SQLModel.metadata)
+import portal.accounts.models
 import portal.models  # noqa: F401  (registers every table on SQLModel.metadata)
 
 connection = context.config.attributes["connection"]

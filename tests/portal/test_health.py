@@ -32,6 +32,7 @@ def test_healthz_answers_without_dependencies(tmp_path: Path) -> None:
     settings = Settings.from_environ(
         {"PORTAL_HOME": str(tmp_path), "PORTAL_CLAMD": "unix:///nonexistent/clamd.sock"}
     )
+    list(initialise(settings))
     with TestClient(create_app(settings)) as client:
         response = client.get("/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok"}

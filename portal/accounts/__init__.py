@@ -1,0 +1,1 @@
+"""Accounts: users, sign-in with password and TOTP, sessions, API tokens."""

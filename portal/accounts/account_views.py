@@ -1,0 +1,237 @@
+"""Pages and API routes for one's own account and API tokens, and for administrators' user list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, col, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from portal.accounts import tokens, users
+from portal.accounts.models import ApiToken, Role, User
+from portal.accounts.signin import SignInRefused
+from portal.auditing import Action, Target, TargetKind
+from portal.models import Organisation, as_utc
+from portal.web.access import ANY_API_USER, ANY_USER, form_value, principal_of, roles, route
+from portal.web.errors import HttpProblem
+from portal.web.principal import Principal
+from portal.web.rendering import render
+from portal.web.requests import origin_of, runtime_of, submitted_form
+
+
+def home(request: Request) -> Response:
+    principal = principal_of(request)
+    with Session(runtime_of(request).engine) as db:
+        organisation = db.get(Organisation, principal.organisation_id)
+    return render(request, "home.html", {"organisation": organisation})
+
+
+def _account_context(db: Session, principal: Principal) -> dict[str, Any]:
+    return {
+        "organisation": db.get(Organisation, principal.organisation_id),
+        "tokens": tokens.list_tokens(db, principal.user_id),
+    }
+
+
+def account_page(request: Request) -> Response:
+    principal = principal_of(request)
+    with Session(runtime_of(request).engine) as db:
+        return render(request, "accounts/account.html", _account_context(db, principal))
+
+
+def token_create(request: Request) -> Response:
+    """A new API token, only with a fresh code from the authenticator app (step-up MFA)."""
+    principal = principal_of(request)
+    runtime = runtime_of(request)
+    now = runtime.clock()
+    form = submitted_form(request)
+    name, code = form_value(form, "name", 200).strip(), form_value(form, "code", 40)
+    days_text = form_value(form, "days", 10).strip() or str(tokens.DEFAULT_DAYS)
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = (
+            "Enter a name for the token, to recognise it later (for example 'upload script')."
+        )
+    if not days_text.isdigit() or not 1 <= int(days_text) <= tokens.MAX_DAYS:
+        errors["days"] = f"Enter a number of days from 1 to {tokens.MAX_DAYS}."
+    if not code.strip():
+        errors["code"] = "Enter the 6-digit code from your authenticator app."
+    with Session(runtime.engine) as db:
+        user = db.get(User, principal.user_id)
+        assert user is not None
+        if not errors:
+            try:
+                runtime.signin.check_second_factor(
+                    db, user=user, code=code, origin=origin_of(request), now=now
+                )
+            except SignInRefused as refused:
+                errors["code"] = refused.message
+        if errors:
+            context = {**_account_context(db, principal), "errors": errors, "name": name}
+            return render(request, "accounts/account.html", context, status=400)
+        row, raw = tokens.create_token(db, user, name=name, days=int(days_text), now=now)
+        runtime.auditor.record(
+            db,
+            Action.TOKEN_CREATED,
+            actor=principal.actor,
+            now=now,
+            origin=origin_of(request),
+            target=Target(TargetKind.TOKEN, str(row.id)),
+            details={"expires_in_days": int(days_text), "mfa": True},
+        )
+        db.commit()
+        context = {**_account_context(db, principal), "new_token": raw, "new_token_name": row.name}
+        return render(request, "accounts/account.html", context)
+
+
+def _revoke(request: Request, principal: Principal, token_id: int, *, any_owner: bool) -> None:
+    runtime = runtime_of(request)
+    now = runtime.clock()
+    with Session(runtime.engine) as db:
+        token = db.get(ApiToken, token_id)
+        if token is None or (not any_owner and token.user_id != principal.user_id):
+            raise HttpProblem.not_found()
+        tokens.revoke_token(db, token, now=now)
+        runtime.auditor.record(
+            db,
+            Action.TOKEN_REVOKED,
+            actor=principal.actor,
+            now=now,
+            origin=origin_of(request),
+            target=Target(TargetKind.TOKEN, str(token.id)),
+        )
+        db.commit()
+
+
+def _path_id(request: Request, name: str) -> int:
+    value = request.path_params[name]
+    if not value.isdigit() or len(value) > 18:
+        raise HttpProblem.not_found()
+    return int(value)
+
+
+def token_revoke(request: Request) -> Response:
+    _revoke(request, principal_of(request), _path_id(request, "token_id"), any_owner=False)
+    return RedirectResponse("/account", status_code=303)
+
+
+# --- Administrators ---------------------------------------------------------------------------
+
+
+def admin_users(request: Request) -> Response:
+    with Session(runtime_of(request).engine) as db:
+        rows = db.exec(
+            select(User, Organisation)
+            .join(Organisation, col(Organisation.id) == User.organisation_id)
+            .order_by(col(Organisation.name), col(User.email))
+        ).all()
+        listed = [
+            {"user": user, "organisation": org, "tokens": tokens.list_tokens(db, user.id or 0)}
+            for user, org in rows
+        ]
+        return render(request, "accounts/admin_users.html", {"users": listed})
+
+
+def admin_user_disable(request: Request) -> Response:
+    principal = principal_of(request)
+    runtime = runtime_of(request)
+    now = runtime.clock()
+    with Session(runtime.engine) as db:
+        user = db.get(User, _path_id(request, "user_id"))
+        if user is None:
+            raise HttpProblem.not_found()
+        if user.id == principal.user_id:
+            raise HttpProblem(400, "cannot_disable_self", "You cannot disable your own account.")
+        ended_sessions, revoked = users.disable_user(db, user, now=now)
+        runtime.auditor.record(
+            db,
+            Action.USER_DISABLED,
+            actor=principal.actor,
+            now=now,
+            origin=origin_of(request),
+            target=Target(TargetKind.USER, str(user.id)),
+            details={"count": ended_sessions + revoked},
+        )
+        db.commit()
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+def admin_token_revoke(request: Request) -> Response:
+    _revoke(request, principal_of(request), _path_id(request, "token_id"), any_owner=True)
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+# --- API --------------------------------------------------------------------------------------
+
+
+def api_me(request: Request) -> Response:
+    principal = principal_of(request)
+    with Session(runtime_of(request).engine) as db:
+        organisation = db.get(Organisation, principal.organisation_id)
+        assert organisation is not None
+    return JSONResponse(
+        {
+            "id": principal.user_id,
+            "email": principal.email,
+            "role": principal.role.value,
+            "organisation": {
+                "code": organisation.slug,
+                "name": organisation.name,
+                "kind": organisation.kind.value,
+            },
+        }
+    )
+
+
+def _token_json(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "created_at": as_utc(token.created_at).isoformat(),
+        "expires_at": as_utc(token.expires_at).isoformat(),
+        "revoked_at": as_utc(token.revoked_at).isoformat() if token.revoked_at else None,
+        "last_used_at": as_utc(token.last_used_at).isoformat() if token.last_used_at else None,
+    }
+
+
+def api_tokens(request: Request) -> Response:
+    principal = principal_of(request)
+    with Session(runtime_of(request).engine) as db:
+        listed = tokens.list_tokens(db, principal.user_id)
+    return JSONResponse({"items": [_token_json(t) for t in listed], "next": None})
+
+
+def api_token_revoke(request: Request) -> Response:
+    principal = principal_of(request)
+    _revoke(
+        request,
+        principal,
+        _path_id(request, "token_id"),
+        any_owner=principal.role is Role.admin,
+    )
+    return Response(status_code=204)
+
+
+ROUTES = [
+    route("/", home, rule=ANY_USER, methods=["GET"]),
+    route("/account", account_page, rule=ANY_USER, methods=["GET"]),
+    route("/account/tokens", token_create, rule=ANY_USER, methods=["POST"]),
+    route("/account/tokens/{token_id}/revoke", token_revoke, rule=ANY_USER, methods=["POST"]),
+    route("/admin/users", admin_users, rule=roles(Role.admin), methods=["GET"]),
+    route(
+        "/admin/users/{user_id}/disable",
+        admin_user_disable,
+        rule=roles(Role.admin),
+        methods=["POST"],
+    ),
+    route(
+        "/admin/tokens/{token_id}/revoke",
+        admin_token_revoke,
+        rule=roles(Role.admin),
+        methods=["POST"],
+    ),
+    route("/api/v1/me", api_me, rule=ANY_API_USER, methods=["GET"]),
+    route("/api/v1/tokens", api_tokens, rule=ANY_API_USER, methods=["GET"]),
+    route("/api/v1/tokens/{token_id}", api_token_revoke, rule=ANY_API_USER, methods=["DELETE"]),
+]

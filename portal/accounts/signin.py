@@ -1,0 +1,184 @@
+"""Signing in: e-mail and password, then a TOTP code or a one-time recovery code.
+
+Every failure gives the same answer whatever went wrong (unknown e-mail, wrong password, disabled
+account, not yet enrolled), and takes as long (a decoy Argon2 verification), so nobody can learn which
+e-mail addresses have accounts. Every attempt is audited, success or failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
+
+from portal.accounts import throttle, totp
+from portal.accounts.models import RecoveryCode, User
+from portal.accounts.passwords import PasswordHasher
+from portal.accounts.secrets import SecretBox, digest, normalise_recovery_code
+from portal.auditing import Action, Actor, Auditor, Origin, Outcome
+
+BAD_CREDENTIALS = (
+    "Enter a correct email address and password. Check them and try again; if you have "
+    "forgotten your password, ask your portal administrator to send you a new link."
+)
+BAD_CODE = (
+    "Enter the 6-digit code shown in your authenticator app now, or one of your recovery codes."
+)
+
+
+class SignInRefused(Exception):
+    """A sign-in step failed; ``message`` is what the person may be told."""
+
+    def __init__(self, message: str, *, locked_until: datetime | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.locked_until = locked_until
+
+
+def locked_message(until: datetime) -> str:
+    return (
+        "There have been too many failed attempts to sign in. For your security, signing in is "
+        f"paused until {until:%H:%M} UTC. Try again then, or ask your portal administrator for help."
+    )
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(user_id=user.id, role=user.role.value, organisation_id=user.organisation_id)
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Everything the sign-in steps need, built once per process."""
+
+    hasher: PasswordHasher
+    secret_box: SecretBox
+    auditor: Auditor
+    policy: throttle.ThrottlePolicy = field(default_factory=throttle.ThrottlePolicy)
+
+    def check_password(
+        self, db: Session, *, email: str, password: str, origin: Origin, now: datetime
+    ) -> User:
+        """First step. Returns the user, or raises SignInRefused (already audited and committed)."""
+        email = email.strip().lower()
+        keys = [throttle.account_key(email), throttle.address_key(origin.client_address or "")]
+        user = db.exec(select(User).where(User.email == email)).first()
+        actor = actor_of(user) if user else Actor()
+        until = throttle.locked_until(db, keys, now)
+        if until is not None:
+            # Still spend the Argon2 time, so a locked account cannot be told from a slow one.
+            self.hasher.verify(None, password)
+            self._refuse(db, Action.SIGN_IN_FAILED, actor, origin, now, "locked")
+            raise SignInRefused(locked_message(until), locked_until=until)
+        ok = self.hasher.verify(user.password_hash if user else None, password)
+        usable = user is not None and user.disabled_at is None and user.enrolled_at is not None
+        if ok and usable:
+            assert user is not None
+            return user
+        reason = "unknown_account" if user is None else ("bad_password" if not ok else "unusable")
+        lock = self._count_failure(db, keys, now)
+        self._refuse(db, Action.SIGN_IN_FAILED, actor, origin, now, reason)
+        if lock is not None:
+            self._lockout(db, actor, origin, now)
+            raise SignInRefused(locked_message(lock), locked_until=lock)
+        raise SignInRefused(BAD_CREDENTIALS)
+
+    def check_second_factor(
+        self, db: Session, *, user: User, code: str, origin: Origin, now: datetime
+    ) -> str:
+        """Second step: a TOTP code never used before, or an unused recovery code.
+
+        Returns the method used ("totp" or "recovery_code"); raises SignInRefused otherwise.
+        """
+        keys = [throttle.account_key(user.email), throttle.address_key(origin.client_address or "")]
+        actor = actor_of(user)
+        until = throttle.locked_until(db, keys, now)
+        if until is not None:
+            self._refuse(db, Action.MFA_FAILED, actor, origin, now, "locked")
+            raise SignInRefused(locked_message(until), locked_until=until)
+        if user.disabled_at is not None:
+            self._refuse(db, Action.MFA_FAILED, actor, origin, now, "unusable")
+            raise SignInRefused(BAD_CODE)
+        method = None
+        cleaned = "".join(ch for ch in code if ch.isalnum())
+        if len(cleaned) == 16:
+            method = "recovery_code" if self._use_recovery_code(db, user, code, now) else None
+        elif self._use_totp(db, user, code, now):
+            method = "totp"
+        if method is not None:
+            throttle.clear(db, throttle.account_key(user.email))
+            return method
+        lock = self._count_failure(db, keys, now)
+        self._refuse(db, Action.MFA_FAILED, actor, origin, now, "bad_code")
+        if lock is not None:
+            self._lockout(db, actor, origin, now)
+            raise SignInRefused(locked_message(lock), locked_until=lock)
+        raise SignInRefused(BAD_CODE)
+
+    def _use_totp(self, db: Session, user: User, code: str, now: datetime) -> bool:
+        if user.totp_secret_sealed is None:
+            return False
+        secret = self.secret_box.open(user.totp_secret_sealed).decode()
+        step = totp.matching_step(secret, code, now)
+        if step is None:
+            return False
+        # Replay defence: move the last accepted step forward only if this step is newer. The
+        # conditional UPDATE is atomic, so two requests with one code (even in two processes on
+        # PostgreSQL, where the second waits for the first's row lock) give exactly one success.
+        result = db.exec(  # type: ignore[call-overload]
+            update(User)
+            .where(col(User.id) == user.id)
+            .where(or_(col(User.totp_last_step).is_(None), col(User.totp_last_step) < step))
+            .values(totp_last_step=step)
+        )
+        return bool(result.rowcount == 1)
+
+    def _use_recovery_code(self, db: Session, user: User, code: str, now: datetime) -> bool:
+        hashed = digest(normalise_recovery_code(code))
+        result = db.exec(  # type: ignore[call-overload]
+            update(RecoveryCode)
+            .where(col(RecoveryCode.user_id) == user.id)
+            .where(col(RecoveryCode.code_hash) == hashed)
+            .where(col(RecoveryCode.used_at).is_(None))
+            .values(used_at=now)
+        )
+        return bool(result.rowcount == 1)
+
+    def _count_failure(self, db: Session, keys: list[str], now: datetime) -> datetime | None:
+        account, address = keys
+        lock = throttle.record_failure(
+            db, account, limit=self.policy.account_failures, policy=self.policy, now=now
+        )
+        address_lock = throttle.record_failure(
+            db, address, limit=self.policy.address_failures, policy=self.policy, now=now
+        )
+        return lock or address_lock
+
+    def _refuse(
+        self,
+        db: Session,
+        action: Action,
+        actor: Actor,
+        origin: Origin,
+        now: datetime,
+        reason: str,
+    ) -> None:
+        self.auditor.record(
+            db,
+            action,
+            actor=actor,
+            now=now,
+            origin=origin,
+            outcome=Outcome.FAILURE,
+            details={"reason": reason},
+        )
+        # A refusal is committed even though the caller raises: the failure counters and the
+        # audit event must survive, or an attacker could guess for ever.
+        db.commit()
+
+    def _lockout(self, db: Session, actor: Actor, origin: Origin, now: datetime) -> None:
+        self.auditor.record(
+            db, Action.LOCKED_OUT, actor=actor, now=now, origin=origin, outcome=Outcome.DENIED
+        )
+        db.commit()

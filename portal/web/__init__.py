@@ -1,0 +1,1 @@
+"""The web layer: access rules, sessions and CSRF, security headers, rendering, error pages."""

@@ -1,0 +1,141 @@
+"""Who may call which route: every route declares a rule, and a route without one cannot be built.
+
+Deny by default (the lesson of SecureDrop's decorators and of every file-transfer breach): the only
+way to add a route is ``route(path, handler, rule=...)``, the rule is checked before the handler
+runs, and a test walks the app's routes against a table of expected answers for every role. An object
+or page the caller may not see answers 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from portal.accounts.models import Role
+from portal.web import csrf
+from portal.web.errors import HttpProblem
+from portal.web.principal import Principal, authenticate
+from portal.web.requests import is_urlencoded
+
+Handler = Callable[[Request], Awaitable[Response]] | Callable[[Request], Response]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may call a route.
+
+    ``public``: anyone, signed in or not. ``roles``: signed-in users holding one of these roles
+    (``None``: any role). ``api``: answers in JSON and accepts personal access tokens.
+    ``pending``: a half signed-in session (password accepted, code not yet) is enough.
+    """
+
+    public: bool = False
+    roles: frozenset[Role] | None = None
+    api: bool = False
+    pending: bool = False
+
+    def describe(self) -> str:
+        if self.public:
+            return "public"
+        if self.pending:
+            return "password step done"
+        roles = "any role" if self.roles is None else ", ".join(sorted(self.roles))
+        return f"{'API' if self.api else 'page'}: {roles}"
+
+
+PUBLIC = Rule(public=True)
+PENDING = Rule(pending=True)
+ANY_USER = Rule()
+ANY_API_USER = Rule(api=True)
+
+
+def roles(*allowed: Role) -> Rule:
+    return Rule(roles=frozenset(allowed))
+
+
+def api_roles(*allowed: Role) -> Rule:
+    return Rule(roles=frozenset(allowed), api=True)
+
+
+class RuledRoute(Route):
+    """A Starlette route that carries its access rule (read by the route-table test)."""
+
+    rule: Rule
+
+
+def route(path: str, handler: Handler, *, rule: Rule, methods: list[str]) -> RuledRoute:
+    is_async = inspect.iscoroutinefunction(handler)
+
+    async def endpoint(request: Request) -> Response:
+        principal = await run_in_threadpool(authenticate, request, api=rule.api)
+        request.state.principal = principal
+        refusal = _refusal(request, rule, principal)
+        if refusal is not None:
+            return refusal
+        if request.method not in SAFE_METHODS and (principal is None or principal.via_session):
+            # Cookie-borne requests must prove they come from our own pages (CSRF). Requests
+            # authenticated by a bearer token carry no ambient credential and need no such proof.
+            await csrf.require_valid_token(request)
+        if request.method == "POST" and is_urlencoded(request):
+            # Parsed here so that plain (thread-pool) handlers can read it: see submitted_form.
+            request.state.form = await request.form(
+                max_fields=100, max_files=0, max_part_size=65536
+            )
+        if is_async:
+            response: Response = await handler(request)  # type: ignore[misc]
+        else:
+            response = await run_in_threadpool(handler, request)
+        csrf.set_cookie(request, response)
+        return response
+
+    built = RuledRoute(path, endpoint, methods=methods, name=handler.__name__)
+    built.rule = rule
+    return built
+
+
+def _refusal(request: Request, rule: Rule, principal: Principal | None) -> Response | None:
+    if rule.public:
+        return None
+    if principal is None:
+        if rule.api:
+            raise HttpProblem(401, "unauthenticated", "Send a valid personal access token.")
+        return RedirectResponse("/sign-in", status_code=303)
+    if not principal.mfa_done:
+        if rule.pending:
+            return None
+        if rule.api:
+            raise HttpProblem(401, "unauthenticated", "Finish signing in first.")
+        return RedirectResponse("/sign-in/code", status_code=303)
+    if rule.pending:
+        # Already fully signed in: the code page has nothing to do.
+        return RedirectResponse("/", status_code=303)
+    if rule.roles is not None and principal.role not in rule.roles:
+        # Not 403: a route the caller may not use looks exactly like one that does not exist.
+        raise HttpProblem.not_found()
+    return None
+
+
+def principal_of(request: Request) -> Principal:
+    principal: Principal | None = request.state.principal
+    if principal is None:  # pragma: no cover - the rule check runs first
+        raise HttpProblem.not_found()
+    return principal
+
+
+def optional_principal(request: Request) -> Principal | None:
+    found: Principal | None = getattr(request.state, "principal", None)
+    return found
+
+
+def form_value(form: Any, name: str, limit: int = 1000) -> str:
+    value = form.get(name)
+    return value[:limit] if isinstance(value, str) else ""

@@ -1,0 +1,101 @@
+"""CSRF protection: a signed double-submit token on every state-changing request from a browser.
+
+Each browser holds a random value in an HttpOnly cookie; our pages embed HMAC(key, value) in every
+form (``csrf_token``) and our scripts send it as ``X-CSRF-Token``. Another site can make the browser
+send the cookie but cannot read it or compute the HMAC (the key lives in the key store), so it cannot
+forge the field. The value is replaced at sign-in and sign-out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from portal.web.errors import HttpProblem
+from portal.web.requests import is_urlencoded
+
+KEY_FILE = "web-csrf.key"
+FIELD = "csrf_token"
+HEADER = "x-csrf-token"
+
+
+def ensure_key(key_dir: Path) -> bool:
+    path = key_dir / KEY_FILE
+    if path.exists():
+        return False
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secrets.token_bytes(32))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
+
+
+def load_key(key_dir: Path) -> bytes:
+    return (key_dir / KEY_FILE).read_bytes()
+
+
+def cookie_name(request: Request) -> str:
+    return "__Host-portal_csrf" if request.state.runtime.settings.uses_tls else "portal_csrf"
+
+
+def browser_value(request: Request) -> str:
+    """This browser's CSRF value: the cookie's, or a new one (set on the response by middleware)."""
+    value = getattr(request.state, "csrf_value", None)
+    if value is None:
+        value = request.cookies.get(cookie_name(request)) or secrets.token_urlsafe(32)
+        request.state.csrf_value = value
+    return str(value)
+
+
+def token_for(request: Request) -> str:
+    key: bytes = request.state.runtime.csrf_key
+    return hmac.new(key, browser_value(request).encode(), hashlib.sha256).hexdigest()
+
+
+def renew(request: Request) -> None:
+    """A new value for this browser (at sign-in and sign-out)."""
+    request.state.csrf_value = secrets.token_urlsafe(32)
+    request.state.csrf_renewed = True
+
+
+async def require_valid_token(request: Request) -> None:
+    cookie = request.cookies.get(cookie_name(request))
+    sent = request.headers.get(HEADER, "")
+    if not sent and is_urlencoded(request):
+        form = await request.form()
+        field = form.get(FIELD)
+        sent = field if isinstance(field, str) else ""
+    if not sent:
+        sent = request.query_params.get(FIELD, "")
+    if not cookie or not sent or not hmac.compare_digest(sent, token_for(request)):
+        raise HttpProblem(
+            403,
+            "csrf_failed",
+            "This form has expired or did not come from the portal. Go back, reload the page and "
+            "try again.",
+        )
+
+
+def set_cookie(request: Request, response: Response) -> None:
+    """Send the browser its CSRF cookie if it has none yet or it was renewed."""
+    if getattr(request.state, "csrf_value", None) is None:
+        return
+    if request.cookies.get(cookie_name(request)) and not getattr(
+        request.state, "csrf_renewed", False
+    ):
+        return
+    response.set_cookie(
+        cookie_name(request),
+        request.state.csrf_value,
+        httponly=True,
+        secure=request.state.runtime.settings.uses_tls,
+        samesite="strict",
+        path="/",
+    )

@@ -1,0 +1,42 @@
+"""Small accessors for what a handler needs from the request."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+
+from portal.auditing import Origin
+
+if TYPE_CHECKING:
+    from portal.app import Runtime
+
+URLENCODED = "application/x-www-form-urlencoded"
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.state.runtime
+    return runtime
+
+
+def origin_of(request: Request) -> Origin:
+    host = request.client.host if request.client else None
+    try:
+        address = str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        address = None  # not an address (a Unix socket, a test client): nothing to record
+    return Origin(client_address=address, request_id=request.state.request_id)
+
+
+def is_urlencoded(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == URLENCODED
+
+
+def submitted_form(request: Request) -> Any:
+    """The URL-encoded form of a POST, parsed before the handler ran (see web.access.route).
+
+    Multipart bodies are never parsed here: Starlette would spool uploaded files to disk in
+    plaintext. Upload handlers stream them instead.
+    """
+    return getattr(request.state, "form", None) or {}

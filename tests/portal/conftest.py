@@ -1,0 +1,202 @@
+"""Fixtures for the web app: a migrated database, keys, a settable clock, users of every role."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import argon2
+import pyotp
+import pytest
+from sqlmodel import Session
+from starlette.testclient import TestClient
+
+from portal.accounts import users
+from portal.accounts.models import Role
+from portal.accounts.passwords import PasswordHasher
+from portal.accounts.secrets import SecretBox
+from portal.app import create_app
+from portal.db import make_engine
+from portal.models import OrganisationKind
+from portal.settings import ClamdAddress, Settings
+from portal.setup import initialise
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class SettableClock:
+    """Time for the app under test: it moves only when a test moves it."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 2, 9, 0, 7, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Person:
+    email: str
+    role: Role
+    organisation: str
+    secret: str
+    user_id: int
+    password: str = PASSWORD
+
+    def code(self, at: datetime) -> str:
+        return pyotp.TOTP(self.secret).at(at)
+
+
+def cheap_hasher() -> PasswordHasher:
+    # Argon2id all the same, with parameters that keep the suite fast (production uses RFC 9106's).
+    return PasswordHasher(argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, clamd_address: ClamdAddress) -> Settings:
+    settings = Settings.from_environ(
+        {
+            "PORTAL_HOME": str(tmp_path / "home"),
+            "PORTAL_DATABASE_URL": database_url,
+            "PORTAL_CLAMD": str(clamd_address),
+        }
+    )
+    list(initialise(settings))
+    return settings
+
+
+@dataclass
+class World:
+    """Organisations and one enrolled person per role, made through the services."""
+
+    settings: Settings
+    clock: SettableClock
+    people: dict[str, Person]
+
+    def add_person(self, email: str, role: Role, organisation: str) -> Person:
+        engine = make_engine(self.settings.database_url)
+        box = SecretBox.from_key_dir(self.settings.key_dir)
+        try:
+            with Session(engine) as db:
+                org = users.find_organisation(db, organisation)
+                user, raw = users.add_user(
+                    db, email=email, role=role, organisation=org, now=self.clock()
+                )
+                users.set_password(db, user, PASSWORD, PASSWORD, hasher=cheap_hasher())
+                secret = users.start_totp(db, user, box=box)
+                enrolment, _ = users.find_enrolment(db, raw, now=self.clock()) or (None, None)
+                assert enrolment is not None
+                code = pyotp.TOTP(secret).at(self.clock())
+                users.confirm_totp(db, enrolment, user, code, box=box, now=self.clock())
+                db.commit()
+                assert user.id is not None
+                person = Person(email, role, organisation, secret, user.id)
+        finally:
+            engine.dispose()
+        return person
+
+
+@pytest.fixture
+def world(settings: Settings, clock: SettableClock) -> World:
+    engine = make_engine(settings.database_url)
+    with Session(engine) as db:
+        users.add_organisation(
+            db,
+            slug="inspectorate",
+            name="Care Inspectorate",
+            kind=OrganisationKind.inspectorate,
+            now=clock(),
+        )
+        users.add_organisation(
+            db,
+            slug="aberdeen-city",
+            name="Aberdeen City Council",
+            kind=OrganisationKind.authority,
+            now=clock(),
+        )
+        users.add_organisation(
+            db,
+            slug="dundee-city",
+            name="Dundee City Council",
+            kind=OrganisationKind.authority,
+            now=clock(),
+        )
+        db.commit()
+    engine.dispose()
+    world = World(settings=settings, clock=clock, people={})
+    for key, email, role, org in [
+        ("uploader", "uploader@aberdeen.example", Role.uploader, "aberdeen-city"),
+        ("other_uploader", "uploader@dundee.example", Role.uploader, "dundee-city"),
+        ("inspector", "inspector@inspectorate.example", Role.inspector, "inspectorate"),
+        ("lead", "lead@inspectorate.example", Role.lead, "inspectorate"),
+        ("dpo", "dpo@inspectorate.example", Role.dpo, "inspectorate"),
+        ("admin", "admin@inspectorate.example", Role.admin, "inspectorate"),
+    ]:
+        world.people[key] = world.add_person(email, role, org)
+    return world
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[TestClient]:
+    app = create_app(world.settings, clock=world.clock, password_hasher=cheap_hasher())
+    with TestClient(app, follow_redirects=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def second_client(client: TestClient) -> Iterator[Callable[[], TestClient]]:
+    """Another browser (its own cookies) on the same app."""
+    opened: list[TestClient] = []
+
+    def open_browser() -> TestClient:
+        other = TestClient(client.app, follow_redirects=False)
+        other.__enter__()
+        opened.append(other)
+        return other
+
+    yield open_browser
+    for other in opened:
+        other.__exit__(None, None, None)
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, person: Person, clock: SettableClock) -> None:
+    """Sign in through the pages, as a browser would; leaves the session cookie in ``client``."""
+    page = client.get("/sign-in")
+    response = client.post(
+        "/sign-in",
+        data={
+            "email": person.email,
+            "password": person.password,
+            "csrf_token": csrf_from(page.text),
+        },
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/sign-in/code", (
+        response.text
+    )
+    clock.advance(seconds=30)  # a new time step: the enrolment code was used already
+    page = client.get("/sign-in/code")
+    response = client.post(
+        "/sign-in/code",
+        data={"code": person.code(clock()), "csrf_token": csrf_from(page.text)},
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/", response.text
