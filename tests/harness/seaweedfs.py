@@ -86,10 +86,11 @@ def start_seaweedfs(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
+    # Its data is throwaway: SeaweedFS lingers well past SIGTERM, so do not wait long for it.
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=3)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -1,0 +1,291 @@
+"""The blob format: our envelope, then a Tink AES-GCM-HKDF streaming AEAD stream.
+
+See docs/blob-format.md.
+
+::
+
+    blob     = envelope ‖ header ‖ segment_0 ‖ … ‖ segment_n
+    envelope = magic "DXPB" ‖ version 0x01 ‖ algorithm 0x01 ‖ segment size (u32 BE) ‖ key id (16 B)
+    header   = 0x28 ‖ salt (32 B) ‖ nonce prefix (7 B)                              (Tink's header)
+    associated data of the stream = envelope ‖ UTF-8 document id
+
+Writing and reading are iterators over chunks, holding a few segments in memory whatever the size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .crypto import HEADER_SIZE, KEY_SIZE, TAG_SIZE, RandomBytes, SegmentOpener, SegmentSealer
+from .errors import IntegrityError, InvalidInput
+
+MAGIC = b"DXPB"
+FORMAT_VERSION = 1
+ALGORITHM_AES256_GCM_HKDF_SHA256 = 1
+KEY_ID_SIZE = 16
+ENVELOPE_SIZE = len(MAGIC) + 1 + 1 + 4 + KEY_ID_SIZE
+PREAMBLE_SIZE = ENVELOPE_SIZE + HEADER_SIZE  # bytes before the first segment's ciphertext
+
+SEGMENT_SIZE = 1024 * 1024  # production default: 1 MiB ciphertext segments, as Tink's 1MB template
+MIN_SEGMENT_SIZE = HEADER_SIZE + TAG_SIZE + 8
+# Threat: a forged envelope announcing huge segments would make a reader allocate without bound.
+MAX_SEGMENT_SIZE = 16 * 1024 * 1024
+_QUEUE = 2  # segments in the hashing and sealing threads: bounds memory while they overlap
+
+# fetch(offset, length) -> the blob's bytes from offset, length bytes or to the end when None.
+Fetch = Callable[[int, "int | None"], Iterator[bytes]]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    segment_size: int
+    key_id: bytes
+
+    def encode(self) -> bytes:
+        return (
+            MAGIC
+            + bytes([FORMAT_VERSION, ALGORITHM_AES256_GCM_HKDF_SHA256])
+            + self.segment_size.to_bytes(4, "big")
+            + self.key_id
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Envelope:
+        # Any envelope but one this version writes is refused, through the one integrity error.
+        if (
+            len(data) != ENVELOPE_SIZE
+            or data[:4] != MAGIC
+            or data[4] != FORMAT_VERSION
+            or data[5] != ALGORITHM_AES256_GCM_HKDF_SHA256
+        ):
+            raise IntegrityError()
+        size = int.from_bytes(data[6:10], "big")
+        if not MIN_SEGMENT_SIZE <= size <= MAX_SEGMENT_SIZE:
+            raise IntegrityError()
+        return cls(segment_size=size, key_id=data[10:])
+
+
+def check_segment_size(size: int) -> None:
+    if not MIN_SEGMENT_SIZE <= size <= MAX_SEGMENT_SIZE:
+        raise InvalidInput(
+            f"segment size {size} is outside {MIN_SEGMENT_SIZE}..{MAX_SEGMENT_SIZE} bytes"
+        )
+
+
+def associated_data(envelope: bytes, document_id: str) -> bytes:
+    """What the stream is bound to: our envelope and the document it belongs to."""
+    return envelope + document_id.encode("utf-8")
+
+
+def plaintext_sizes(segment_size: int) -> tuple[int, int]:
+    """Plaintext bytes in the first segment and in each later one (Tink's layout)."""
+    return segment_size - HEADER_SIZE - TAG_SIZE, segment_size - TAG_SIZE
+
+
+@dataclass
+class Tally:
+    """Filled in by ``seal_stream`` once its iterator is exhausted."""
+
+    size: int = 0
+    sha256: str = ""
+    stored_size: int = 0
+
+
+def seal_stream(
+    chunks: Iterable[bytes],
+    *,
+    ikm: bytes,
+    key_id: bytes,
+    document_id: str,
+    tally: Tally,
+    random_bytes: RandomBytes,
+    segment_size: int = SEGMENT_SIZE,
+) -> Iterator[bytes]:
+    """Yield the blob for the plaintext ``chunks``; ``tally`` holds size and SHA-256 at the end."""
+    check_segment_size(segment_size)
+    if len(key_id) != KEY_ID_SIZE or len(ikm) != KEY_SIZE:
+        raise InvalidInput("key id or key has the wrong length")
+    envelope = Envelope(segment_size=segment_size, key_id=key_id).encode()
+    sealer = SegmentSealer(ikm, associated_data(envelope, document_id), random_bytes=random_bytes)
+    hasher = hashlib.sha256()
+    # SHA-256 is the slowest step, sealing the next: both release the GIL on large buffers, so
+    # segment i is hashed in one thread and sealed in another while the caller writes segment i-1.
+    # One worker per step keeps each in order; the queue bound keeps memory constant.
+    pending: deque[tuple[Future[None], Future[bytes]]] = deque()
+    workers: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
+    size = stored = 0
+    try:
+        yield envelope + sealer.header
+        stored = PREAMBLE_SIZE
+        for segment, last in _plaintext_segments(chunks, *plaintext_sizes(segment_size)):
+            size += len(segment)
+            if last and workers is None:  # a one-segment blob: no thread worth starting
+                hasher.update(segment)
+                sealed = sealer.seal(segment, last=True)
+                stored += len(sealed)
+                yield sealed
+                break
+            if workers is None:
+                workers = (_worker("blob-hash"), _worker("blob-seal"))
+            hashed = workers[0].submit(hasher.update, segment)
+            pending.append((hashed, workers[1].submit(sealer.seal, segment, last=last)))
+            while len(pending) > (0 if last else _QUEUE):
+                hashed, sealing = pending.popleft()
+                hashed.result()
+                sealed = sealing.result()
+                stored += len(sealed)
+                yield sealed
+        tally.size, tally.sha256, tally.stored_size = size, hasher.hexdigest(), stored
+    finally:
+        for worker in workers or ():
+            worker.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker(name: str) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix=name)
+
+
+def _plaintext_segments(
+    chunks: Iterable[bytes], first: int, rest: int
+) -> Iterator[tuple[bytearray, bool]]:
+    """Cut chunks into segment plaintexts, flagging the last one (an empty one only if all is)."""
+    buffer = bytearray()
+    want = first
+    for chunk in chunks:
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise InvalidInput(f"chunks must be bytes, not {type(chunk).__name__}")
+        # Copied into our own buffer: the caller may reuse its chunk while a thread still hashes.
+        view = memoryview(chunk).cast("B")
+        while view:
+            if len(buffer) == want:
+                yield buffer, False  # more bytes follow, so this segment is not the last
+                buffer, want = bytearray(), rest
+            take = want - len(buffer)
+            buffer += view[:take]
+            view = view[take:]
+    yield buffer, True
+
+
+def open_stream(
+    fetch: Fetch,
+    *,
+    ikm: bytes,
+    key_id: bytes,
+    document_id: str,
+    start: int = 0,
+    end: int | None = None,
+) -> Iterator[bytes]:
+    """Open a blob, yielding verified plaintext from ``start`` up to ``end`` (exclusive).
+
+    The envelope, header and first segment needed are checked before this returns, so that a
+    missing blob or a wrong key fails at the call, not in the middle of a response. With a range,
+    only the segments that cover it are fetched and verified (as Tink's random access does).
+    """
+    if start < 0 or (end is not None and end < start):
+        raise InvalidInput(f"bad byte range {start}..{end}")
+    preamble = b"".join(fetch(0, PREAMBLE_SIZE))
+    if len(preamble) != PREAMBLE_SIZE:
+        raise IntegrityError()
+    envelope = Envelope.decode(preamble[:ENVELOPE_SIZE])
+    if envelope.key_id != key_id:
+        raise IntegrityError()
+    opener = SegmentOpener(
+        ikm, preamble[ENVELOPE_SIZE:], associated_data(preamble[:ENVELOPE_SIZE], document_id)
+    )
+    reader = _SegmentReader(fetch, opener, envelope.segment_size, start, end)
+    first = reader.first()
+    return _chain(first, reader)
+
+
+def _chain(first: bytes, reader: _SegmentReader) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from reader.rest()
+
+
+class _SegmentReader:
+    """Reads the segments covering [start, end) and opens each before releasing a byte of it."""
+
+    def __init__(
+        self, fetch: Fetch, opener: SegmentOpener, segment_size: int, start: int, end: int | None
+    ) -> None:
+        self._fetch, self._opener, self._seg = fetch, opener, segment_size
+        self._first_pt, self._rest_pt = plaintext_sizes(segment_size)
+        self._start, self._end = start, end
+        self._open_at(self._segment_of(start))
+
+    def _open_at(self, index: int) -> None:
+        self._index = index
+        length = None
+        if self._end is not None:
+            last_needed = max(self._segment_of(max(self._end - 1, 0)), index)
+            # One byte past the last segment needed tells whether that segment is the final one.
+            length = self._cipher_offset(last_needed + 1) - self._cipher_offset(index) + 1
+        self._chunks = iter(self._fetch(self._cipher_offset(index), length))
+        self._buffer = bytearray()
+        self._done = False
+
+    def _segment_of(self, offset: int) -> int:
+        return 0 if offset < self._first_pt else 1 + (offset - self._first_pt) // self._rest_pt
+
+    def _plaintext_offset(self, index: int) -> int:
+        return 0 if index == 0 else self._first_pt + (index - 1) * self._rest_pt
+
+    def _cipher_offset(self, index: int) -> int:
+        if index == 0:
+            return PREAMBLE_SIZE
+        return PREAMBLE_SIZE + (self._seg - HEADER_SIZE) + (index - 1) * self._seg
+
+    def _fill(self, n: int) -> None:
+        while len(self._buffer) < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return
+            self._buffer += chunk
+
+    def _next_segment(self) -> bytes | None:
+        """The next segment's verified plaintext (trimmed to the range), None when done."""
+        if self._done:
+            return None
+        want = self._seg - HEADER_SIZE if self._index == 0 else self._seg
+        self._fill(want + 1)  # one byte more: is there anything after this segment?
+        last = len(self._buffer) <= want
+        ciphertext = bytes(self._buffer[:want])
+        del self._buffer[:want]
+        plaintext = self._opener.open(ciphertext, index=self._index, last=last)
+        # Threat: an empty final segment after others is not what a writer produces; refuse it.
+        if last and not plaintext and self._index > 0:
+            raise IntegrityError()
+        offset = self._plaintext_offset(self._index)
+        self._index += 1
+        end = (
+            offset + len(plaintext)
+            if self._end is None
+            else min(self._end, offset + len(plaintext))
+        )
+        self._done = last or end == self._end
+        lo = min(max(self._start - offset, 0), len(plaintext))
+        hi = max(end - offset, lo)
+        return plaintext if (lo, hi) == (0, len(plaintext)) else plaintext[lo:hi]
+
+    def first(self) -> bytes:
+        """The first piece of the range, read eagerly so that failures surface at the call."""
+        self._fill(1)
+        if not self._buffer and self._index > 0:
+            # Nothing where the range starts: either the range lies past the end, or the blob was
+            # cut at a segment boundary. Only the previous segment proving itself final (its
+            # last-segment flag verifies) tells them apart; otherwise this raises.
+            self._open_at(self._index - 1)
+        while (piece := self._next_segment()) is not None:
+            if piece or self._done:
+                return piece
+        return b""
+
+    def rest(self) -> Iterator[bytes]:
+        while (piece := self._next_segment()) is not None:
+            if piece:
+                yield piece

@@ -1,0 +1,303 @@
+"""One suite for every blob store: the local folder and S3 (on SeaweedFS) must behave alike."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage import (
+    BlobNotFound,
+    InvalidInput,
+    KeyStore,
+    LocalFolderStore,
+    S3Store,
+    StorageUnavailable,
+    Vault,
+)
+from storage.backend import BlobStore
+
+from .conftest import chunked
+
+REPO = Path(__file__).resolve().parents[2]
+MiB = 1024 * 1024
+
+
+def blob_id(n: int) -> str:
+    return os.urandom(16).hex() if n < 0 else f"{n:032x}"
+
+
+def leftovers(store: BlobStore) -> list[str]:
+    """Anything an interrupted write could have left: files on disk, or pending S3 uploads."""
+    if isinstance(store, LocalFolderStore):
+        return [str(p) for p in store.root.rglob("*") if not p.is_dir()]
+    assert isinstance(store, S3Store)
+    client: Any = store._client
+    uploads = client.list_multipart_uploads(Bucket=store.bucket, Prefix=store.prefix)
+    objects = client.list_objects_v2(Bucket=store.bucket, Prefix=store.prefix)
+    return [u["Key"] for u in uploads.get("Uploads", [])] + [
+        o["Key"] for o in objects.get("Contents", [])
+    ]
+
+
+@pytest.mark.parametrize("size", [0, 1, 5000, 20 * MiB + 3], ids=lambda n: f"{n}B")
+def test_put_get_round_trip(backend: BlobStore, size: int) -> None:
+    data = os.urandom(size)
+    name = blob_id(-1)
+    backend.put(name, chunked(data, MiB))
+    assert backend.exists(name)
+    assert b"".join(backend.get(name)) == data
+    assert [(b.blob_id, b.size) for b in backend.list_blobs()] == [(name, size)]
+
+
+def test_ranged_get(backend: BlobStore) -> None:
+    data = os.urandom(10_000)
+    name = blob_id(-1)
+    backend.put(name, [data])
+    assert b"".join(backend.get(name, 100)) == data[100:]
+    assert b"".join(backend.get(name, 100, 50)) == data[100:150]
+    assert b"".join(backend.get(name, 9_990, 50)) == data[9_990:]
+    assert b"".join(backend.get(name, 20_000)) == b""
+    assert b"".join(backend.get(name, 5, 0)) == b""
+
+
+def test_missing_blob(backend: BlobStore) -> None:
+    name = blob_id(-1)
+    assert not backend.exists(name)
+    with pytest.raises(BlobNotFound):
+        backend.get(name)  # raised at the call, not on first iteration
+    backend.delete(name)  # idempotent
+
+
+def test_delete_is_idempotent(backend: BlobStore) -> None:
+    name = blob_id(-1)
+    backend.put(name, [b"sealed bytes"])
+    backend.delete(name)
+    backend.delete(name)
+    assert not backend.exists(name)
+    assert list(backend.list_blobs()) == []
+    with pytest.raises(BlobNotFound):
+        backend.get(name)
+
+
+def test_listing_reports_every_blob(backend: BlobStore) -> None:
+    names = sorted(blob_id(-1) for _ in range(5))
+    before = datetime.now(UTC) - timedelta(minutes=1)
+    for name in names:
+        backend.put(name, [name.encode()])
+    listed = sorted(backend.list_blobs(), key=lambda b: b.blob_id)
+    assert [b.blob_id for b in listed] == names
+    assert all(b.size == 32 and b.modified > before for b in listed)
+
+
+@pytest.mark.parametrize(
+    "bad", ["../../etc/passwd", "A" * 32, "", "0" * 31, "0" * 33, "ab/" + "0" * 29, "0" * 31 + "\n"]
+)
+def test_only_generated_ids_are_accepted(backend: BlobStore, bad: str) -> None:
+    for call in (
+        lambda: backend.put(bad, [b"x"]),
+        lambda: backend.get(bad),
+        lambda: backend.delete(bad),
+        lambda: backend.exists(bad),
+    ):
+        with pytest.raises(InvalidInput):
+            call()
+    assert list(backend.list_blobs()) == []
+
+
+class Boom(Exception):
+    pass
+
+
+def test_exception_mid_stream_leaves_nothing(backend: BlobStore) -> None:
+    name = blob_id(-1)
+
+    def failing() -> Iterator[bytes]:
+        for _ in range(20):  # 20 MiB: past the first S3 part, so a multipart upload is under way
+            yield os.urandom(MiB)
+        raise Boom("the client went away")
+
+    with pytest.raises(Boom):
+        backend.put(name, failing())
+    assert not backend.exists(name)
+    assert list(backend.list_blobs()) == []
+    assert leftovers(backend) == []
+
+
+def test_vault_write_interrupted_leaves_nothing(backend: BlobStore, keystore: KeyStore) -> None:
+    vault = Vault(backend, keystore)
+    vault.create_review_key("R")
+    key = vault.issue_document_key(review="R", document_id="D")
+
+    def failing() -> Iterator[bytes]:
+        yield os.urandom(12 * MiB)
+        raise Boom("upload cut")
+
+    with pytest.raises(Boom):
+        vault.write(key, failing())
+    assert leftovers(backend) == []
+
+
+def test_killed_writer_leaves_nothing_visible_and_no_orphan(
+    backend: BlobStore, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if isinstance(backend, LocalFolderStore):
+        target = ["local", str(backend.root)]
+    else:
+        assert isinstance(backend, S3Store)
+        server = request.getfixturevalue("s3_server")
+        target = ["s3", server.endpoint_url, backend.bucket, backend.prefix]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.storage.interrupted_writer", str(tmp_path / "k"), *target],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"streaming\n"
+        time.sleep(0.5)  # let uploads of the parts streamed so far land
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert list(backend.list_blobs()) == []
+    if isinstance(backend, LocalFolderStore):
+        assert leftovers(backend) == []  # an O_TMPFILE file dies with its process
+    else:
+        assert len(leftovers(backend)) == 1  # an invisible incomplete multipart upload ...
+        assert backend.remove_incomplete(datetime.now(UTC) - timedelta(hours=1)) == 0
+        assert backend.remove_incomplete(datetime.now(UTC) + timedelta(minutes=1)) == 1
+        assert leftovers(backend) == []  # ... that the sweep clears
+
+
+def test_vault_destroy_removes_the_blob(backend: BlobStore, keystore: KeyStore) -> None:
+    vault = Vault(backend, keystore, segment_size=4096)
+    vault.create_review_key("R")
+    key = vault.issue_document_key(review="R", document_id="D")
+    data = os.urandom(50_000)
+    stored = vault.write(key, chunked(data, 3000))
+    assert (
+        b"".join(vault.read(key, stored.blob_id, start=10_000, end=20_000)) == data[10_000:20_000]
+    )
+    vault.destroy_document(stored.blob_id)
+    vault.destroy_document(stored.blob_id)
+    assert not backend.exists(stored.blob_id)
+    with pytest.raises(BlobNotFound):
+        vault.read(key, stored.blob_id)
+
+
+def test_check_passes_on_a_usable_store(backend: BlobStore) -> None:
+    backend.check()
+
+
+def test_check_names_a_missing_folder(tmp_path: Path) -> None:
+    store = LocalFolderStore(tmp_path / "nowhere")
+    with pytest.raises(StorageUnavailable, match=r"nowhere.*does not exist"):
+        store.check()
+    with pytest.raises(StorageUnavailable):
+        store.put(blob_id(-1), [b"x"])
+
+
+def test_check_names_a_missing_bucket(s3_server: Any) -> None:
+    store = S3Store(s3_server.client(), "no-such-bucket-here")
+    with pytest.raises(StorageUnavailable, match="no-such-bucket-here"):
+        store.check()
+
+
+def test_check_names_an_unreachable_endpoint() -> None:
+    import boto3
+    from botocore.config import Config
+
+    from tests.harness.ports import free_port
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    with pytest.raises(StorageUnavailable, match="cannot be used"):
+        S3Store(client, "bucket").check()
+
+
+def test_delete_removes_every_version_on_a_versioned_bucket(s3_server: Any) -> None:
+    client = s3_server.client()
+    bucket = "versioned-" + os.urandom(4).hex()
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    store = S3Store(client, bucket, "blobs")
+    name = blob_id(-1)
+    store.put(name, [b"first version"])
+    store.put(name, [b"second version"])
+    versions = client.list_object_versions(Bucket=bucket, Prefix=f"blobs/{name}")
+    assert len(versions.get("Versions", [])) == 2
+    store.delete(name)
+    after = client.list_object_versions(Bucket=bucket, Prefix=f"blobs/{name}")
+    assert after.get("Versions", []) == [] and after.get("DeleteMarkers", []) == []
+    store.delete(name)  # idempotent, and adds no delete marker
+    again = client.list_object_versions(Bucket=bucket, Prefix=f"blobs/{name}")
+    assert again.get("Versions", []) == [] and again.get("DeleteMarkers", []) == []
+
+
+def test_s3_multipart_memory_is_bounded(make_s3_store: Any) -> None:
+    store = make_s3_store(part_size=5 * MiB, max_in_flight=2)
+    data = os.urandom(23 * MiB)  # five parts, at most two in flight
+    name = blob_id(-1)
+    store.put(name, chunked(data, 700_000))
+    assert b"".join(store.get(name)) == data
+
+
+def test_local_files_are_private(local_store: LocalFolderStore) -> None:
+    name = blob_id(-1)
+    local_store.put(name, [b"sealed"])
+    path = local_store.root / name[:2] / name
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_local_store_does_not_follow_symlinks_out_of_its_root(
+    local_store: LocalFolderStore, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    name = "ab" + "0" * 30
+    (local_store.root / "ab").symlink_to(outside)  # planted: the fan-out folder points outside
+    with pytest.raises(StorageUnavailable):
+        local_store.put(name, [b"x"])
+    (outside / name).write_bytes(b"planted")
+    with pytest.raises((BlobNotFound, OSError)):
+        b"".join(local_store.get(name))
+    assert not local_store.exists(name)
+    assert list(local_store.list_blobs()) == []
+    assert [p.name for p in outside.iterdir()] == [name]
+
+
+def test_local_store_without_o_tmpfile(
+    local_store: LocalFolderStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "O_TMPFILE")  # a file system without it: named temporary files
+    name = blob_id(-1)
+    local_store.put(name, [b"content"])
+    assert b"".join(local_store.get(name)) == b"content"
+
+    def failing() -> Iterator[bytes]:
+        yield b"partial"
+        raise Boom()
+
+    with pytest.raises(Boom):
+        local_store.put(blob_id(-1), failing())
+    assert [p.name for p in local_store.root.rglob("*") if p.is_file()] == [name]
+    stale = local_store.root / name[:2] / ".tmp-left-by-a-dead-process"
+    stale.write_bytes(b"x")
+    assert local_store.remove_incomplete(datetime.now(UTC) - timedelta(hours=1)) == 0
+    assert local_store.remove_incomplete(datetime.now(UTC) + timedelta(minutes=1)) == 1
+    assert not stale.exists()
