@@ -29,7 +29,10 @@ from portal.accounts.secrets import SecretBox
 from portal.accounts.sessions import SessionPolicy
 from portal.accounts.signin import SignIn
 from portal.auditing import SIGNING_KEY_FILE, Auditor
+from portal.blobs import open_vault
 from portal.db import make_engine
+from portal.exchange import api as exchange_api
+from portal.exchange.errors import ExchangeError
 from portal.scanning import Scanner
 from portal.settings import Settings
 from portal.web import csrf
@@ -37,6 +40,7 @@ from portal.web.access import PUBLIC, route
 from portal.web.errors import HttpProblem
 from portal.web.middleware import SecurityHeaders
 from portal.web.rendering import make_environment, render
+from storage import Vault
 
 Clock = Callable[[], datetime]
 
@@ -58,6 +62,7 @@ class Runtime:
     session_policy: SessionPolicy
     csrf_key: bytes
     templates: jinja2.Environment
+    vault: Vault
 
 
 def build_runtime(
@@ -84,6 +89,7 @@ def build_runtime(
         session_policy=SessionPolicy(),
         csrf_key=csrf.load_key(settings.key_dir),
         templates=make_environment(),
+        vault=open_vault(settings),
     )
 
 
@@ -123,6 +129,7 @@ HEADINGS = {
     405: "This action is not available here",
     410: "This has been destroyed",
     413: "The file is too large",
+    415: "This type of file is not accepted",
 }
 
 
@@ -139,6 +146,11 @@ def problem_response(request: Request, status: int, code: str, message: str) -> 
 
 async def on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HttpProblem)
+    return problem_response(request, exc.status, exc.code, exc.message)
+
+
+async def on_exchange_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ExchangeError)
     return problem_response(request, exc.status, exc.code, exc.message)
 
 
@@ -171,6 +183,7 @@ def routes() -> list[BaseRoute]:
         route("/readyz", readyz, rule=PUBLIC, methods=["GET"]),
         *account_pages.ROUTES,
         *account_views.ROUTES,
+        *exchange_api.ROUTES,
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
 
@@ -196,6 +209,7 @@ def create_app(
         middleware=[Middleware(SecurityHeaders, tls=settings.uses_tls)],
         exception_handlers={
             HttpProblem: on_problem,
+            ExchangeError: on_exchange_error,
             HTTPException: on_http_exception,
             Exception: on_error,
         },

@@ -42,10 +42,11 @@ def check_scanner(scanner: Scanner) -> Check:
 
 
 def check_storage(settings: Settings) -> Check:
-    from portal.blobs import open_blob_store
+    """The blob store and the key store (a vault needs both)."""
+    from portal.blobs import open_vault
 
     try:
-        open_blob_store(settings).check()
+        open_vault(settings).check()
     except Exception as exc:
         return Check("storage", False, f"{settings.storage} is not usable: {exc}")
     return Check("storage", True, str(settings.storage))

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from audit import load_or_create_signing_key
 from portal.accounts.secrets import ensure_secrets_key
 from portal.auditing import SIGNING_KEY_FILE
+from portal.blobs import open_key_store
 from portal.db import describe_database, make_engine
 from portal.health import Check
 from portal.migrate import current_revision, head_revision, upgrade_database
@@ -37,6 +38,11 @@ def initialise(settings: Settings) -> Iterator[str]:
     if blob_folder is not None and _private_folder(blob_folder):
         yield f"created blob folder {blob_folder}"
     yield from _ensure_keys(settings.key_dir)
+    key_store = open_key_store(settings)
+    had_master_key = key_store.folder.is_dir() and bool(key_store.master_key_ids())
+    key_store.create()
+    if not had_master_key:
+        yield f"created the master key in {key_store.folder}"
     engine = make_engine(settings.database_url)
     try:
         before, after = upgrade_database(engine)

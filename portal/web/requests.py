@@ -11,6 +11,7 @@ from portal.auditing import Origin
 
 if TYPE_CHECKING:
     from portal.app import Runtime
+    from portal.exchange.acting import Acting
 
 URLENCODED = "application/x-www-form-urlencoded"
 
@@ -40,3 +41,17 @@ def submitted_form(request: Request) -> Any:
     plaintext. Upload handlers stream them instead.
     """
     return getattr(request.state, "form", None) or {}
+
+
+def acting_of(request: Request) -> Acting:
+    """The signed-in caller as the exchange's services see them."""
+    from portal.exchange.acting import Acting
+
+    principal = request.state.principal
+    return Acting.of(
+        user_id=principal.user_id,
+        role=principal.role,
+        organisation_id=principal.organisation_id,
+        now=runtime_of(request).clock(),
+        origin=origin_of(request),
+    )

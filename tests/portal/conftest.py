@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import argon2
 import pyotp
@@ -200,3 +201,86 @@ def sign_in(client: TestClient, person: Person, clock: SettableClock) -> None:
         data={"code": person.code(clock()), "csrf_token": csrf_from(page.text)},
     )
     assert response.status_code == 303 and response.headers["location"] == "/", response.text
+
+
+def api_token(world: World, who: str) -> dict[str, str]:
+    """A bearer header for one of the world's people (made through the service, as the CLI does)."""
+    from portal.accounts import tokens
+    from portal.accounts.models import User
+
+    engine = make_engine(world.settings.database_url)
+    try:
+        with Session(engine) as db:
+            user = db.get(User, world.people[who].user_id)
+            assert user is not None
+            _, raw = tokens.create_token(db, user, name=f"test-{who}", days=30, now=world.clock())
+            db.commit()
+    finally:
+        engine.dispose()
+    return {"Authorization": f"Bearer {raw}"}
+
+
+@dataclass
+class Exchange:
+    """An open review SWG24 asking Aberdeen and Dundee for records; the inspector on its team."""
+
+    world: World
+    client: TestClient
+    tokens: dict[str, dict[str, str]]
+    request_id: int
+
+    def upload(self, who: str, body: bytes, name: str = "minutes.txt", **params: str) -> Any:
+        from urllib.parse import quote
+
+        return self.client.post(
+            "/api/v1/reviews/SWG24/documents",
+            params=params,
+            content=body,
+            headers={
+                **self.tokens[who],
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+
+
+@pytest.fixture
+def exchange(client: TestClient, world: World) -> Exchange:
+    tokens = {who: api_token(world, who) for who in world.people}
+    created = client.post(
+        "/api/v1/reviews",
+        json={
+            "code": "SWG24",
+            "title": "Children's services thematic review",
+            "legal_basis": "Public Services Reform (Scotland) Act 2010, section 53",
+            "opens_on": "2026-11-01",
+            "closes_on": "2027-01-31",
+            "retention_days": 90,
+            "organisations": ["aberdeen-city", "dundee-city"],
+        },
+        headers=tokens["lead"],
+    )
+    assert created.status_code == 201, created.text
+    member = client.post(
+        "/api/v1/reviews/SWG24/members",
+        json={"email": world.people["inspector"].email},
+        headers=tokens["lead"],
+    )
+    assert member.status_code == 200, member.text
+    assert (
+        client.post("/api/v1/reviews/SWG24/open", headers=tokens["lead"], json={}).status_code
+        == 200
+    )
+    request = client.post(
+        "/api/v1/reviews/SWG24/requests",
+        json={
+            "organisation": "aberdeen-city",
+            "title": "Records of the 5 selected young people",
+            "instructions": "Case files for the last 12 months.",
+            "due_on": "2026-12-15",
+            "expected": 5,
+        },
+        headers=tokens["lead"],
+    )
+    assert request.status_code == 201, request.text
+    return Exchange(world=world, client=client, tokens=tokens, request_id=request.json()["id"])

@@ -15,24 +15,8 @@ from starlette.testclient import TestClient
 
 from portal.app import routes
 from portal.web.access import RuledRoute
-from tests.portal.conftest import SettableClock, World, csrf_from, sign_in
-
-WHO = ("anonymous", "uploader", "inspector", "lead", "dpo", "admin")
-SIGNED_IN = WHO[1:]
-
-
-def everyone(status: int) -> dict[str, int]:
-    return dict.fromkeys(WHO, status)
-
-
-def page_for(*allowed: str, ok: int = 200) -> dict[str, int]:
-    """A page: anonymous callers are sent to sign in; other roles see 'not found'."""
-    return {who: ok if who in allowed else (303 if who == "anonymous" else 404) for who in WHO}
-
-
-def api_for(*allowed: str, ok: int = 200) -> dict[str, int]:
-    return {who: ok if who in allowed else (401 if who == "anonymous" else 404) for who in WHO}
-
+from tests.portal.conftest import Exchange, SettableClock, World, csrf_from, sign_in
+from tests.portal.route_rules import SIGNED_IN, WHO, api_for, everyone, page_for
 
 # (method, path as routed) → (path to request, expected status for each caller)
 TABLE: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
@@ -75,6 +59,15 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
         api_for("admin", ok=204),
     ),
 }
+
+# Rows of the other areas, each kept beside its own tests.
+from tests.portal.routes_exchange_api import ROWS as EXCHANGE_API_ROWS  # noqa: E402
+from tests.portal.routes_exchange_pages import ROWS as EXCHANGE_PAGE_ROWS  # noqa: E402
+from tests.portal.routes_uploads import ROWS as UPLOAD_ROWS  # noqa: E402
+
+for _rows in (EXCHANGE_API_ROWS, EXCHANGE_PAGE_ROWS, UPLOAD_ROWS):
+    assert not set(_rows) & set(TABLE), "a route has two rows"
+    TABLE.update(_rows)
 
 # Mounted apps are not routes with rules: only these may exist, and they are public.
 PUBLIC_MOUNTS = {"/static"}
@@ -127,45 +120,36 @@ def _victims(world: World) -> dict[str, str]:
 @pytest.mark.parametrize("who", WHO)
 def test_every_route_answers_each_caller_as_the_table_says(
     who: str,
-    client: TestClient,
+    exchange: Exchange,
     world: World,
     clock: SettableClock,
     second_client: Callable[[], TestClient],
 ) -> None:
+    document = exchange.upload("uploader", b"Minutes of the meeting.\n" * 10)
+    assert document.status_code == 201, document.text
+    places = {"review": "SWG24", "document": document.json()["reference"]}
     caller = second_client()
-    if who != "anonymous":
-        sign_in(caller, world.people[who], clock)
-    token = csrf_from(caller.get("/sign-in").text) if who == "anonymous" else None
     bearer: dict[str, str] = {}
-    if who != "anonymous":
+    if who == "anonymous":
+        token = csrf_from(caller.get("/sign-in").text)
+    else:
+        sign_in(caller, world.people[who], clock)
         token = csrf_from(caller.get("/account").text)
-        from sqlmodel import Session
-
-        from portal.accounts import tokens
-        from portal.accounts.models import User
-        from portal.db import make_engine
-
-        engine = make_engine(world.settings.database_url)
-        with Session(engine) as db:
-            user = db.get(User, world.people[who].user_id)
-            assert user is not None
-            _, raw = tokens.create_token(db, user, name="table", days=5, now=clock())
-            db.commit()
-        engine.dispose()
-        bearer = {"Authorization": f"Bearer {raw}"}
+        bearer = exchange.tokens[who]
     answers = {}
     # Sign-out last: it ends the session the other rows rely on.
     for (method, routed), (path, expected) in sorted(
         TABLE.items(), key=lambda kv: kv[0][1] == "/sign-out"
     ):
-        path = path.format(**_victims(world)) if "{" in path else path
+        if "{" in path:
+            path = path.format(**places, **_victims(world))
         headers = bearer if routed.startswith("/api/") else {}
         if method == "GET":
             response = caller.get(path, headers=headers)
         elif method == "DELETE":
             response = caller.delete(path, headers=headers)
         else:
-            response = caller.post(path, data={"csrf_token": token or ""}, headers=headers)
+            response = caller.post(path, data={"csrf_token": token}, headers=headers)
         answers[(method, routed)] = (response.status_code, expected[who])
     wrong = {route: got for route, got in answers.items() if got[0] != got[1]}
     assert not wrong, f"{who}: (got, expected) {wrong}"

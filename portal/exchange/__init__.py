@@ -1,0 +1,1 @@
+"""The exchange: reviews, requests, cases and documents."""

@@ -1,0 +1,43 @@
+"""Who is acting, from where, and when: passed to every service call of the exchange."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import audit
+from portal.accounts.models import Role
+from portal.auditing import Origin
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: int
+    role: Role
+    organisation_id: int
+
+
+@dataclass(frozen=True)
+class Acting:
+    """``caller`` is None for the operator at the command line (who holds the keys anyway)."""
+
+    caller: Caller | None
+    actor: audit.Actor
+    now: datetime
+    origin: Origin = field(default_factory=Origin)
+
+    @classmethod
+    def operator(cls, now: datetime) -> Acting:
+        return cls(caller=None, actor=audit.Actor.system("cli"), now=now)
+
+    @classmethod
+    def of(
+        cls, *, user_id: int, role: Role, organisation_id: int, now: datetime, origin: Origin
+    ) -> Acting:
+        caller = Caller(user_id=user_id, role=role, organisation_id=organisation_id)
+        actor = audit.Actor(user_id=user_id, role=role.value, organisation_id=organisation_id)
+        return cls(caller=caller, actor=actor, now=now, origin=origin)
+
+    @property
+    def user_id(self) -> int | None:
+        return self.caller.user_id if self.caller else None

@@ -1,0 +1,497 @@
+"""The exchange's JSON API under /api/v1: thin handlers over the services in this package."""
+
+from __future__ import annotations
+
+import base64
+from datetime import date
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import quote
+
+from sqlmodel import Session
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from portal.accounts.models import Role
+from portal.exchange import documents, reviews, scans
+from portal.exchange.acting import Acting
+from portal.exchange.documents import DocumentFilter, StoredUpload, UploadTarget
+from portal.exchange.errors import ExchangeError, Refused, TooLarge, TypeRefused
+from portal.exchange.models import DocumentKind, DocumentState
+from portal.exchange.serialize import (
+    case_json,
+    document_json,
+    receipt_json,
+    request_json,
+    review_json,
+)
+from portal.web.access import ANY_API_USER, api_roles, route
+from portal.web.requests import acting_of, runtime_of
+
+MAX_JSON_BODY = 64 * 1024
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise Refused(
+            "Send the body as JSON (Content-Type: application/json).", code="invalid_body"
+        )
+    body = await request.body()
+    if len(body) > MAX_JSON_BODY:
+        raise Refused("The JSON body is too large.", code="invalid_body")
+    try:
+        import json
+
+        data = json.loads(body)
+    except ValueError:
+        raise Refused("The body is not valid JSON.", code="invalid_body") from None
+    if not isinstance(data, dict):
+        raise Refused("The body must be a JSON object.", code="invalid_body")
+    return data
+
+
+def _text(data: dict[str, Any], name: str, *, required: bool = True, default: str = "") -> str:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise Refused(f"The field {name!r} is required.", code="invalid_body")
+        return default
+    if not isinstance(value, str):
+        raise Refused(f"The field {name!r} must be a string.", code="invalid_body")
+    return value
+
+
+def _int(data: dict[str, Any], name: str, *, default: int | None = None) -> int:
+    value = data.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Refused(f"The field {name!r} must be a whole number.", code="invalid_body")
+    return value
+
+
+def _date(data: dict[str, Any], name: str) -> date:
+    try:
+        return date.fromisoformat(_text(data, name))
+    except ValueError:
+        raise Refused(
+            f"The field {name!r} must be a date such as 2026-03-31.", code="invalid_body"
+        ) from None
+
+
+def _session(request: Request) -> Session:
+    return Session(runtime_of(request).engine)
+
+
+# --- Reviews ----------------------------------------------------------------------------------
+
+
+def list_reviews(request: Request) -> Response:
+    acting = acting_of(request)
+    with _session(request) as db:
+        items = [review_json(r) for r in reviews.list_reviews(db, acting)]
+    return JSONResponse({"items": items, "next": None})
+
+
+async def create_review(request: Request) -> Response:
+    data = await _json_body(request)
+
+    def work() -> dict[str, Any]:
+        runtime = runtime_of(request)
+        acting = acting_of(request)
+        plan = reviews.ReviewPlan(
+            code=_text(data, "code"),
+            title=_text(data, "title"),
+            legal_basis=_text(data, "legal_basis"),
+            opens_on=_date(data, "opens_on"),
+            closes_on=_date(data, "closes_on"),
+            retention_days=_int(data, "retention_days"),
+        )
+        with _session(request) as db:
+            lead_email = _text(data, "lead", required=False)
+            lead = (
+                reviews.user_by_email(db, lead_email)
+                if lead_email
+                else db.get(reviews.User, acting.user_id)
+            )
+            assert lead is not None
+            review = reviews.create_review(
+                db,
+                runtime.auditor,
+                acting,
+                plan,
+                lead=lead,
+                create_key=runtime.vault.create_review_key,
+            )
+            for code in data.get("organisations", []) or []:
+                reviews.add_organisation(
+                    db, runtime.auditor, acting, review, reviews.organisation_by_code(db, str(code))
+                )
+            db.commit()
+            return review_json(review)
+
+    return JSONResponse(await run_in_threadpool(work), status_code=201)
+
+
+def get_review(request: Request) -> Response:
+    with _session(request) as db:
+        review = reviews.find_review(db, acting_of(request), request.path_params["code"])
+        return JSONResponse(review_json(review))
+
+
+async def change_review(request: Request) -> Response:
+    """POST /reviews/{code}/{action}: open, close, organisations, members."""
+    action = request.path_params["action"]
+    data = await _json_body(request) if action in ("organisations", "members") else {}
+
+    def work() -> dict[str, Any]:
+        runtime = runtime_of(request)
+        acting = acting_of(request)
+        with _session(request) as db:
+            review = reviews.managed_review(db, acting, request.path_params["code"])
+            if action == "open":
+                reviews.open_review(db, runtime.auditor, acting, review)
+            elif action == "close":
+                reviews.close_review(db, runtime.auditor, acting, review)
+            elif action == "organisations":
+                org = reviews.organisation_by_code(db, _text(data, "organisation"))
+                reviews.add_organisation(db, runtime.auditor, acting, review, org)
+            elif action == "members":
+                user = reviews.user_by_email(db, _text(data, "email"))
+                reviews.add_member(db, runtime.auditor, acting, review, user)
+            else:
+                raise reviews.NotFound()
+            db.commit()
+            return review_json(review)
+
+    return JSONResponse(await run_in_threadpool(work))
+
+
+# --- Requests and cases -----------------------------------------------------------------------
+
+
+def list_requests(request: Request) -> Response:
+    acting = acting_of(request)
+    with _session(request) as db:
+        review = reviews.find_review(db, acting, request.path_params["code"])
+        items = [request_json(db, r) for r in reviews.list_requests(db, acting, review)]
+    return JSONResponse({"items": items, "next": None})
+
+
+async def create_request(request: Request) -> Response:
+    data = await _json_body(request)
+
+    def work() -> dict[str, Any]:
+        runtime = runtime_of(request)
+        acting = acting_of(request)
+        with _session(request) as db:
+            review = reviews.managed_review(db, acting, request.path_params["code"])
+            created = reviews.create_request(
+                db,
+                runtime.auditor,
+                acting,
+                review,
+                organisation=reviews.organisation_by_code(db, _text(data, "organisation")),
+                title=_text(data, "title"),
+                instructions=_text(data, "instructions", required=False),
+                due_on=_date(data, "due_on"),
+                expected_items=_int(data, "expected", default=0),
+            )
+            db.commit()
+            return request_json(db, created)
+
+    return JSONResponse(await run_in_threadpool(work), status_code=201)
+
+
+def list_cases(request: Request) -> Response:
+    acting = acting_of(request)
+    with _session(request) as db:
+        review = reviews.find_review(db, acting, request.path_params["code"])
+        items = [case_json(c) for c in reviews.list_cases(db, acting, review)]
+    return JSONResponse({"items": items, "next": None})
+
+
+def create_case(request: Request) -> Response:
+    runtime = runtime_of(request)
+    acting = acting_of(request)
+    with _session(request) as db:
+        review = reviews.find_review(db, acting, request.path_params["code"])
+        case = reviews.issue_case(db, runtime.auditor, acting, review)
+        db.commit()
+        return JSONResponse(case_json(case), status_code=201)
+
+
+# --- Documents --------------------------------------------------------------------------------
+
+
+def upload_filename(content_disposition: str) -> str | None:
+    """The file name from ``Content-Disposition`` (``filename*`` per RFC 8187, else ``filename``)."""
+    if not content_disposition or len(content_disposition) > 2000:
+        return None
+    message = EmailMessage()
+    try:
+        message["content-disposition"] = content_disposition
+        name = message.get_filename()
+    except (ValueError, TypeError, IndexError):
+        return None
+    return name if name else None
+
+
+def schedule_scan(request: Request, reference: str) -> BackgroundTask:
+    """Scan right after the response; the worker retries whatever this does not finish."""
+    runtime = runtime_of(request)
+    return BackgroundTask(
+        scans.scan_one,
+        runtime.engine,
+        runtime.vault,
+        runtime.scanner,
+        runtime.auditor,
+        now=runtime.clock(),
+        reference=reference,
+    )
+
+
+async def receive_document(
+    request: Request,
+    acting: Acting,
+    target: UploadTarget,
+    *,
+    filename: str,
+    expected_sha256: str | None,
+) -> dict[str, Any]:
+    """Stream the body into the vault, then record the document. Shared with the web form."""
+    runtime = runtime_of(request)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > runtime.settings.max_upload_bytes:
+        exc: ExchangeError = TooLarge(
+            f"The file is larger than the limit of {runtime.settings.max_upload_bytes:,} bytes. "
+            "Nothing was kept."
+        )
+        await run_in_threadpool(_audit_refusal, request, acting, target, exc)
+        raise exc
+    try:
+        stored = await documents.store_upload_async(
+            runtime.vault,
+            target,
+            request.stream(),
+            max_bytes=runtime.settings.max_upload_bytes,
+            expected_sha256=expected_sha256,
+        )
+    except (TooLarge, TypeRefused, Refused) as refused:
+        await run_in_threadpool(_audit_refusal, request, acting, target, refused)
+        raise
+    return await run_in_threadpool(_record, request, acting, target, stored, filename)
+
+
+def _audit_refusal(
+    request: Request, acting: Acting, target: UploadTarget, exc: ExchangeError
+) -> None:
+    with _session(request) as db:
+        documents.audit_refused_upload(db, runtime_of(request).auditor, acting, target, exc.code)
+        db.commit()
+
+
+def _record(
+    request: Request, acting: Acting, target: UploadTarget, stored: StoredUpload, filename: str
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    try:
+        with _session(request) as db:
+            document = documents.record_upload(
+                db, runtime.auditor, acting, target, stored, filename=filename, vault=runtime.vault
+            )
+            db.commit()
+            return document_json(db, acting, runtime.vault, document, target.review)
+    except BaseException:
+        # The row did not commit: remove the blob now rather than leave it for the sweep.
+        runtime.vault.destroy_document(stored.blob.blob_id)
+        raise
+
+
+async def upload_document(request: Request) -> Response:
+    acting = acting_of(request)
+    filename = upload_filename(request.headers.get("content-disposition", ""))
+    if filename is None:
+        raise Refused(
+            "Send the file's name in a Content-Disposition header, e.g. "
+            "Content-Disposition: attachment; filename*=UTF-8''minutes.pdf",
+            code="missing_filename",
+        )
+    params = request.query_params
+
+    def prepare() -> UploadTarget:
+        with _session(request) as db:
+            return documents.prepare_upload(
+                db,
+                acting,
+                review_code=request.path_params["code"],
+                request_id=params.get("request") or None,
+                case_reference=params.get("case") or None,
+            )
+
+    target = await run_in_threadpool(prepare)
+    body = await receive_document(
+        request, acting, target, filename=filename, expected_sha256=params.get("sha256") or None
+    )
+    return JSONResponse(
+        body,
+        status_code=201,
+        headers={"Location": f"/api/v1/documents/{body['reference']}"},
+        background=schedule_scan(request, body["reference"]),
+    )
+
+
+def list_documents(request: Request) -> Response:
+    runtime = runtime_of(request)
+    acting = acting_of(request)
+    params = request.query_params
+    with _session(request) as db:
+        review = reviews.find_review(db, acting, request.path_params["code"])
+        where = DocumentFilter(
+            organisation_id=(
+                reviews.organisation_by_code(db, params["organisation"]).id
+                if params.get("organisation")
+                else None
+            ),
+            request_id=_query_int(params.get("request")),
+            case_id=(
+                reviews.find_case(db, acting, review, params["case"]).id
+                if params.get("case")
+                else None
+            ),
+            state=_query_enum(DocumentState, params.get("state")),
+            kind=_query_enum(DocumentKind, params.get("kind")),
+        )
+        limit = min(_query_int(params.get("limit")) or 50, 200)
+        page, cursor = documents.list_documents(
+            db, acting, review, where, before_id=_query_int(params.get("cursor")), limit=limit
+        )
+        items = [document_json(db, acting, runtime.vault, d, review) for d in page]
+    return JSONResponse({"items": items, "next": str(cursor) if cursor else None})
+
+
+def _query_int(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise Refused(f"{value!r} is not a whole number.", code="invalid_query")
+    return int(value)
+
+
+def _query_enum(kind: Any, value: str | None) -> Any:
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise Refused(f"{value!r} is not one of {choices}.", code="invalid_query") from None
+
+
+def get_document(request: Request) -> Response:
+    runtime = runtime_of(request)
+    acting = acting_of(request)
+    with _session(request) as db:
+        document, review = documents.view_document(
+            db, runtime.auditor, acting, request.path_params["ref"]
+        )
+        body = document_json(db, acting, runtime.vault, document, review)
+        db.commit()
+    return JSONResponse(body)
+
+
+def get_receipt(request: Request) -> Response:
+    acting = acting_of(request)
+    with _session(request) as db:
+        document, review = documents.find_document(db, acting, request.path_params["ref"])
+        return JSONResponse(receipt_json(document, review))
+
+
+def content_disposition(filename: str | None, fallback: str) -> str:
+    """``attachment`` with an ASCII fallback and the real name per RFC 6266 / RFC 8187."""
+    ascii_name = "".join(ch for ch in fallback if ch.isalnum() or ch in "-_.") or "document"
+    value = f'attachment; filename="{ascii_name}"'
+    if filename:
+        value += "; filename*=UTF-8''" + quote(documents.safe_filename(filename), safe="")
+    return value
+
+
+def download_document(request: Request) -> Response:
+    runtime = runtime_of(request)
+    acting = acting_of(request)
+    with _session(request) as db:
+        document, review, stream = documents.open_content(
+            db, runtime.auditor, acting, runtime.vault, request.path_params["ref"]
+        )
+        name = documents.file_name(runtime.vault, document, review)
+    extension = name.rsplit(".", 1)[-1] if name and "." in name else "bin"
+    digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
+    return StreamingResponse(
+        stream,
+        media_type=document.content_type,
+        headers={
+            "Content-Disposition": content_disposition(name, f"{document.reference}.{extension}"),
+            "Content-Length": str(document.size),
+            "Repr-Digest": f"sha-256=:{digest}:",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def withdraw(request: Request) -> Response:
+    data = await _json_body(request)
+
+    def work() -> dict[str, Any]:
+        runtime = runtime_of(request)
+        acting = acting_of(request)
+        with _session(request) as db:
+            document = documents.withdraw_document(
+                db,
+                runtime.auditor,
+                acting,
+                runtime.vault,
+                request.path_params["ref"],
+                _text(data, "reason"),
+            )
+            review = db.get(reviews.Review, document.review_id)
+            assert review is not None
+            return document_json(db, acting, runtime.vault, document, review)
+
+    return JSONResponse(await run_in_threadpool(work))
+
+
+LEADS = api_roles(Role.lead, Role.admin)
+
+ROUTES = [
+    route("/api/v1/reviews", list_reviews, rule=ANY_API_USER, methods=["GET"]),
+    route("/api/v1/reviews", create_review, rule=LEADS, methods=["POST"]),
+    route("/api/v1/reviews/{code}", get_review, rule=ANY_API_USER, methods=["GET"]),
+    route("/api/v1/reviews/{code}/requests", list_requests, rule=ANY_API_USER, methods=["GET"]),
+    route("/api/v1/reviews/{code}/requests", create_request, rule=LEADS, methods=["POST"]),
+    route("/api/v1/reviews/{code}/cases", list_cases, rule=ANY_API_USER, methods=["GET"]),
+    route(
+        "/api/v1/reviews/{code}/cases", create_case, rule=api_roles(Role.uploader), methods=["POST"]
+    ),
+    route("/api/v1/reviews/{code}/documents", list_documents, rule=ANY_API_USER, methods=["GET"]),
+    route(
+        "/api/v1/reviews/{code}/documents",
+        upload_document,
+        rule=api_roles(Role.uploader, Role.inspector, Role.lead),
+        methods=["POST"],
+    ),
+    route("/api/v1/reviews/{code}/{action}", change_review, rule=LEADS, methods=["POST"]),
+    route("/api/v1/documents/{ref}", get_document, rule=ANY_API_USER, methods=["GET"]),
+    route("/api/v1/documents/{ref}/receipt", get_receipt, rule=ANY_API_USER, methods=["GET"]),
+    route(
+        "/api/v1/documents/{ref}/content",
+        download_document,
+        rule=api_roles(Role.inspector, Role.lead),
+        methods=["GET"],
+    ),
+    route(
+        "/api/v1/documents/{ref}/withdraw",
+        withdraw,
+        rule=api_roles(Role.uploader, Role.inspector, Role.lead),
+        methods=["POST"],
+    ),
+]

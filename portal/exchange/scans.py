@@ -1,0 +1,164 @@
+"""Scanning behind the upload: every document is scanned by clamd before anyone can open it.
+
+Fail closed (SPEC §4): only a clear "OK" makes a document available. Infected → rejected and its
+content destroyed at once. Scanner down, slow, over a limit or answering an error → the document stays
+``pending_scan`` and is retried with back-off; after ``flag_after`` tries it is flagged to the
+administrators (and still retried). Several workers may run at once: each document is claimed with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two never scan the same one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, or_, select
+
+from audit import Action, Actor, Outcome, Target, TargetKind
+from portal.auditing import Auditor
+from portal.exchange.models import Document, DocumentState, Review
+from portal.scanning import ScanError, Scanner
+from storage import DocumentKey, StorageError, Vault
+
+SCANNER = Actor.system("scanner")
+
+
+@dataclass(frozen=True)
+class ScanPolicy:
+    first_retry: timedelta = timedelta(seconds=30)
+    longest_retry: timedelta = timedelta(minutes=30)
+    flag_after: int = 5
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    reference: str
+    state: DocumentState
+    signature: str | None = None
+
+
+def _retry_delay(attempts: int, policy: ScanPolicy) -> timedelta:
+    return min(policy.first_retry * (2 ** max(attempts - 1, 0)), policy.longest_retry)
+
+
+def _claim(db: Session, now: datetime, reference: str | None) -> Document | None:
+    query = select(Document).where(
+        Document.state == DocumentState.pending_scan,
+        or_(col(Document.next_scan_at).is_(None), col(Document.next_scan_at) <= now),
+    )
+    if reference is not None:
+        query = query.where(Document.reference == reference)
+    query = query.order_by(col(Document.next_scan_at)).limit(1)
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return db.exec(query).first()
+
+
+def scan_one(
+    engine: Engine,
+    vault: Vault,
+    scanner: Scanner,
+    auditor: Auditor,
+    *,
+    now: datetime,
+    reference: str | None = None,
+    policy: ScanPolicy | None = None,
+) -> ScanOutcome | None:
+    """Scan the next due document (or the one named); None when nothing is due."""
+    policy = policy or ScanPolicy()
+    with Session(engine) as db:
+        document = _claim(db, now, reference)
+        if document is None:
+            return None
+        review = db.get(Review, document.review_id)
+        assert review is not None and document.wrapped_key is not None and document.blob_id
+        key = DocumentKey(
+            review=review.code, document_id=document.reference, wrapped=document.wrapped_key
+        )
+        target = Target(TargetKind.DOCUMENT, document.reference)
+        try:
+            verdict = scanner.scan(vault.read(key, document.blob_id))
+        except (ScanError, StorageError) as problem:
+            document.scan_attempts += 1
+            document.next_scan_at = now + _retry_delay(document.scan_attempts, policy)
+            reason = "scanner_unavailable" if isinstance(problem, ScanError) else "storage_error"
+            if document.scan_attempts >= policy.flag_after and document.scan_flagged_at is None:
+                document.scan_flagged_at = now
+            db.add(document)
+            auditor.record(
+                db,
+                Action.DOCUMENT_SCANNED,
+                actor=SCANNER,
+                now=now,
+                outcome=Outcome.FAILURE,
+                target=target,
+                review=review.code,
+                document=document.reference,
+                details={"reason": reason, "attempts": document.scan_attempts},
+            )
+            db.commit()
+            return ScanOutcome(document.reference, DocumentState.pending_scan)
+        document.scanned_at = now
+        document.next_scan_at = None
+        blob_id = document.blob_id
+        if verdict.clean:
+            document.state = DocumentState.available
+            document.scan_verdict = "clean"
+        else:
+            # Infected: the content is destroyed now (key erased here, blob deleted below).
+            document.state = DocumentState.rejected
+            document.scan_verdict = "infected"
+            document.scan_signature = (verdict.signature or "unknown")[:100]
+            document.rejected_reason = "malware"
+            document.wrapped_key = None
+            document.filename_sealed = None
+            document.blob_id = None
+        db.add(document)
+        details: dict[str, int | bool | str] = {"verdict": document.scan_verdict or "clean"}
+        if document.scan_signature:
+            details["malware_signature"] = document.scan_signature
+        auditor.record(
+            db,
+            Action.DOCUMENT_SCANNED,
+            actor=SCANNER,
+            now=now,
+            target=target,
+            review=review.code,
+            document=document.reference,
+            details=details,
+        )
+        if not verdict.clean:
+            auditor.record(
+                db,
+                Action.DOCUMENT_REJECTED,
+                actor=SCANNER,
+                now=now,
+                target=target,
+                review=review.code,
+                document=document.reference,
+                details={"reason": "malware"},
+            )
+        db.commit()
+        if not verdict.clean:
+            vault.destroy_document(blob_id)
+        return ScanOutcome(document.reference, document.state, document.scan_signature)
+
+
+def scan_due(
+    engine: Engine,
+    vault: Vault,
+    scanner: Scanner,
+    auditor: Auditor,
+    *,
+    clock: Callable[[], datetime],
+    limit: int = 100,
+) -> list[ScanOutcome]:
+    outcomes = []
+    for _ in range(limit):
+        outcome = scan_one(engine, vault, scanner, auditor, now=clock())
+        if outcome is None:
+            break
+        outcomes.append(outcome)
+    return outcomes
