@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-import jinja2
-from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -20,77 +16,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-import audit
 from portal import health
 from portal.accounts import account_views
 from portal.accounts import views as account_pages
 from portal.accounts.passwords import PasswordHasher
-from portal.accounts.secrets import SecretBox
-from portal.accounts.sessions import SessionPolicy
-from portal.accounts.signin import SignIn
-from portal.auditing import SIGNING_KEY_FILE, Auditor
-from portal.blobs import open_vault
-from portal.db import make_engine
 from portal.exchange import api as exchange_api
 from portal.exchange.errors import ExchangeError
+from portal.runtime import Clock, Runtime, build_runtime, utc_now
 from portal.scanning import Scanner
 from portal.settings import Settings
-from portal.web import csrf
 from portal.web.access import PUBLIC, route
 from portal.web.errors import HttpProblem
 from portal.web.middleware import SecurityHeaders
-from portal.web.rendering import make_environment, render
-from storage import Vault
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """What a request handler may use: built once per app, never global."""
-
-    settings: Settings
-    engine: Engine
-    scanner: Scanner
-    clock: Clock
-    auditor: Auditor
-    signin: SignIn
-    session_policy: SessionPolicy
-    csrf_key: bytes
-    templates: jinja2.Environment
-    vault: Vault
-
-
-def build_runtime(
-    settings: Settings,
-    *,
-    clock: Clock = utc_now,
-    password_hasher: PasswordHasher | None = None,
-) -> Runtime:
-    """Everything the app needs, loaded once. Keys must exist: ``portal init`` creates them."""
-    auditor = Auditor(
-        audit.AuditLog(audit.load_signing_key(settings.key_dir / SIGNING_KEY_FILE), clock=clock)
-    )
-    return Runtime(
-        settings=settings,
-        engine=make_engine(settings.database_url),
-        scanner=Scanner(settings.clamd),
-        clock=clock,
-        auditor=auditor,
-        signin=SignIn(
-            hasher=password_hasher or PasswordHasher(),
-            secret_box=SecretBox.from_key_dir(settings.key_dir),
-            auditor=auditor,
-        ),
-        session_policy=SessionPolicy(),
-        csrf_key=csrf.load_key(settings.key_dir),
-        templates=make_environment(),
-        vault=open_vault(settings),
-    )
+from portal.web.rendering import render
 
 
 async def healthz(request: Request) -> JSONResponse:

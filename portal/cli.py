@@ -76,10 +76,26 @@ def serve(cli: CliContext, host: str, port: int) -> None:
     _serve(cli.settings, host, port)
 
 
+def require_current_schema(settings: Settings) -> None:
+    """Refuse to start on a database that ``portal init`` has not brought up to date."""
+    from portal.db import make_engine
+    from portal.setup import check_schema
+
+    engine = make_engine(settings.database_url)
+    try:
+        schema = check_schema(engine)
+    finally:
+        engine.dispose()
+    if not schema.ok:
+        raise CheckFailure(f"The database is not ready: {schema.detail}.")
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from portal.app import create_app
+
+    require_current_schema(settings)
 
     for warning in development_warnings(settings):
         click.secho(f"WARNING: {warning}", fg="yellow", err=True)
@@ -191,6 +207,30 @@ def demo(cli: CliContext, host: str, port: int) -> None:
             local_clamd.stop()
 
 
+@main.command()
+@click.option("--once", is_flag=True, help="Run one round and exit (for cron or a systemd timer).")
+@click.option("--interval", default=10.0, show_default=True, type=click.FloatRange(0.5, 3600))
+@pass_cli
+def worker(cli: CliContext, once: bool, interval: float) -> None:
+    """Scan new uploads and retry failed scans, sweep orphan blobs, seal the audit log."""
+    from portal.runtime import build_runtime
+    from portal.worker import Worker
+
+    require_current_schema(cli.settings)
+    runtime = build_runtime(cli.settings)
+    work = Worker(runtime)
+    try:
+        if once:
+            click.echo(work.run_round(force=True).summary())
+            return
+        click.echo(f"worker running every {interval:g}s; Ctrl+C to stop")
+        work.run_forever(interval=interval, report=click.echo)
+    except KeyboardInterrupt:
+        click.echo("worker stopped")
+    finally:
+        runtime.engine.dispose()
+
+
 def _demo_people(settings: Settings) -> list[DemoUser]:
     from datetime import UTC, datetime
 
@@ -229,6 +269,12 @@ main.add_command(token)
 from portal.cli_audit import audit  # noqa: E402
 
 main.add_command(audit)
+
+from portal.cli_exchange import download, request_group, review  # noqa: E402
+
+main.add_command(review)
+main.add_command(request_group)
+main.add_command(download)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

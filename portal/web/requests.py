@@ -10,7 +10,7 @@ from starlette.requests import Request
 from portal.auditing import Origin
 
 if TYPE_CHECKING:
-    from portal.app import Runtime
+    from portal.runtime import Runtime
     from portal.exchange.acting import Acting
 
 URLENCODED = "application/x-www-form-urlencoded"

@@ -24,6 +24,7 @@ from portal.db import make_engine
 from portal.models import OrganisationKind
 from portal.settings import ClamdAddress, Settings
 from portal.setup import initialise
+from tests.harness.clamd import TEST_MAX_UPLOAD_BYTES
 
 PASSWORD = "correct horse battery staple"
 
@@ -71,6 +72,8 @@ def settings(tmp_path: Path, database_url: str, clamd_address: ClamdAddress) -> 
             "PORTAL_HOME": str(tmp_path / "home"),
             "PORTAL_DATABASE_URL": database_url,
             "PORTAL_CLAMD": str(clamd_address),
+            # The harness's clamd is configured for this limit (tests/harness/clamd.py).
+            "PORTAL_MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
         }
     )
     list(initialise(settings))
@@ -238,7 +241,7 @@ class Exchange:
             content=body,
             headers={
                 **self.tokens[who],
-                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
                 "Content-Type": "application/octet-stream",
             },
         )

@@ -1,0 +1,72 @@
+"""``portal worker``: the work that runs behind the web app.
+
+Each round: scan documents that are due (new ones, and retries with back-off), sweep blobs that no
+document refers to, and seal the audit log with a signed checkpoint if it has been quiet. Several
+workers may run at once: they coordinate through the database (row locks with SKIP LOCKED).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from portal.exchange import scans
+from portal.exchange.sweep import sweep_orphan_blobs
+from portal.runtime import Runtime
+
+
+@dataclass
+class Round:
+    scanned: list[scans.ScanOutcome] = field(default_factory=list)
+    swept: int = 0
+    checkpoint: int | None = None
+
+    def summary(self) -> str:
+        states: dict[str, int] = {}
+        for outcome in self.scanned:
+            states[outcome.state.value] = states.get(outcome.state.value, 0) + 1
+        scanned = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none"
+        return f"scanned: {scanned}; blobs swept: {self.swept}"
+
+
+@dataclass
+class Worker:
+    runtime: Runtime
+    sweep_every: timedelta = timedelta(minutes=10)
+    checkpoint_every: timedelta = timedelta(minutes=5)
+    extra_in_use: Callable[[Session], set[str]] | None = None
+    _last_sweep: datetime | None = None
+    _last_checkpoint: datetime | None = None
+
+    def run_round(self, *, force: bool = False) -> Round:
+        runtime = self.runtime
+        done = Round()
+        done.scanned = scans.scan_due(
+            runtime.engine, runtime.vault, runtime.scanner, runtime.auditor, clock=runtime.clock
+        )
+        now = runtime.clock()
+        if force or self._last_sweep is None or now - self._last_sweep >= self.sweep_every:
+            done.swept = sweep_orphan_blobs(
+                runtime.engine, runtime.vault, now=now, also_in_use=self.extra_in_use
+            )
+            self._last_sweep = now
+        if (
+            force
+            or self._last_checkpoint is None
+            or now - self._last_checkpoint >= self.checkpoint_every
+        ):
+            with runtime.engine.begin() as connection:
+                done.checkpoint = runtime.auditor.log.checkpoint(connection, now=now)
+            self._last_checkpoint = now
+        return done
+
+    def run_forever(self, *, interval: float, report: Callable[[str], None]) -> None:
+        while True:
+            done = self.run_round()
+            if done.scanned or done.swept:
+                report(done.summary())
+            time.sleep(interval)
