@@ -16,11 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from portal import health
+from portal import health, openapi
 from portal.accounts import account_views
 from portal.accounts import views as account_pages
 from portal.accounts.passwords import PasswordHasher
 from portal.exchange import api as exchange_api
+from portal.exchange import pages as exchange_pages
 from portal.exchange.errors import ExchangeError
 from portal.runtime import Clock, Runtime, build_runtime, utc_now
 from portal.scanning import Scanner
@@ -34,6 +35,10 @@ from portal.web.rendering import render
 async def healthz(request: Request) -> JSONResponse:
     """Alive: the process answers. Says nothing about dependencies (that is /readyz)."""
     return JSONResponse({"status": "ok"})
+
+
+async def openapi_json(request: Request) -> JSONResponse:
+    return JSONResponse(openapi.document())
 
 
 async def readyz(request: Request) -> JSONResponse:
@@ -119,9 +124,11 @@ def routes() -> list[BaseRoute]:
     return [
         route("/healthz", healthz, rule=PUBLIC, methods=["GET"]),
         route("/readyz", readyz, rule=PUBLIC, methods=["GET"]),
+        route("/api/v1/openapi.json", openapi_json, rule=PUBLIC, methods=["GET"]),
         *account_pages.ROUTES,
         *account_views.ROUTES,
         *exchange_api.ROUTES,
+        *exchange_pages.ROUTES,
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
 

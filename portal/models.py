@@ -35,3 +35,14 @@ class Organisation(SQLModel, table=True):
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything the portal stores is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+MAX_ID = 2**31 - 1  # the largest INTEGER primary key on PostgreSQL
+
+
+def parse_id(text: str | None) -> int | None:
+    """A row id typed in a path or query, or None when it cannot be one (never a database error)."""
+    if text is None or not text.isdigit() or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None

@@ -12,19 +12,12 @@ from portal.accounts import tokens, users
 from portal.accounts.models import ApiToken, Role, User
 from portal.accounts.signin import SignInRefused
 from portal.auditing import Action, Target, TargetKind
-from portal.models import Organisation, as_utc
+from portal.models import Organisation, as_utc, parse_id
 from portal.web.access import ANY_API_USER, ANY_USER, form_value, principal_of, roles, route
 from portal.web.errors import HttpProblem
 from portal.web.principal import Principal
 from portal.web.rendering import render
 from portal.web.requests import origin_of, runtime_of, submitted_form
-
-
-def home(request: Request) -> Response:
-    principal = principal_of(request)
-    with Session(runtime_of(request).engine) as db:
-        organisation = db.get(Organisation, principal.organisation_id)
-    return render(request, "home.html", {"organisation": organisation})
 
 
 def _account_context(db: Session, principal: Principal) -> dict[str, Any]:
@@ -105,10 +98,10 @@ def _revoke(request: Request, principal: Principal, token_id: int, *, any_owner:
 
 
 def _path_id(request: Request, name: str) -> int:
-    value = request.path_params[name]
-    if not value.isdigit() or len(value) > 18:
+    number = parse_id(request.path_params[name])
+    if number is None:
         raise HttpProblem.not_found()
-    return int(value)
+    return number
 
 
 def token_revoke(request: Request) -> Response:
@@ -214,7 +207,6 @@ def api_token_revoke(request: Request) -> Response:
 
 
 ROUTES = [
-    route("/", home, rule=ANY_USER, methods=["GET"]),
     route("/account", account_page, rule=ANY_USER, methods=["GET"]),
     route("/account/tokens", token_create, rule=ANY_USER, methods=["POST"]),
     route("/account/tokens/{token_id}/revoke", token_revoke, rule=ANY_USER, methods=["POST"]),

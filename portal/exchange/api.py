@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from datetime import date
 from email.message import EmailMessage
 from typing import Any
@@ -27,6 +28,7 @@ from portal.exchange.serialize import (
     request_json,
     review_json,
 )
+from portal.models import parse_id
 from portal.web.access import ANY_API_USER, api_roles, route
 from portal.web.requests import acting_of, runtime_of
 
@@ -258,10 +260,12 @@ async def receive_document(
     *,
     filename: str,
     expected_sha256: str | None,
+    body: AsyncIterator[bytes] | None = None,
 ) -> dict[str, Any]:
-    """Stream the body into the vault, then record the document. Shared with the web form."""
+    """Stream the body into the vault, then record the document. Shared with the web form, which
+    passes ``body``: the file's bytes out of its multipart body (so Content-Length is not theirs)."""
     runtime = runtime_of(request)
-    declared = request.headers.get("content-length", "")
+    declared = request.headers.get("content-length", "") if body is None else ""
     if declared.isdigit() and int(declared) > runtime.settings.max_upload_bytes:
         exc: ExchangeError = TooLarge(
             f"The file is larger than the limit of {runtime.settings.max_upload_bytes:,} bytes. "
@@ -273,7 +277,7 @@ async def receive_document(
         stored = await documents.store_upload_async(
             runtime.vault,
             target,
-            request.stream(),
+            request.stream() if body is None else body,
             max_bytes=runtime.settings.max_upload_bytes,
             expected_sha256=expected_sha256,
         )
@@ -373,9 +377,12 @@ def list_documents(request: Request) -> Response:
 def _query_int(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 18:
-        raise Refused(f"{value!r} is not a whole number.", code="invalid_query")
-    return int(value)
+    number = parse_id(value)
+    if number is None:
+        raise Refused(
+            f"{value[:20]!r} is not a number that can be used here.", code="invalid_query"
+        )
+    return number
 
 
 def _query_enum(kind: Any, value: str | None) -> Any:

@@ -25,7 +25,7 @@ from portal.exchange.models import (
     ReviewOrganisation,
     ReviewState,
 )
-from portal.models import Organisation, OrganisationKind
+from portal.models import Organisation, OrganisationKind, parse_id
 from portal.references import InvalidReference as BadReference
 from portal.references import new_reference, parse_reference
 
@@ -329,10 +329,8 @@ def list_requests(db: Session, acting: Acting, review: Review) -> list[Request]:
 
 
 def find_request(db: Session, acting: Acting, review: Review, request_id: int | str) -> Request:
-    text = str(request_id).strip()
-    if not text.isdigit() or len(text) > 18:
-        raise NotFound("There is no request with that number in this review.")
-    request = db.get(Request, int(text))
+    number = parse_id(str(request_id).strip())
+    request = db.get(Request, number) if number is not None else None
     if (
         request is None
         or request.review_id != review.id

@@ -22,6 +22,7 @@ from tests.portal.route_rules import SIGNED_IN, WHO, api_for, everyone, page_for
 TABLE: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("GET", "/healthz"): ("/healthz", everyone(200)),
     ("GET", "/readyz"): ("/readyz", everyone(200)),
+    ("GET", "/api/v1/openapi.json"): ("/api/v1/openapi.json", everyone(200)),
     ("GET", "/sign-in"): ("/sign-in", {**everyone(303), "anonymous": 200}),
     # An empty form: the public route answers everyone with "enter your email".
     ("POST", "/sign-in"): ("/sign-in", everyone(400)),
@@ -34,7 +35,6 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("POST", "/enrol/{token}"): ("/enrol/not-a-real-link", everyone(404)),
     ("GET", "/enrol/{token}/app"): ("/enrol/not-a-real-link/app", everyone(404)),
     ("POST", "/enrol/{token}/app"): ("/enrol/not-a-real-link/app", everyone(404)),
-    ("GET", "/"): ("/", page_for(*SIGNED_IN)),
     ("GET", "/account"): ("/account", page_for(*SIGNED_IN)),
     # An empty form: signed-in users get "enter a name", the rest never reach it.
     ("POST", "/account/tokens"): ("/account/tokens", page_for(*SIGNED_IN, ok=400)),

@@ -1,0 +1,125 @@
+"""The OpenAPI document describes exactly the API that is served, and the API keeps to it."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+from hypothesis import HealthCheck, settings
+
+from portal.app import create_app, routes
+from portal.openapi import document
+from portal.web.access import RuledRoute
+from tests.harness.ports import free_port
+from tests.portal.conftest import Exchange, cheap_hasher
+
+
+def _served_api() -> set[tuple[str, str]]:
+    served = set()
+    for item in routes():
+        if (
+            isinstance(item, RuledRoute)
+            and item.path.startswith("/api/v1/")
+            and item.path != "/api/v1/openapi.json"
+        ):
+            for method in item.methods or ():
+                if method != "HEAD":
+                    served.add((method.lower(), item.path))
+    return served
+
+
+def test_every_api_route_is_described_and_nothing_else() -> None:
+    described = {
+        (method, path)
+        for path, operations in document()["paths"].items()
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete", "head", "options")
+    }
+    served = _served_api()
+    assert served - described == set(), "routes missing from the OpenAPI document"
+    assert described - served == set(), "the OpenAPI document describes routes that do not exist"
+
+
+def test_the_document_is_served_and_references_resolve(exchange: Exchange) -> None:
+    response = exchange.client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["openapi"].startswith("3.1")
+    text = response.text
+    for name in set(re.findall(r'"#/components/schemas/([A-Za-z]+)"', text)):
+        assert name in body["components"]["schemas"], name
+
+
+@pytest.fixture
+def live_portal(exchange: Exchange) -> Iterator[str]:
+    world = exchange.world
+    app = create_app(world.settings, clock=world.clock, password_hasher=cheap_hasher())
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("who", ["lead", "uploader"])
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+    live_portal: str, exchange: Exchange, who: str
+) -> None:
+    """Schemathesis generates requests from the document for every operation."""
+    import schemathesis
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    schema = schemathesis.openapi.from_url(f"{live_portal}/api/v1/openapi.json")
+    failures: list[str] = []
+    calls: dict[int, int] = {}
+    headers = exchange.tokens[who]
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        strategy = operation.as_strategy()
+
+        @settings(
+            max_examples=15,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def check(case: schemathesis.Case, label: str = operation.label) -> None:  # type: ignore[name-defined]
+            # Half the time aim at the real review, so the handlers' deeper paths run too.
+            if (
+                "{code}" in case.path
+                and case.path_parameters
+                and hash(str(case.path_parameters)) % 2
+            ):
+                case.path_parameters["code"] = "SWG24"
+            response = case.call(headers=headers, timeout=30)
+            calls[response.status_code] = calls.get(response.status_code, 0) + 1
+            try:
+                case.validate_response(
+                    response, checks=[not_a_server_error, response_schema_conformance]
+                )
+            except AssertionError as failure:
+                failures.append(f"{label}: {str(failure)[:500]}")
+            except Exception as failure:  # schemathesis raises its own failure types
+                failures.append(f"{label}: {type(failure).__name__}: {str(failure)[:500]}")
+
+        from hypothesis import given
+
+        given(strategy)(check)()
+    assert not failures, "\n".join(failures[:10])
+    # It really exercised the API: many requests, and some of them succeeded.
+    assert sum(calls.values()) > 100 and any(200 <= status < 300 for status in calls), calls
