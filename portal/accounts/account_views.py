@@ -13,6 +13,7 @@ from portal.accounts.models import ApiToken, Role, User
 from portal.accounts.signin import SignInRefused
 from portal.auditing import Action, Target, TargetKind
 from portal.models import Organisation, as_utc, parse_id
+from portal.text import TextRefused, clean_text
 from portal.web.access import ANY_API_USER, ANY_USER, form_value, principal_of, roles, route
 from portal.web.errors import HttpProblem
 from portal.web.principal import Principal
@@ -46,6 +47,11 @@ def token_create(request: Request) -> Response:
         errors["name"] = (
             "Enter a name for the token, to recognise it later (for example 'upload script')."
         )
+    else:
+        try:
+            name = clean_text(name, what="token's name", longest=100)
+        except TextRefused as refused:
+            errors["name"] = str(refused)
     if not days_text.isdigit() or not 1 <= int(days_text) <= tokens.MAX_DAYS:
         errors["days"] = f"Enter a number of days from 1 to {tokens.MAX_DAYS}."
     if not code.strip():

@@ -18,6 +18,7 @@ from portal.accounts.models import RecoveryCode, User
 from portal.accounts.passwords import PasswordHasher
 from portal.accounts.secrets import SecretBox, digest, normalise_recovery_code
 from portal.auditing import Action, Actor, Auditor, Origin, Outcome
+from portal.text import has_control_characters
 
 BAD_CREDENTIALS = (
     "Enter a correct email address and password. Check them and try again; if you have "
@@ -63,7 +64,9 @@ class SignIn:
         """First step. Returns the user, or raises SignInRefused (already audited and committed)."""
         email = email.strip().lower()
         keys = [throttle.account_key(email), throttle.address_key(origin.client_address or "")]
-        user = db.exec(select(User).where(User.email == email)).first()
+        # An address no account can have is looked up nowhere (a NUL would be a database error).
+        typable = len(email) <= 320 and not has_control_characters(email)
+        user = db.exec(select(User).where(User.email == email)).first() if typable else None
         actor = actor_of(user) if user else Actor()
         until = throttle.locked_until(db, keys, now)
         if until is not None:

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from portal.accounts.models import ApiToken, User
 from portal.accounts.secrets import digest, new_token
 from portal.models import as_utc
+from portal.text import clean_text
 
 TOKEN_PREFIX = "pat_"  # noqa: S105 (a label, so leaked tokens are recognisable by scanners)
 DEFAULT_DAYS = 30
@@ -22,9 +23,7 @@ def create_token(
     """Returns the stored row and the token itself, which is never available again."""
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"A token must expire in 1 to {MAX_DAYS} days, not {days}.")
-    name = name.strip()
-    if not 1 <= len(name) <= 100:
-        raise ValueError("Give the token a name of 1 to 100 characters, to recognise it later.")
+    name = clean_text(name, what="token's name", longest=100)
     assert user.id is not None
     raw = new_token(TOKEN_PREFIX, 32)
     row = ApiToken(

@@ -13,10 +13,11 @@ from portal.accounts.models import Enrolment, RecoveryCode, Role, User
 from portal.accounts.passwords import PasswordHasher, password_problem
 from portal.accounts.secrets import SecretBox, digest, new_recovery_code, new_token
 from portal.models import Organisation, OrganisationKind, as_utc
+from portal.text import TextRefused, clean_text
 
 ENROLMENT_LIFETIME = timedelta(days=3)
 RECOVERY_CODES = 10
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 
 # Which roles an organisation of each kind may hold (SPEC §2): authorities upload; the
@@ -42,9 +43,10 @@ def add_organisation(
         )
     if db.exec(select(Organisation).where(Organisation.slug == slug)).first():
         raise AccountError(f"An organisation with the code {slug!r} already exists.")
-    name = name.strip()
-    if not 1 <= len(name) <= 200:
-        raise AccountError("Give the organisation a name of 1 to 200 characters.")
+    try:
+        name = clean_text(name, what="organisation's name", longest=200)
+    except TextRefused as refused:
+        raise AccountError(str(refused)) from None
     organisation = Organisation(slug=slug, name=name, kind=kind, created_at=now)
     db.add(organisation)
     db.flush()
@@ -52,9 +54,12 @@ def add_organisation(
 
 
 def find_organisation(db: Session, slug: str) -> Organisation:
-    organisation = db.exec(
-        select(Organisation).where(Organisation.slug == slug.strip().lower())
-    ).first()
+    slug = slug.strip().lower()
+    organisation = (
+        db.exec(select(Organisation).where(Organisation.slug == slug)).first()
+        if _SLUG.match(slug)
+        else None
+    )
     if organisation is None:
         raise AccountError(f"There is no organisation with the code {slug!r}.")
     return organisation
@@ -190,7 +195,12 @@ def disable_user(db: Session, user: User, *, now: datetime) -> tuple[int, int]:
 
 
 def find_user(db: Session, email: str) -> User:
-    user = db.exec(select(User).where(User.email == email.strip().lower())).first()
+    address = email.strip().lower()
+    user = (
+        db.exec(select(User).where(User.email == address)).first()
+        if _EMAIL.match(address)
+        else None
+    )
     if user is None:
         raise AccountError("There is no user with that email address.")
     return user

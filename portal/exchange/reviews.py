@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
@@ -28,6 +29,7 @@ from portal.exchange.models import (
 from portal.models import Organisation, OrganisationKind, parse_id
 from portal.references import InvalidReference as BadReference
 from portal.references import new_reference, parse_reference
+from portal.text import TextRefused, clean_text, has_control_characters
 
 REVIEW_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
 MAX_RETENTION_DAYS = 3650
@@ -51,15 +53,10 @@ def check_plan(plan: ReviewPlan) -> ReviewPlan:
             "starting with a letter (for example SWG24).",
             code="invalid_review_code",
         )
-    title, basis = plan.title.strip(), plan.legal_basis.strip()
-    if not 1 <= len(title) <= 200:
-        raise Refused("Give the review a title of 1 to 200 characters.", code="invalid_title")
-    if not 1 <= len(basis) <= 500:
-        raise Refused(
-            "State the legal basis for the review (1 to 500 characters), for example the section "
-            "of the Act that allows the inspection to ask for records.",
-            code="invalid_legal_basis",
-        )
+    title = _text(plan.title, what="review's title", longest=200)
+    basis = _text(
+        plan.legal_basis, what="legal basis (for example the section of the Act)", longest=500
+    )
     if plan.closes_on < plan.opens_on:
         raise Refused(
             "The closing date must be on or after the opening date.", code="invalid_dates"
@@ -70,6 +67,13 @@ def check_plan(plan: ReviewPlan) -> ReviewPlan:
             code="invalid_retention",
         )
     return ReviewPlan(code, title, basis, plan.opens_on, plan.closes_on, plan.retention_days)
+
+
+def _text(value: str, **rules: Any) -> str:
+    try:
+        return clean_text(value, **rules)
+    except TextRefused as refused:
+        raise Refused(str(refused), code="invalid_text") from None
 
 
 def _audit(
@@ -148,7 +152,12 @@ def create_review(
 
 
 def find_review(db: Session, acting: Acting, code: str) -> Review:
-    review = db.exec(select(Review).where(Review.code == code.strip().upper())).first()
+    code = code.strip().upper()
+    review = (
+        db.exec(select(Review).where(Review.code == code)).first()
+        if REVIEW_CODE.match(code)
+        else None
+    )
     if review is None or (
         acting.caller is not None and not policy.can_see_review(db, acting.caller, review)
     ):
@@ -279,11 +288,10 @@ def create_request(
             "Add the organisation to the review before asking it for records.",
             code="invalid_organisation",
         )
-    title, instructions = title.strip(), instructions.strip()
-    if not 1 <= len(title) <= 200:
-        raise Refused("Give the request a title of 1 to 200 characters.", code="invalid_title")
-    if len(instructions) > 4000:
-        raise Refused("Keep the instructions under 4,000 characters.", code="invalid_instructions")
+    title = _text(title, what="request's title", longest=200)
+    instructions = _text(
+        instructions, what="instructions", shortest=0, longest=4000, multiline=True
+    )
     if not 0 <= expected_items <= 100_000:
         raise Refused(
             "The number of items expected must be between 0 and 100,000.", code="invalid_expected"
@@ -430,7 +438,10 @@ def organisation_by_code(db: Session, code: str) -> Organisation:
 
 
 def user_by_email(db: Session, email: str) -> User:
-    user = db.exec(select(User).where(User.email == email.strip().lower())).first()
+    address = email.strip().lower()
+    user = None
+    if not has_control_characters(address) and len(address) <= 320:
+        user = db.exec(select(User).where(User.email == address)).first()
     if user is None:
         raise NotFound("There is no user with that email address.")
     return user

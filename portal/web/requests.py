@@ -10,8 +10,8 @@ from starlette.requests import Request
 from portal.auditing import Origin
 
 if TYPE_CHECKING:
-    from portal.runtime import Runtime
     from portal.exchange.acting import Acting
+    from portal.runtime import Runtime
 
 URLENCODED = "application/x-www-form-urlencoded"
 

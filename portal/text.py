@@ -1,0 +1,33 @@
+"""Free text typed by people (titles, instructions, names): checked once, the same way everywhere.
+
+Control characters are refused rather than stored: they are never meaningful in these fields, they
+can hide text in a terminal or a log (ANSI escapes, right-to-left overrides), and PostgreSQL
+refuses NUL outright, which must be a clear 400 and not a server error.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+class TextRefused(ValueError):
+    pass
+
+
+def has_control_characters(value: str, *, allow_newlines: bool = False) -> bool:
+    allowed = "\n\r\t" if allow_newlines else ""
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") and ch not in allowed for ch in value)
+
+
+def clean_text(
+    value: str, *, what: str, shortest: int = 1, longest: int, multiline: bool = False
+) -> str:
+    """``value`` normalised (NFC, trimmed), or TextRefused with a message naming ``what``."""
+    text = unicodedata.normalize("NFC", value).strip()
+    if has_control_characters(text, allow_newlines=multiline):
+        raise TextRefused(f"The {what} contains characters that cannot be used. Type it again.")
+    if not shortest <= len(text) <= longest:
+        if shortest:
+            raise TextRefused(f"Give the {what} in {shortest} to {longest:,} characters.")
+        raise TextRefused(f"Keep the {what} to at most {longest:,} characters.")
+    return text
