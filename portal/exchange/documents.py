@@ -88,6 +88,35 @@ def safe_filename(name: str) -> str:
     return name[:MAX_FILENAME] or "document"
 
 
+def key_of(document: Document, review: Review) -> DocumentKey:
+    """The document's data key as the vault wants it, rebuilt from its row."""
+    return DocumentKey(
+        review=review.code, document_id=document.reference, wrapped=document.wrapped_key or b""
+    )
+
+
+def _audit_document(
+    db: Session,
+    auditor: Auditor,
+    acting: Acting,
+    action: Action,
+    document: Document,
+    review: Review,
+    details: dict[str, int | bool | str] | None = None,
+) -> None:
+    auditor.record(
+        db,
+        action,
+        actor=acting.actor,
+        now=acting.now,
+        origin=acting.origin,
+        target=Target(TargetKind.DOCUMENT, document.reference),
+        review=review.code,
+        document=document.reference,
+        details=details,
+    )
+
+
 def prepare_upload(
     db: Session,
     acting: Acting,
@@ -298,16 +327,14 @@ def record_upload(
     )
     db.add(document)
     db.flush()
-    auditor.record(
+    _audit_document(
         db,
+        auditor,
+        acting,
         Action.DOCUMENT_UPLOADED,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
-        target=Target(TargetKind.DOCUMENT, document.reference),
-        review=target.review.code,
-        document=document.reference,
-        details={"size_bytes": document.size, "content_type": document.content_type},
+        document,
+        target.review,
+        {"size_bytes": document.size, "content_type": document.content_type},
     )
     return document
 
@@ -353,26 +380,14 @@ def view_document(
 ) -> tuple[Document, Review]:
     """Metadata, audited as viewed (SPEC §5). The caller commits."""
     document, review = find_document(db, acting, typed_reference)
-    auditor.record(
-        db,
-        Action.DOCUMENT_METADATA_VIEWED,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
-        target=Target(TargetKind.DOCUMENT, document.reference),
-        review=review.code,
-        document=document.reference,
-    )
+    _audit_document(db, auditor, acting, Action.DOCUMENT_METADATA_VIEWED, document, review)
     return document, review
 
 
 def file_name(vault: Vault, document: Document, review: Review) -> str | None:
     if document.wrapped_key is None or document.filename_sealed is None:
         return None
-    key = DocumentKey(
-        review=review.code, document_id=document.reference, wrapped=document.wrapped_key
-    )
-    return vault.open_secret(key, document.filename_sealed).decode()
+    return vault.open_secret(key_of(document, review), document.filename_sealed).decode()
 
 
 def open_content(
@@ -400,20 +415,16 @@ def open_content(
             )
         raise NotFound()
     assert document.wrapped_key is not None and document.blob_id is not None
-    key = DocumentKey(
-        review=review.code, document_id=document.reference, wrapped=document.wrapped_key
-    )
-    stream = vault.read(key, document.blob_id)  # opens the header: a bad blob fails here
-    auditor.record(
+    # Opening reads the header: a bad blob fails here, before the download is recorded.
+    stream = vault.read(key_of(document, review), document.blob_id)
+    _audit_document(
         db,
+        auditor,
+        acting,
         Action.DOCUMENT_DOWNLOADED,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
-        target=Target(TargetKind.DOCUMENT, document.reference),
-        review=review.code,
-        document=document.reference,
-        details={"size_bytes": document.size},
+        document,
+        review,
+        {"size_bytes": document.size},
     )
     db.commit()
     return document, review, stream
@@ -508,16 +519,8 @@ def withdraw_document(
     document.blob_id = None
     document.next_scan_at = None
     db.add(document)
-    auditor.record(
-        db,
-        Action.DOCUMENT_WITHDRAWN,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
-        target=Target(TargetKind.DOCUMENT, document.reference),
-        review=review.code,
-        document=document.reference,
-        details={"reason": why.value},
+    _audit_document(
+        db, auditor, acting, Action.DOCUMENT_WITHDRAWN, document, review, {"reason": why.value}
     )
     db.commit()
     # If this fails the sweep removes the blob later; without its key it is unreadable already.

@@ -18,9 +18,10 @@ from sqlmodel import Session, col, or_, select
 
 from audit import Action, Actor, Outcome, Target, TargetKind
 from portal.auditing import Auditor
+from portal.exchange.documents import key_of
 from portal.exchange.models import Document, DocumentState, Review
 from portal.scanning import ScanError, Scanner
-from storage import DocumentKey, StorageError, Vault
+from storage import StorageError, Vault
 
 SCANNER = Actor.system("scanner")
 
@@ -74,9 +75,7 @@ def scan_one(
             return None
         review = db.get(Review, document.review_id)
         assert review is not None and document.wrapped_key is not None and document.blob_id
-        key = DocumentKey(
-            review=review.code, document_id=document.reference, wrapped=document.wrapped_key
-        )
+        key = key_of(document, review)
         target = Target(TargetKind.DOCUMENT, document.reference)
         try:
             verdict = scanner.scan(vault.read(key, document.blob_id))

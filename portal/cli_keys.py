@@ -1,0 +1,137 @@
+"""``portal keys status | rotate``: the key hierarchy, for administrators.
+
+Rotation re-wraps keys and never rewrites a blob. A master-key rotation re-wraps every review key in
+the key store; a review-key rotation re-wraps the review's document keys held in the database, the
+database commits, and only then are the old review-key versions erased (so a crash in between
+leaves everything readable).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+from sqlmodel import Session, col, select
+
+import audit
+from audit import Action, Target, TargetKind
+from portal.auditing import Auditor
+from portal.blobs import open_vault
+from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
+from portal.db import make_engine
+from portal.exchange.models import Document, Review
+from storage import DocumentKey, StorageError
+
+CLI_ACTOR = audit.Actor.system("cli")
+
+
+@click.group()
+def keys() -> None:
+    """Master keys and review keys (ids and counts only; never key material)."""
+
+
+@keys.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def keys_status(cli: CliContext, as_json: bool) -> None:
+    """Which master keys exist, which is primary, how many review keys each wraps."""
+    try:
+        status = open_vault(cli.settings).key_status()
+    except StorageError as problem:
+        raise CheckFailure(str(problem)) from None
+    data = {
+        "master_keys": list(status.master_key_ids),
+        "primary": status.primary_master_key_id,
+        "reviews_with_a_key": status.reviews,
+        "destroyed_reviews": status.destroyed_reviews,
+        "review_keys_by_master_key": status.review_keys_by_master,
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"primary master key  {status.primary_master_key_id}")
+    for key_id in status.master_key_ids:
+        wraps = status.review_keys_by_master.get(key_id, 0)
+        click.echo(f"master key          {key_id}  wraps {wraps} review key version(s)")
+    click.echo(f"reviews with a key  {status.reviews}")
+    click.echo(f"destroyed reviews   {status.destroyed_reviews}")
+
+
+@keys.command("rotate")
+@click.option("--review", "review_code", help="Rotate this review's key instead of the master key.")
+@click.option(
+    "--remove-old",
+    is_flag=True,
+    help="After a master-key rotation, erase the master keys nothing depends on any more.",
+)
+@pass_cli
+def keys_rotate(cli: CliContext, review_code: str | None, remove_old: bool) -> None:
+    """Rotate the master key (default) or one review's key; no blob is rewritten."""
+    settings = cli.settings
+    vault = open_vault(settings)
+    auditor = Auditor.from_key_dir(settings.key_dir)
+    engine = make_engine(settings.database_url)
+    now = datetime.now(UTC)
+    try:
+        with Session(engine) as db:
+            if review_code is None:
+                new_id = vault.rotate_master_key()
+                removed = 0
+                if remove_old:
+                    for key_id in vault.key_status().master_key_ids:
+                        if key_id != new_id:
+                            vault.remove_master_key(key_id)
+                            removed += 1
+                auditor.record(
+                    db,
+                    Action.KEY_ROTATED,
+                    actor=CLI_ACTOR,
+                    now=now,
+                    target=Target(TargetKind.KEY, new_id[:64]),
+                    details={"count": removed},
+                )
+                db.commit()
+                click.echo(f"new primary master key {new_id}; {removed} old master key(s) erased")
+                return
+            review = db.exec(
+                select(Review).where(Review.code == review_code.strip().upper())
+            ).first()
+            if review is None:
+                raise UsageFailure(f"There is no review {review_code!r}.")
+            documents = list(
+                db.exec(
+                    select(Document)
+                    .where(Document.review_id == review.id, col(Document.wrapped_key).is_not(None))
+                    .order_by(col(Document.id))
+                ).all()
+            )
+            old = [
+                DocumentKey(
+                    review=review.code, document_id=d.reference, wrapped=d.wrapped_key or b""
+                )
+                for d in documents
+            ]
+            rotated = vault.rotate_review_key(review.code, old)
+            for document, key in zip(documents, rotated, strict=True):
+                document.wrapped_key = key.wrapped
+                db.add(document)
+            auditor.record(
+                db,
+                Action.KEY_ROTATED,
+                actor=CLI_ACTOR,
+                now=now,
+                target=Target(TargetKind.REVIEW, review.code),
+                review=review.code,
+                details={"count": len(rotated)},
+            )
+            db.commit()
+            erased = vault.remove_old_review_keys(review.code, in_use=rotated)
+            click.echo(
+                f"review {review.code}: {len(rotated)} document key(s) re-wrapped, "
+                f"{erased} old review key version(s) erased"
+            )
+    except StorageError as problem:
+        raise CheckFailure(str(problem)) from None
+    finally:
+        engine.dispose()
