@@ -20,12 +20,14 @@ from portal import health, openapi
 from portal.accounts import account_views
 from portal.accounts import views as account_pages
 from portal.accounts.passwords import PasswordHasher
+from portal.destruction.web import ROUTES as DESTRUCTION_ROUTES
 from portal.exchange import api as exchange_api
 from portal.exchange import pages as exchange_pages
 from portal.exchange.errors import ExchangeError
 from portal.runtime import Clock, Runtime, build_runtime, utc_now
 from portal.scanning import Scanner
 from portal.settings import Settings
+from portal.uploads import api as uploads_api
 from portal.web.access import PUBLIC, route
 from portal.web.errors import HttpProblem
 from portal.web.middleware import SecurityHeaders
@@ -129,6 +131,8 @@ def routes() -> list[BaseRoute]:
         *account_views.ROUTES,
         *exchange_api.ROUTES,
         *exchange_pages.ROUTES,
+        *uploads_api.ROUTES,
+        *DESTRUCTION_ROUTES,
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
 

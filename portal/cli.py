@@ -238,6 +238,8 @@ def _demo_people(settings: Settings) -> list[DemoUser]:
 
     from portal.accounts.passwords import PasswordHasher
     from portal.accounts.secrets import SecretBox
+    from portal.auditing import Auditor
+    from portal.blobs import open_vault
     from portal.db import make_engine
     from portal.demo import DemoRefused, create_demo
 
@@ -251,6 +253,8 @@ def _demo_people(settings: Settings) -> list[DemoUser]:
                     box=SecretBox.from_key_dir(settings.key_dir),
                     now=datetime.now(UTC),
                     issuer="Secure document exchange (demo)",
+                    auditor=Auditor.from_key_dir(settings.key_dir),
+                    create_key=open_vault(settings).create_review_key,
                 )
             except DemoRefused as refused:
                 raise UsageFailure(str(refused)) from None
@@ -270,11 +274,21 @@ from portal.cli_audit import audit  # noqa: E402
 
 main.add_command(audit)
 
+from portal.cli_upload import upload  # noqa: E402
+
+main.add_command(upload)
+
 from portal.cli_exchange import download, request_group, review  # noqa: E402
 
 main.add_command(review)
 main.add_command(request_group)
 main.add_command(download)
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+from portal.cli_keys import keys  # noqa: E402
+
+main.add_command(keys)
+
+from portal.destruction.cli import certificate, destroy  # noqa: E402
+
+main.add_command(destroy)
+main.add_command(certificate)

@@ -1,4 +1,4 @@
-"""``portal demo``: organisations and one user per role, ready to sign in on this machine.
+"""``portal demo``: organisations, one user per role and an open review, ready on this machine.
 
 Demo only: it prints passwords and TOTP secrets, and running it again gives the demo users new ones.
 It refuses to touch a database that holds users it did not make.
@@ -7,9 +7,9 @@ It refuses to touch a database that holds users it did not make.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -17,6 +17,10 @@ from portal.accounts import totp, users
 from portal.accounts.models import Role, User
 from portal.accounts.passwords import PasswordHasher
 from portal.accounts.secrets import SecretBox
+from portal.auditing import Auditor
+from portal.exchange import reviews
+from portal.exchange.acting import Acting
+from portal.exchange.models import Review
 from portal.models import Organisation, OrganisationKind
 
 DEMO_DOMAIN = "demo.example"
@@ -61,8 +65,18 @@ def _password() -> str:
     return "-".join(secrets.choice(words) for _ in range(4)) + "-" + str(secrets.randbelow(100))
 
 
+REVIEW_CODE = "CSR26"
+
+
 def create_demo(
-    db: Session, *, hasher: PasswordHasher, box: SecretBox, now: datetime, issuer: str
+    db: Session,
+    *,
+    hasher: PasswordHasher,
+    box: SecretBox,
+    now: datetime,
+    issuer: str,
+    auditor: Auditor,
+    create_key: Callable[[str], None],
 ) -> list[DemoUser]:
     """Create (or refresh) the demo organisations and users; returns their credentials."""
     strangers = db.exec(select(User).where(col(User.email).not_like(f"%@{DEMO_DOMAIN}"))).first()
@@ -99,7 +113,50 @@ def create_demo(
             )
         )
     db.flush()
+    _demo_review(db, auditor=auditor, now=now, create_key=create_key)
     return created
+
+
+def _demo_review(
+    db: Session, *, auditor: Auditor, now: datetime, create_key: Callable[[str], None]
+) -> None:
+    """An open review asking every authority for records, with the demo inspector on its team."""
+    if db.exec(select(Review).where(Review.code == REVIEW_CODE)).first() is not None:
+        return
+    acting = Acting.operator(now)
+    plan = reviews.ReviewPlan(
+        code=REVIEW_CODE,
+        title="Thematic review of records for children in need of care and protection",
+        legal_basis="Public Services Reform (Scotland) Act 2010, section 53 (demo)",
+        opens_on=now.date() - timedelta(days=7),
+        closes_on=now.date() + timedelta(days=60),
+        retention_days=90,
+    )
+    lead = reviews.user_by_email(db, f"lead@{DEMO_DOMAIN}")
+    review = reviews.create_review(db, auditor, acting, plan, lead=lead, create_key=create_key)
+    reviews.add_member(
+        db, auditor, acting, review, reviews.user_by_email(db, f"inspector@{DEMO_DOMAIN}")
+    )
+    for slug, _, kind in ORGANISATIONS:
+        if kind is OrganisationKind.authority:
+            organisation = reviews.organisation_by_code(db, slug)
+            reviews.add_organisation(db, auditor, acting, review, organisation)
+            reviews.create_request(
+                db,
+                auditor,
+                acting,
+                review,
+                organisation=organisation,
+                title="Records of the 5 selected young people",
+                instructions=(
+                    "For each young person on the list sent separately: the current child's plan, "
+                    "the most recent assessment, and minutes of the last two reviews. Create one "
+                    "case reference per young person and upload their records under it."
+                ),
+                due_on=now.date() + timedelta(days=21),
+                expected_items=15,
+            )
+    reviews.open_review(db, auditor, acting, review)
 
 
 def describe(people: list[DemoUser], url: str) -> Iterator[str]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from portal import __version__
+from portal.destruction import openapi as destruction_paths
 from portal.exchange.models import DocumentKind, DocumentState, ReviewState, WithdrawReason
+from portal.uploads import openapi as upload_paths
 
 Json = dict[str, Any]
 
@@ -403,15 +405,15 @@ PATHS: Json = {
     },
     "/api/v1/documents/{ref}": {
         "get": _operation(
-            "A document's metadata (audited)",
-            {"200": _json(_ref("Document"), "The document."), **_errors(400, 404)},
+            "A document's metadata (audited); 410 once destroyed",
+            {"200": _json(_ref("Document"), "The document."), **_errors(400, 404, 410)},
             parameters=[REF],
         )
     },
     "/api/v1/documents/{ref}/receipt": {
         "get": _operation(
             "The receipt of an upload",
-            {"200": _json(_ref("Receipt"), "The receipt."), **_errors(400, 404)},
+            {"200": _json(_ref("Receipt"), "The receipt."), **_errors(400, 404, 410)},
             parameters=[REF],
         )
     },
@@ -449,7 +451,7 @@ PATHS: Json = {
 }
 
 # Other areas (the resumable uploads) add their paths here when they are built.
-EXTRA_PATHS: list[Json] = []
+EXTRA_PATHS: list[Json] = [upload_paths.PATHS, destruction_paths.PATHS]
 
 
 def document() -> Json:

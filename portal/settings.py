@@ -8,6 +8,7 @@ reading the code.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,19 @@ class StorageLocation:
 
 
 @dataclass(frozen=True)
+class SmtpAddress:
+    """The SMTP relay that destruction notices go through: ``smtp://`` (plain) or ``smtps://``
+    (TLS from the first byte), without credentials."""
+
+    host: str
+    port: int
+    tls: bool = False
+
+    def __str__(self) -> str:
+        return f"{'smtps' if self.tls else 'smtp'}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str
@@ -62,6 +76,9 @@ class Settings:
     max_upload_bytes: int
     public_url: str
     log_level: str
+    # Destruction notices by e-mail: off unless PORTAL_SMTP_URL is set (notices stay in the portal).
+    smtp: SmtpAddress | None = None
+    notice_from: str = "portal@localhost"
     # Variables read from the environment, kept for `portal check` to report (never secrets).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -93,6 +110,14 @@ class Settings:
         log_level = (env.get("PORTAL_LOG_LEVEL") or "info").lower()
         if log_level not in ("debug", "info", "warning", "error"):
             raise _bad("PORTAL_LOG_LEVEL", log_level, "one of debug, info, warning, error")
+        smtp = _smtp(env.get("PORTAL_SMTP_URL") or None)
+        notice_from = env.get("PORTAL_NOTICE_FROM") or "portal@" + (
+            urlsplit(public_url).hostname or "localhost"
+        )
+        if not _MAIL_ADDRESS.fullmatch(notice_from):
+            raise _bad(
+                "PORTAL_NOTICE_FROM", notice_from, "an e-mail address such as portal@example.org"
+            )
         return cls(
             home=home,
             database_url=database_url,
@@ -103,6 +128,8 @@ class Settings:
             max_upload_bytes=max_upload or DEFAULT_MAX_UPLOAD_BYTES,
             public_url=public_url.rstrip("/"),
             log_level=log_level,
+            smtp=smtp,
+            notice_from=notice_from,
             sources=sources,
         )
 
@@ -148,6 +175,29 @@ def _clamd(value: str) -> ClamdAddress:
         if port:
             return ClamdAddress(kind="tcp", host=parts.hostname, port=port)
     raise _bad("PORTAL_CLAMD", value, "unix:///PATH/TO/SOCKET or tcp://HOST:PORT")
+
+
+_MAIL_ADDRESS = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}")
+
+
+def _smtp(value: str | None) -> SmtpAddress | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.username or parts.password:
+        # Never echo it: the value holds a credential. The relay is trusted by address instead.
+        raise SettingsError(
+            "PORTAL_SMTP_URL holds a user name or password. Expected smtp://HOST[:PORT] of a "
+            "relay that accepts the portal's mail without credentials."
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme in ("smtp", "smtps") and parts.hostname:
+        default = 465 if parts.scheme == "smtps" else 25
+        return SmtpAddress(host=parts.hostname, port=port or default, tls=parts.scheme == "smtps")
+    raise _bad("PORTAL_SMTP_URL", value, "smtp://HOST[:PORT] or smtps://HOST[:PORT]")
 
 
 def _positive_int(name: str, value: str | None) -> int | None:

@@ -1,7 +1,7 @@
 """``portal worker``: the work that runs behind the web app.
 
-Each round: scan documents that are due (new ones, and retries with back-off), sweep blobs that no
-document refers to, and seal the audit log with a signed checkpoint if it has been quiet. Several
+Each round: scan documents that are due (new ones, and retries with back-off), expire abandoned
+resumable uploads and sweep blobs that nothing refers to, and seal the audit log with a signed checkpoint if it has been quiet. Several
 workers may run at once: they coordinate through the database (row locks with SKIP LOCKED).
 """
 
@@ -12,25 +12,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
-
+from portal.destruction.rounds import DestructionRound, destruction_round
 from portal.exchange import scans
 from portal.exchange.sweep import sweep_orphan_blobs
 from portal.runtime import Runtime
+from portal.uploads.sweep import expire_uploads, part_blob_ids
 
 
 @dataclass
 class Round:
     scanned: list[scans.ScanOutcome] = field(default_factory=list)
     swept: int = 0
+    expired_uploads: int = 0
     checkpoint: int | None = None
+    destruction: DestructionRound = field(default_factory=DestructionRound)
 
     def summary(self) -> str:
         states: dict[str, int] = {}
         for outcome in self.scanned:
             states[outcome.state.value] = states.get(outcome.state.value, 0) + 1
         scanned = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none"
-        return f"scanned: {scanned}; blobs swept: {self.swept}"
+        return (
+            f"scanned: {scanned}; uploads expired: {self.expired_uploads}; "
+            f"blobs swept: {self.swept}; {self.destruction.summary()}"
+        )
 
 
 @dataclass
@@ -38,7 +43,6 @@ class Worker:
     runtime: Runtime
     sweep_every: timedelta = timedelta(minutes=10)
     checkpoint_every: timedelta = timedelta(minutes=5)
-    extra_in_use: Callable[[Session], set[str]] | None = None
     _last_sweep: datetime | None = None
     _last_checkpoint: datetime | None = None
 
@@ -49,9 +53,13 @@ class Worker:
             runtime.engine, runtime.vault, runtime.scanner, runtime.auditor, clock=runtime.clock
         )
         now = runtime.clock()
+        # Destruction and its notices, before the checkpoint so that it seals their events.
+        done.destruction = destruction_round(runtime, now=now)
         if force or self._last_sweep is None or now - self._last_sweep >= self.sweep_every:
+            # Expired resumable uploads first, so their parts become orphans the sweep removes.
+            done.expired_uploads = expire_uploads(runtime.engine, runtime.vault, now=now)
             done.swept = sweep_orphan_blobs(
-                runtime.engine, runtime.vault, now=now, also_in_use=self.extra_in_use
+                runtime.engine, runtime.vault, now=now, also_in_use=part_blob_ids
             )
             self._last_sweep = now
         if (
@@ -67,6 +75,6 @@ class Worker:
     def run_forever(self, *, interval: float, report: Callable[[str], None]) -> None:
         while True:
             done = self.run_round()
-            if done.scanned or done.swept:
+            if done.scanned or done.swept or done.destruction.busy:
                 report(done.summary())
             time.sleep(interval)

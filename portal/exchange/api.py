@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from datetime import date
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
@@ -30,55 +29,8 @@ from portal.exchange.serialize import (
 )
 from portal.models import parse_id
 from portal.web.access import ANY_API_USER, api_roles, route
+from portal.web.jsonbody import date_field, int_field, json_body, text_field
 from portal.web.requests import acting_of, runtime_of
-
-MAX_JSON_BODY = 64 * 1024
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise Refused(
-            "Send the body as JSON (Content-Type: application/json).", code="invalid_body"
-        )
-    body = await request.body()
-    if len(body) > MAX_JSON_BODY:
-        raise Refused("The JSON body is too large.", code="invalid_body")
-    try:
-        import json
-
-        data = json.loads(body)
-    except ValueError:
-        raise Refused("The body is not valid JSON.", code="invalid_body") from None
-    if not isinstance(data, dict):
-        raise Refused("The body must be a JSON object.", code="invalid_body")
-    return data
-
-
-def _text(data: dict[str, Any], name: str, *, required: bool = True, default: str = "") -> str:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise Refused(f"The field {name!r} is required.", code="invalid_body")
-        return default
-    if not isinstance(value, str):
-        raise Refused(f"The field {name!r} must be a string.", code="invalid_body")
-    return value
-
-
-def _int(data: dict[str, Any], name: str, *, default: int | None = None) -> int:
-    value = data.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise Refused(f"The field {name!r} must be a whole number.", code="invalid_body")
-    return value
-
-
-def _date(data: dict[str, Any], name: str) -> date:
-    try:
-        return date.fromisoformat(_text(data, name))
-    except ValueError:
-        raise Refused(
-            f"The field {name!r} must be a date such as 2026-03-31.", code="invalid_body"
-        ) from None
 
 
 def _session(request: Request) -> Session:
@@ -96,21 +48,21 @@ def list_reviews(request: Request) -> Response:
 
 
 async def create_review(request: Request) -> Response:
-    data = await _json_body(request)
+    data = await json_body(request)
 
     def work() -> dict[str, Any]:
         runtime = runtime_of(request)
         acting = acting_of(request)
         plan = reviews.ReviewPlan(
-            code=_text(data, "code"),
-            title=_text(data, "title"),
-            legal_basis=_text(data, "legal_basis"),
-            opens_on=_date(data, "opens_on"),
-            closes_on=_date(data, "closes_on"),
-            retention_days=_int(data, "retention_days"),
+            code=text_field(data, "code"),
+            title=text_field(data, "title"),
+            legal_basis=text_field(data, "legal_basis"),
+            opens_on=date_field(data, "opens_on"),
+            closes_on=date_field(data, "closes_on"),
+            retention_days=int_field(data, "retention_days"),
         )
         with _session(request) as db:
-            lead_email = _text(data, "lead", required=False)
+            lead_email = text_field(data, "lead", required=False)
             lead = (
                 reviews.user_by_email(db, lead_email)
                 if lead_email
@@ -144,7 +96,7 @@ def get_review(request: Request) -> Response:
 async def change_review(request: Request) -> Response:
     """POST /reviews/{code}/{action}: open, close, organisations, members."""
     action = request.path_params["action"]
-    data = await _json_body(request) if action in ("organisations", "members") else {}
+    data = await json_body(request) if action in ("organisations", "members") else {}
 
     def work() -> dict[str, Any]:
         runtime = runtime_of(request)
@@ -156,10 +108,10 @@ async def change_review(request: Request) -> Response:
             elif action == "close":
                 reviews.close_review(db, runtime.auditor, acting, review)
             elif action == "organisations":
-                org = reviews.organisation_by_code(db, _text(data, "organisation"))
+                org = reviews.organisation_by_code(db, text_field(data, "organisation"))
                 reviews.add_organisation(db, runtime.auditor, acting, review, org)
             elif action == "members":
-                user = reviews.user_by_email(db, _text(data, "email"))
+                user = reviews.user_by_email(db, text_field(data, "email"))
                 reviews.add_member(db, runtime.auditor, acting, review, user)
             else:
                 raise reviews.NotFound()
@@ -181,7 +133,7 @@ def list_requests(request: Request) -> Response:
 
 
 async def create_request(request: Request) -> Response:
-    data = await _json_body(request)
+    data = await json_body(request)
 
     def work() -> dict[str, Any]:
         runtime = runtime_of(request)
@@ -193,11 +145,11 @@ async def create_request(request: Request) -> Response:
                 runtime.auditor,
                 acting,
                 review,
-                organisation=reviews.organisation_by_code(db, _text(data, "organisation")),
-                title=_text(data, "title"),
-                instructions=_text(data, "instructions", required=False),
-                due_on=_date(data, "due_on"),
-                expected_items=_int(data, "expected", default=0),
+                organisation=reviews.organisation_by_code(db, text_field(data, "organisation")),
+                title=text_field(data, "title"),
+                instructions=text_field(data, "instructions", required=False),
+                due_on=date_field(data, "due_on"),
+                expected_items=int_field(data, "expected", default=0),
             )
             db.commit()
             return request_json(db, created)
@@ -446,7 +398,7 @@ def download_document(request: Request) -> Response:
 
 
 async def withdraw(request: Request) -> Response:
-    data = await _json_body(request)
+    data = await json_body(request)
 
     def work() -> dict[str, Any]:
         runtime = runtime_of(request)
@@ -458,7 +410,7 @@ async def withdraw(request: Request) -> Response:
                 acting,
                 runtime.vault,
                 request.path_params["ref"],
-                _text(data, "reason"),
+                text_field(data, "reason"),
             )
             review = db.get(reviews.Review, document.review_id)
             assert review is not None

@@ -46,6 +46,7 @@ from portal.exchange.models import (
     WithdrawReason,
 )
 from portal.exchange.reviews import find_case, find_request, find_review
+from portal.models import as_utc
 from portal.references import InvalidReference as BadReference
 from portal.references import new_reference, parse_reference
 from storage import DocumentKey, StoredBlob, Vault
@@ -372,6 +373,14 @@ def find_document(db: Session, acting: Acting, typed_reference: str) -> tuple[Do
         db, acting.caller, document, review
     ):
         raise NotFound()
+    if document.state is DocumentState.destroyed:
+        # After the access check: only those who could see it learn that it existed.
+        destroyed = as_utc(document.destroyed_at or document.uploaded_at)
+        raise Gone(
+            f"Document {document.reference} was destroyed on {destroyed:%d %B %Y} "
+            f"({destroyed.date().isoformat()}) at the end of its review; its record remains in "
+            "the audit log and on the review's destruction certificate."
+        )
     return document, review
 
 

@@ -7,8 +7,10 @@ from sqlmodel import SQLModel
 
 import audit.tables  # noqa: F401  (registers the audit tables on SQLModel.metadata)
 import portal.accounts.models
+import portal.destruction.models
 import portal.exchange.models
 import portal.models  # noqa: F401  (registers every table on SQLModel.metadata)
+from portal.uploads import models as upload_models  # noqa: F401  (the upload tables)
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -61,11 +61,12 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
 }
 
 # Rows of the other areas, each kept beside its own tests.
+from tests.portal.routes_destruction import ROWS as DESTRUCTION_ROWS  # noqa: E402
 from tests.portal.routes_exchange_api import ROWS as EXCHANGE_API_ROWS  # noqa: E402
 from tests.portal.routes_exchange_pages import ROWS as EXCHANGE_PAGE_ROWS  # noqa: E402
 from tests.portal.routes_uploads import ROWS as UPLOAD_ROWS  # noqa: E402
 
-for _rows in (EXCHANGE_API_ROWS, EXCHANGE_PAGE_ROWS, UPLOAD_ROWS):
+for _rows in (EXCHANGE_API_ROWS, EXCHANGE_PAGE_ROWS, UPLOAD_ROWS, DESTRUCTION_ROWS):
     assert not set(_rows) & set(TABLE), "a route has two rows"
     TABLE.update(_rows)
 
@@ -146,8 +147,8 @@ def test_every_route_answers_each_caller_as_the_table_says(
         headers = bearer if routed.startswith("/api/") else {}
         if method == "GET":
             response = caller.get(path, headers=headers)
-        elif method == "DELETE":
-            response = caller.delete(path, headers=headers)
+        elif method in ("DELETE", "PATCH", "OPTIONS"):
+            response = caller.request(method, path, headers=headers)
         else:
             response = caller.post(path, data={"csrf_token": token}, headers=headers)
         answers[(method, routed)] = (response.status_code, expected[who])

@@ -1,0 +1,158 @@
+"""``portal destroy`` and ``portal certificate``.
+
+Exit status: 0 success (or a valid certificate), 1 destruction failed or a certificate is invalid,
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from sqlmodel import Session
+
+from audit import SigningKeyError, load_public_key
+from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli, require_current_schema
+from portal.destruction.certificates import CertificateInvalid, verify_export
+from portal.destruction.record import entry_json
+from portal.destruction.schedule import schedule
+from portal.exchange.acting import Acting
+from portal.exchange.errors import ExchangeError
+
+
+@click.group()
+def destroy() -> None:
+    """List what is due for destruction, and destroy it now."""
+
+
+@destroy.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_cli
+def due(cli: CliContext, as_json: bool) -> None:
+    """Reviews on the destruction schedule, soonest first, with what is held."""
+    from portal.db import make_engine
+
+    require_current_schema(cli.settings)
+    engine = make_engine(cli.settings.database_url)
+    now = datetime.now(UTC)
+    try:
+        with Session(engine) as db:
+            entries = schedule(db, Acting.operator(now), today=now.date())
+            rows = [entry_json(e) for e in entries]
+    finally:
+        engine.dispose()
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, sort_keys=True))
+            continue
+        held = f", {len(row['held_documents'])} document(s) held" if row["held_documents"] else ""
+        click.echo(
+            f"{row['review']:<16} {row['destroy_on']}  {row['status']:<10} "
+            f"{row['documents']} document(s){held}"
+        )
+    if not rows and not as_json:
+        click.echo("No review is on the destruction schedule.")
+
+
+@destroy.command()
+@click.option("--dry-run", is_flag=True, help="Show what would be destroyed; change nothing.")
+@click.option("--review", "review_code", help="Only this review (if it is due).")
+@pass_cli
+def run(cli: CliContext, dry_run: bool, review_code: str | None) -> None:
+    """Destroy every review that is due now; print the certificates issued."""
+    from portal.destruction.services import destroyer_for
+    from portal.runtime import build_runtime
+
+    require_current_schema(cli.settings)
+    runtime = build_runtime(cli.settings)
+    try:
+        try:
+            destroyer = destroyer_for(runtime)
+        except SigningKeyError as exc:
+            raise UsageFailure(str(exc)) from None
+        report = destroyer.run_due(now=runtime.clock(), review_code=review_code, dry_run=dry_run)
+    finally:
+        runtime.engine.dispose()
+    for held in report.held:
+        what = f"document {held.document}" if held.document else "the whole review"
+        click.echo(f"held     {held.review}: {what}")
+    for entry in report.planned:
+        click.echo(
+            f"would destroy {entry.review.code}: "
+            f"{entry.documents - len(entry.held_documents)} document(s)"
+        )
+    for reference in report.certificates:
+        click.echo(reference)
+    for review in report.unfinished:
+        click.echo(f"unfinished {review}: another worker is completing it", err=True)
+    for failure in report.failed:
+        click.echo(f"FAILED   {failure.review}: {failure.message}", err=True)
+    if not report.ok:
+        raise CheckFailure("Destruction failed for some reviews; run again to resume.")
+
+
+@click.group()
+def certificate() -> None:
+    """Export and verify destruction certificates."""
+
+
+@certificate.command()
+@click.argument("reference")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+@pass_cli
+def export(cli: CliContext, reference: str, output: Path | None) -> None:
+    """Write the signed certificate REFERENCE (canonical JSON) to a file or standard output."""
+    from portal.db import make_engine
+    from portal.destruction.services import find_certificate, signed
+
+    require_current_schema(cli.settings)
+    engine = make_engine(cli.settings.database_url)
+    try:
+        with Session(engine) as db:
+            try:
+                found = find_certificate(db, Acting.operator(datetime.now(UTC)), reference)
+            except ExchangeError as exc:
+                raise UsageFailure(exc.message) from None
+            data = signed(found).export()
+    finally:
+        engine.dispose()
+    if output is None:
+        sys.stdout.buffer.write(data + b"\n")
+    else:
+        output.write_bytes(data + b"\n")
+        click.echo(f"certificate {found.reference} written to {output}", err=True)
+
+
+@certificate.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    "public_key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The portal's public key (PEM, from `portal audit public-key`). Without it, the key "
+    "of this installation is used.",
+)
+@pass_cli
+def verify(cli: CliContext, file: Path, public_key_file: Path | None) -> None:
+    """Check a signed certificate offline: exit 0 if valid, 1 if not."""
+    try:
+        if public_key_file is not None:
+            key = load_public_key(public_key_file)
+        else:
+            from portal.destruction.services import signing_key
+
+            key = signing_key(cli.settings).public_key
+    except SigningKeyError as exc:
+        raise UsageFailure(str(exc)) from None
+    try:
+        content = verify_export(file.read_bytes(), key)
+    except CertificateInvalid as invalid:
+        raise CheckFailure(f"INVALID: {invalid}") from None
+    click.echo(
+        f"valid: certificate {content.get('reference')} for review "
+        f"{content.get('review', {}).get('code')}, {len(content.get('documents', []))} "
+        f"document(s), issued {content.get('issued_at')}, key {key.fingerprint}"
+    )

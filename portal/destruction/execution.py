@@ -1,0 +1,431 @@
+"""Carrying destruction out: NIST SP 800-88 cryptographic erase, verified, then certified.
+
+For one due review, a *run* (one open run per review, whatever the number of workers):
+
+1. documents, a batch at a time, each batch claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL
+   (SQLite has one writer at a time): the wrapped data key and the sealed file name are erased,
+   the metadata trimmed to what the certificate keeps, the state set to ``destroyed``, a
+   ``destruction_item`` row written (unique per document: no document is destroyed twice) and
+   ``document.destroyed`` audited, all in one transaction; then, once committed, the blobs are
+   deleted (every version). Key first: a blob whose deletion is interrupted is already unreadable,
+   and the verification below deletes it.
+2. when no document is left but held ones, one worker (holding the run's row lock) finishes: if
+   nothing is held, the review key is erased (``vault.destroy_review``: every copy of every blob of
+   the review, backups included, is then beyond use); every blob of the run is checked absent
+   (deleted again if needed), the key checked absent; the signed certificate is stored, the review
+   marked ``destroyed``, and it is all audited, in one transaction.
+
+Idempotent: a run killed anywhere completes on the next call, nothing destroyed twice, nothing
+skipped. Held documents (a DPO's hold) are skipped and reported; the review key is then kept for
+them and a later run, once the hold is lifted, destroys them and the key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from audit import Action, Actor, SigningKey, Target, TargetKind
+from portal.auditing import Auditor
+from portal.destruction import certificates
+from portal.destruction.errors import DestructionIncomplete
+from portal.destruction.models import (
+    Certificate,
+    DestructionItem,
+    DestructionRun,
+    EarlyDestruction,
+    EarlyState,
+    Hold,
+    HoldState,
+)
+from portal.destruction.record import certificate_content, iso
+from portal.destruction.schedule import Entry, due_reviews, entry_for
+from portal.exchange.models import Document, DocumentState, Review, ReviewState
+from portal.references import new_reference
+from storage import StorageError, Vault
+
+DESTRUCTION = Actor.system("destruction")
+BATCH = 50
+
+
+@dataclass
+class Held:
+    review: str
+    document: str | None  # None: the whole review is held
+
+
+@dataclass
+class Failure:
+    review: str
+    message: str
+
+
+@dataclass
+class RunReport:
+    """What one call did. ``certificates``: references issued by this call only."""
+
+    certificates: list[str] = field(default_factory=list)
+    destroyed: int = 0
+    held: list[Held] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)  # another worker is finishing them
+    planned: list[Entry] = field(default_factory=list)  # --dry-run: what would be destroyed
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        parts = [f"destroyed {self.destroyed} document(s)"]
+        if self.certificates:
+            parts.append("certificates " + ", ".join(self.certificates))
+        if self.held:
+            parts.append(f"{len(self.held)} held")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Destroyer:
+    """What a run needs: built by the worker or the command from the runtime."""
+
+    engine: Engine
+    vault: Vault
+    auditor: Auditor
+    signing_key: SigningKey
+    public_url: str = ""
+    batch: int = BATCH
+    parallel: int = 8  # blob deletions and checks in flight at once
+
+    def run_due(
+        self, *, now: datetime, review_code: str | None = None, dry_run: bool = False
+    ) -> RunReport:
+        """Destroy every review due at ``now`` (or only ``review_code``)."""
+        report = RunReport()
+        with Session(self.engine) as db:
+            entries = due_reviews(db, today=now.date(), review_code=review_code)
+        for entry in entries:
+            code = entry.review.code
+            if entry.review_holds:
+                report.held.append(Held(code, None))
+                continue
+            report.held.extend(Held(code, ref) for ref in entry.held_documents)
+            if dry_run:
+                report.planned.append(entry)
+                continue
+            try:
+                self._destroy_review(entry.review, now, report)
+            except (StorageError, DestructionIncomplete) as problem:
+                report.failed.append(Failure(code, str(problem)))
+        return report
+
+    # -- one review ---------------------------------------------------------------------------
+
+    def _destroy_review(self, review: Review, now: datetime, report: RunReport) -> None:
+        assert review.id is not None
+        run_id = self._open_run(review.id, now)
+        if run_id is None:
+            return
+        while True:
+            destroyed = self._destroy_batch(run_id, review, now)
+            if not destroyed:
+                break
+            report.destroyed += len(destroyed)
+            self._in_parallel(self._delete_blob, destroyed)
+        reference = self._finish_run(run_id, now)
+        if reference is None:
+            report.unfinished.append(review.code)
+        else:
+            report.certificates.append(reference)
+
+    def _open_run(self, review_id: int, now: datetime) -> int | None:
+        """The review's open run, started if there is something to destroy; None otherwise."""
+        for _ in range(3):
+            with Session(self.engine) as db:
+                run = db.exec(
+                    select(DestructionRun).where(DestructionRun.open_review_id == review_id)
+                ).first()
+                if run is not None:
+                    return run.id
+                review = db.get(Review, review_id)
+                if review is None or review.state is not ReviewState.closed:
+                    return None
+                entry = entry_for(db, review, now.date())
+                if not entry.due:
+                    return None
+                destroyable = entry.documents - len(entry.held_documents)
+                if destroyable == 0 and entry.held_documents:
+                    return None  # only held documents left: nothing to do until a hold lifts
+                early = (
+                    entry.early
+                    if entry.early and entry.early.state is EarlyState.approved
+                    else None
+                )
+                run = DestructionRun(
+                    review_id=review_id,
+                    open_review_id=review_id,
+                    early_id=early.id if early else None,
+                    started_at=now,
+                )
+                db.add(run)
+                try:
+                    db.commit()
+                except IntegrityError:
+                    db.rollback()  # another worker opened it first: use theirs
+                    continue
+                return run.id
+        return None
+
+    def _destroy_batch(self, run_id: int, review: Review, now: datetime) -> list[str]:
+        """Destroy up to ``batch`` documents in one transaction; returns their blob ids."""
+        with Session(self.engine) as db:
+            held = select(Hold.document_id).where(
+                Hold.review_id == review.id,
+                Hold.state == HoldState.active,
+                col(Hold.document_id).is_not(None),
+            )
+            query = (
+                select(Document)
+                .where(
+                    Document.review_id == review.id,
+                    Document.state != DocumentState.destroyed,
+                    col(Document.id).not_in(held),
+                )
+                .order_by(col(Document.id))
+                .limit(self.batch)
+            )
+            if db.get_bind().dialect.name == "postgresql":
+                # Several workers: each takes rows no other holds, so each document goes once.
+                query = query.with_for_update(skip_locked=True, of=Document)
+            documents = list(db.exec(query).all())
+            if not documents:
+                return []
+            blob_ids = []
+            for document in documents:
+                assert document.id is not None
+                db.add(
+                    DestructionItem(
+                        run_id=run_id,
+                        document_id=document.id,
+                        blob_id=document.blob_id,
+                        previous_state=document.state.value,
+                        destroyed_at=now,
+                    )
+                )
+                if document.blob_id:
+                    blob_ids.append(document.blob_id)
+                previous = document.state
+                _erase(document, now)
+                db.add(document)
+                self.auditor.record(
+                    db,
+                    Action.DOCUMENT_DESTROYED,
+                    actor=DESTRUCTION,
+                    now=now,
+                    target=Target(TargetKind.DOCUMENT, document.reference),
+                    review=review.code,
+                    document=document.reference,
+                    details={
+                        "method": "crypto_erase",
+                        "previous_state": previous.value,
+                        "size_bytes": document.size,
+                    },
+                )
+            db.commit()
+            return blob_ids
+
+    def _delete_blob(self, blob_id: str) -> bool:
+        # Unreadable already (its key is gone); if this fails, the verification deletes it.
+        with contextlib.suppress(StorageError):
+            self.vault.destroy_document(blob_id)
+        return True
+
+    def _in_parallel(self, work: Callable[[str], bool], blob_ids: Sequence[str]) -> list[bool]:
+        """Object stores answer each request in milliseconds: a few at once, never thousands."""
+        if len(blob_ids) <= 1:
+            return [work(b) for b in blob_ids]
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="destroy") as pool:
+            return list(pool.map(work, blob_ids))
+
+    def _finish_run(self, run_id: int, now: datetime) -> str | None:
+        """Erase the key (unless documents are held), verify, certify. One worker does it."""
+        with Session(self.engine) as db:
+            query = select(DestructionRun).where(DestructionRun.id == run_id)
+            if db.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            run = db.exec(query).first()
+            if run is None or run.completed_at is not None:
+                return None
+            review = db.get(Review, run.review_id)
+            assert review is not None and review.id is not None
+            entry = entry_for(db, review, now.date())
+            if entry.review_holds or entry.documents > len(entry.held_documents):
+                return None  # held meanwhile, or another worker still has documents in hand
+            whole = not entry.held_documents
+            if whole:
+                # The review key goes first: from here every copy of every blob is beyond use.
+                self.vault.destroy_review(review.code)
+            items = list(
+                db.exec(select(DestructionItem).where(DestructionItem.run_id == run.id)).all()
+            )
+            verification = self._verify(db, review, items, whole=whole, now=now)
+            early = db.get(EarlyDestruction, run.early_id) if run.early_id else None
+            reference = new_reference()
+            content = certificate_content(
+                db,
+                reference=reference,
+                review=review,
+                run=run,
+                items=items,
+                held=entry.held_documents,
+                early=early,
+                verification=verification,
+                whole=whole,
+                issued_at=now,
+                public_url=self.public_url,
+            )
+            signed = certificates.sign_certificate(content, self.signing_key)
+            db.add(
+                Certificate(
+                    reference=reference,
+                    review_id=review.id,
+                    run_id=run_id,
+                    issued_at=now,
+                    documents=len(items),
+                    body=signed.body.decode("utf-8"),
+                    signature=signed.signature,
+                    key_fingerprint=signed.key_fingerprint,
+                )
+            )
+            run.completed_at = now
+            run.open_review_id = None
+            db.add(run)
+            # Verified absent: the blob ids are kept no longer than the verification needed.
+            db.execute(
+                update(DestructionItem)
+                .where(col(DestructionItem.run_id) == run_id)
+                .values(blob_id=None)
+            )
+            self._record_finish(db, review, run, early, reference, items, whole=whole, now=now)
+            db.commit()
+            return reference
+
+    def _verify(
+        self,
+        db: Session,
+        review: Review,
+        items: Sequence[DestructionItem],
+        *,
+        whole: bool,
+        now: datetime,
+    ) -> dict[str, Any]:
+        store, keystore = self.vault.store, self.vault.keystore
+        blobs = [item.blob_id for item in items if item.blob_id]
+
+        def absent_now(blob_id: str) -> bool:
+            if store.exists(blob_id):
+                self.vault.destroy_document(blob_id)  # its deletion was interrupted: finish it
+            return not store.exists(blob_id)
+
+        absent = sum(self._in_parallel(absent_now, blobs))
+        keys_left = (
+            db.exec(
+                select(func.count())
+                .select_from(Document)
+                .where(
+                    col(Document.id).in_([item.document_id for item in items]),
+                    col(Document.wrapped_key).is_not(None),
+                )
+            ).one()
+            if items
+            else 0
+        )
+        key_destroyed = keystore.is_destroyed(review.code) and not keystore.has_review_key(
+            review.code
+        )
+        if absent != len(blobs) or keys_left or (whole and not key_destroyed):
+            raise DestructionIncomplete(
+                f"review {review.code}: {len(blobs) - absent} blob(s) still present, "
+                f"{keys_left} data key(s) left, review key destroyed: {key_destroyed}; "
+                "no certificate issued, the next run retries"
+            )
+        return {
+            "checked_at": iso(now),
+            "blobs_checked": len(blobs),
+            "blobs_absent": absent,
+            "data_keys_erased": len(items),
+            "review_key": "destroyed" if whole else "retained_for_held_documents",
+            "review_key_absent": key_destroyed,
+            "result": "passed",
+        }
+
+    def _record_finish(
+        self,
+        db: Session,
+        review: Review,
+        run: DestructionRun,
+        early: EarlyDestruction | None,
+        reference: str,
+        items: Sequence[DestructionItem],
+        *,
+        whole: bool,
+        now: datetime,
+    ) -> None:
+        def record(action: Action, target: Target, **details: int | bool | str) -> None:
+            self.auditor.record(
+                db,
+                action,
+                actor=DESTRUCTION,
+                now=now,
+                target=target,
+                review=review.code,
+                details=details,
+            )
+
+        if whole:
+            record(Action.KEY_DESTROYED, Target(TargetKind.KEY, review.code), method="crypto_erase")
+            review.state = ReviewState.destroyed
+            review.destroyed_at = now
+            db.add(review)
+            record(
+                Action.REVIEW_DESTROYED, Target(TargetKind.REVIEW, review.code), count=len(items)
+            )
+        if early is not None:
+            early.state = EarlyState.done
+            db.add(early)
+        record(
+            Action.DESTRUCTION_RUN,
+            Target(TargetKind.REVIEW, review.code),
+            count=len(items),
+            early=early is not None,
+        )
+        record(
+            Action.CERTIFICATE_ISSUED, Target(TargetKind.CERTIFICATE, reference), count=len(items)
+        )
+
+
+def _erase(document: Document, now: datetime) -> None:
+    """Crypto-erase and trim: keep what the certificate needs, and what access checks need."""
+    document.wrapped_key = None
+    document.filename_sealed = None
+    document.blob_id = None
+    document.state = DocumentState.destroyed
+    document.destroyed_at = now
+    document.request_id = None
+    document.case_id = None  # the pseudonymous link to a person goes too
+    document.content_type = ""
+    document.scan_verdict = None
+    document.scan_signature = None
+    document.next_scan_at = None
+    document.rejected_reason = None
+    document.withdraw_reason = None

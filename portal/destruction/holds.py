@@ -1,0 +1,192 @@
+"""Holds: a DPO stops destruction of a review or of one document; a lead may ask for one.
+
+A hold carries a reason category and, optionally, the reference of the order behind it, held to a
+few safe characters (no spaces): it is not a place for names or notes. The order reference is kept
+out of the audit log and out of every e-mail all the same; the log gets the category only.
+A lead's request is recorded and shown to DPOs but does not stop destruction: only a DPO's hold
+does (docs/destruction.md).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import Session, col, select
+
+from audit import Action, Target, TargetKind
+from portal import policy
+from portal.accounts.models import Role
+from portal.auditing import Auditor
+from portal.destruction.models import Hold, HoldReason, HoldState
+from portal.exchange import documents, reviews
+from portal.exchange.acting import Acting
+from portal.exchange.errors import NotFound, Refused
+from portal.exchange.models import Document, DocumentState, Review, ReviewState
+from portal.models import parse_id
+
+ORDER_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9/._-]{0,39}")
+
+
+def _reason(value: str) -> HoldReason:
+    try:
+        return HoldReason(value)
+    except ValueError:
+        choices = ", ".join(r.value for r in HoldReason)
+        raise Refused(
+            f"Choose the reason for the hold: one of {choices}.", code="invalid_reason"
+        ) from None
+
+
+def _order_reference(value: str | None) -> str | None:
+    if value is None or value.strip() == "":
+        return None
+    value = value.strip()
+    if not ORDER_REFERENCE.fullmatch(value):
+        raise Refused(
+            "The order reference may hold only letters, digits and / . _ - (at most 40, no "
+            "spaces), for example CO/2027/0142. Do not put names or notes in it.",
+            code="invalid_order_reference",
+        )
+    return value
+
+
+def place_hold(
+    db: Session,
+    auditor: Auditor,
+    acting: Acting,
+    *,
+    review_code: str,
+    document_reference: str | None,
+    reason: str,
+    order_reference: str | None = None,
+) -> Hold:
+    """A DPO's hold (active at once), or a lead's request for one. The caller commits."""
+    why = _reason(reason)
+    order = _order_reference(order_reference)
+    caller = acting.caller
+    review = reviews.find_review(db, acting, review_code)
+    if caller is not None and not (
+        caller.role is Role.dpo
+        or (caller.role is Role.lead and policy.is_team_member(db, caller, review))
+    ):
+        raise NotFound("There is no review with that code that you can see.")
+    document: Document | None = None
+    if document_reference:
+        document, in_review = documents.find_document(db, acting, document_reference)
+        if in_review.id != review.id:
+            raise NotFound()
+        if document.state is DocumentState.destroyed:
+            raise Refused(
+                f"Document {document.reference} has been destroyed already.", code="destroyed"
+            )
+    if review.state is ReviewState.destroyed:
+        raise Refused(f"Review {review.code} has been destroyed already.", code="destroyed")
+    requesting = caller is not None and caller.role is Role.lead
+    hold = _open_request(db, review, document) if not requesting else None
+    if hold is None:
+        assert review.id is not None
+        hold = Hold(
+            review_id=review.id,
+            document_id=document.id if document else None,
+            reason=why,
+            order_reference=order,
+            state=HoldState.requested,
+        )
+        if requesting:
+            hold.requested_by = acting.user_id
+            hold.requested_at = acting.now
+    if not requesting:
+        # A DPO's hold; if a lead asked for this one, the request becomes the hold.
+        hold.state = HoldState.active
+        hold.reason = why
+        hold.order_reference = order or hold.order_reference
+        hold.placed_by = acting.user_id
+        hold.placed_at = acting.now
+    db.add(hold)
+    db.flush()
+    assert hold.id is not None
+    auditor.record(
+        db,
+        Action.HOLD_PLACED,
+        actor=acting.actor,
+        now=acting.now,
+        origin=acting.origin,
+        target=Target(TargetKind.HOLD, str(hold.id)),
+        review=review.code,
+        document=document.reference if document else None,
+        details={"reason": why.value, "state": hold.state.value},
+    )
+    return hold
+
+
+def _open_request(db: Session, review: Review, document: Document | None) -> Hold | None:
+    query = select(Hold).where(Hold.review_id == review.id, Hold.state == HoldState.requested)
+    if document is None:
+        query = query.where(col(Hold.document_id).is_(None))
+    else:
+        query = query.where(Hold.document_id == document.id)
+    return db.exec(query.order_by(col(Hold.id))).first()
+
+
+def find_hold(db: Session, acting: Acting, hold_id: str) -> Hold:
+    number = parse_id(hold_id)
+    hold = db.get(Hold, number) if number is not None else None
+    if hold is None or not _can_see(db, acting, hold):
+        raise NotFound("There is no hold with that number that you can see.")
+    return hold
+
+
+def _can_see(db: Session, acting: Acting, hold: Hold) -> bool:
+    caller = acting.caller
+    if caller is None or caller.role is Role.dpo:
+        return True
+    review = db.get(Review, hold.review_id)
+    return (
+        caller.role is Role.lead
+        and review is not None
+        and policy.is_team_member(db, caller, review)
+    )
+
+
+def lift_hold(db: Session, auditor: Auditor, acting: Acting, hold_id: str) -> Hold:
+    """A DPO lifts a hold, or declines a lead's request. The caller commits."""
+    hold = find_hold(db, acting, hold_id)
+    if acting.caller is not None and acting.caller.role is not Role.dpo:
+        raise NotFound("There is no hold with that number that you can see.")
+    if hold.state is HoldState.lifted:
+        raise Refused(f"Hold {hold.id} was lifted already.", code="invalid_state")
+    previous = hold.state
+    hold.state = HoldState.lifted
+    hold.lifted_by = acting.user_id
+    hold.lifted_at = acting.now
+    db.add(hold)
+    review = db.get(Review, hold.review_id)
+    document = db.get(Document, hold.document_id) if hold.document_id else None
+    assert review is not None
+    auditor.record(
+        db,
+        Action.HOLD_LIFTED,
+        actor=acting.actor,
+        now=acting.now,
+        origin=acting.origin,
+        target=Target(TargetKind.HOLD, str(hold.id)),
+        review=review.code,
+        document=document.reference if document else None,
+        details={"reason": hold.reason.value, "previous_state": previous.value},
+    )
+    return hold
+
+
+def list_holds(db: Session, acting: Acting, *, include_lifted: bool = False) -> list[Hold]:
+    query = select(Hold).order_by(col(Hold.id).desc())
+    if not include_lifted:
+        query = query.where(Hold.state != HoldState.lifted)
+    return [hold for hold in db.exec(query.limit(1000)).all() if _can_see(db, acting, hold)]
+
+
+def active_holds(db: Session, review_id: int) -> list[Hold]:
+    return list(
+        db.exec(
+            select(Hold).where(Hold.review_id == review_id, Hold.state == HoldState.active)
+        ).all()
+    )

@@ -1,0 +1,222 @@
+"""The destruction API's part of the OpenAPI document (merged by portal.openapi)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal.destruction.models import EarlyState, HoldReason, HoldState
+
+Json = dict[str, Any]
+
+_ERROR: Json = {
+    "description": "An error: what went wrong and what to do next.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+_DATE = {"type": "string", "format": "date"}
+_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+_ID_OR_NULL = {"type": ["integer", "null"]}
+
+
+def _errors(*statuses: int) -> Json:
+    return {str(status): _ERROR for status in sorted({401, *statuses})}
+
+
+def _json(schema: Json, description: str) -> Json:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _list(item: Json) -> Json:
+    return {
+        "type": "object",
+        "required": ["items", "next"],
+        "properties": {"items": {"type": "array", "items": item}, "next": {"type": "null"}},
+    }
+
+
+def _path(name: str, description: str) -> Json:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "maxLength": 64},
+    }
+
+
+def _flag(name: str, description: str) -> Json:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"enum": ["true", "false"]},
+    }
+
+
+ENTRY: Json = {
+    "type": "object",
+    "required": ["review", "state", "destroy_on", "status", "documents", "held_documents"],
+    "properties": {
+        "review": {"type": "string"},
+        "state": {"type": "string"},
+        "closes_on": _DATE,
+        "retention_days": {"type": "integer"},
+        "destroy_on": _DATE,
+        "status": {"enum": ["due", "scheduled", "held", "not_closed", "destroyed"]},
+        "documents": {"type": "integer", "description": "Documents not yet destroyed."},
+        "held_documents": {"type": "array", "items": {"type": "string"}},
+        "review_holds": {"type": "array", "items": {"type": "integer"}},
+        "requested_holds": {"type": "array", "items": {"type": "integer"}},
+        "early_destruction": {"enum": [*(s.value for s in EarlyState), None]},
+    },
+}
+
+HOLD: Json = {
+    "type": "object",
+    "required": ["id", "review", "document", "reason", "state"],
+    "properties": {
+        "id": {"type": "integer"},
+        "review": {"type": ["string", "null"]},
+        "document": {"type": ["string", "null"]},
+        "reason": {"enum": [r.value for r in HoldReason]},
+        "order_reference": {"type": ["string", "null"]},
+        "state": {"enum": [s.value for s in HoldState]},
+        "requested_by": _ID_OR_NULL,
+        "requested_at": _TIME_OR_NULL,
+        "placed_by": _ID_OR_NULL,
+        "placed_at": _TIME_OR_NULL,
+        "lifted_by": _ID_OR_NULL,
+        "lifted_at": _TIME_OR_NULL,
+    },
+}
+
+NEW_HOLD: Json = {
+    "type": "object",
+    "required": ["review", "reason"],
+    "properties": {
+        "review": {"type": "string", "description": "The review's code."},
+        "document": {
+            "type": "string",
+            "description": "A document's reference: hold that document only.",
+        },
+        "reason": {"enum": [r.value for r in HoldReason]},
+        "order_reference": {
+            "type": "string",
+            "maxLength": 40,
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9/._-]{0,39}$",
+            "description": "The reference of the order behind the hold; no names, no notes.",
+        },
+    },
+}
+
+EARLY: Json = {
+    "type": "object",
+    "required": ["review", "state", "requested_by", "approved_by"],
+    "properties": {
+        "review": {"type": "string"},
+        "state": {"enum": [s.value for s in EarlyState]},
+        "requested_by": {"type": "integer"},
+        "approved_by": _ID_OR_NULL,
+    },
+}
+
+CERTIFICATE_SUMMARY: Json = {
+    "type": "object",
+    "required": ["reference", "review", "issued_at", "documents", "key_fingerprint"],
+    "properties": {
+        "reference": {"type": "string"},
+        "review": {"type": ["string", "null"]},
+        "issued_at": {"type": "string", "format": "date-time"},
+        "documents": {"type": "integer"},
+        "key_fingerprint": {"type": "string"},
+    },
+}
+
+SIGNED_CERTIFICATE: Json = {
+    "type": "object",
+    "required": ["algorithm", "certificate", "public_key_fingerprint", "signature"],
+    "description": "Canonical JSON (docs/destruction.md); the signature covers the canonical "
+    "JSON of `certificate`.",
+    "properties": {
+        "algorithm": {"const": "Ed25519"},
+        "certificate": {"type": "object"},
+        "public_key_fingerprint": {"type": "string"},
+        "signature": {"type": "string"},
+    },
+}
+
+CODE = _path("code", "The review's code, e.g. SWG24.")
+
+PATHS: Json = {
+    "/api/v1/destruction/schedule": {
+        "get": {
+            "summary": "What is due for destruction and when, what is held (DPOs; leads: theirs)",
+            "parameters": [_flag("include_destroyed", "Also list destroyed reviews.")],
+            "responses": {"200": _json(_list(ENTRY), "The schedule."), **_errors(404)},
+        }
+    },
+    "/api/v1/holds": {
+        "get": {
+            "summary": "Holds and leads' requests for holds",
+            "parameters": [_flag("include_lifted", "Also list lifted holds.")],
+            "responses": {"200": _json(_list(HOLD), "Holds."), **_errors(404)},
+        },
+        "post": {
+            "summary": "Place a hold on a review or a document (DPOs); leads request one",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": NEW_HOLD}},
+            },
+            "responses": {
+                "201": _json(HOLD, "Placed (state active), or requested (state requested)."),
+                **_errors(400, 404, 410),
+            },
+        },
+    },
+    "/api/v1/holds/{hold_id}/lift": {
+        "post": {
+            "summary": "Lift a hold, or decline a lead's request (DPOs)",
+            "parameters": [_path("hold_id", "The hold's number.")],
+            "responses": {"200": _json(HOLD, "Lifted."), **_errors(400, 404)},
+        }
+    },
+    "/api/v1/reviews/{code}/destruction/request": {
+        "post": {
+            "summary": "Ask to destroy a closed review before its date (DPOs)",
+            "parameters": [CODE],
+            "responses": {
+                "201": _json(EARLY, "Requested: a second person must approve."),
+                **_errors(404, 409),
+            },
+        }
+    },
+    "/api/v1/reviews/{code}/destruction/approve": {
+        "post": {
+            "summary": "Approve early destruction (another DPO or an administrator)",
+            "parameters": [CODE],
+            "responses": {
+                "200": _json(EARLY, "Approved: the next run destroys the review."),
+                **_errors(404, 409),
+            },
+        }
+    },
+    "/api/v1/certificates": {
+        "get": {
+            "summary": "Destruction certificates (DPOs; leads: their reviews')",
+            "responses": {
+                "200": _json(_list(CERTIFICATE_SUMMARY), "Certificates."),
+                **_errors(404),
+            },
+        }
+    },
+    "/api/v1/certificates/{ref}": {
+        "get": {
+            "summary": "One signed certificate, as `portal certificate export` writes it",
+            "parameters": [_path("ref", "The certificate's reference.")],
+            "responses": {
+                "200": _json(SIGNED_CERTIFICATE, "The signed certificate."),
+                **_errors(400, 404),
+            },
+        }
+    },
+}

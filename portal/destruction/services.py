@@ -1,0 +1,75 @@
+"""Certificates as the API, the pages and the command line find them; the destroyer of a runtime."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, col, select
+
+import audit
+from portal import policy
+from portal.accounts.models import Role
+from portal.auditing import SIGNING_KEY_FILE
+from portal.destruction.certificates import Signed
+from portal.destruction.execution import Destroyer
+from portal.destruction.models import Certificate
+from portal.exchange.acting import Acting
+from portal.exchange.errors import InvalidReference, NotFound
+from portal.exchange.models import Review
+from portal.references import InvalidReference as BadReference
+from portal.references import parse_reference
+
+if TYPE_CHECKING:
+    from portal.runtime import Runtime
+    from portal.settings import Settings
+
+
+def destroyer_for(runtime: Runtime) -> Destroyer:
+    """Certificates are signed with the portal's one signing key (the audit log's): one key to
+    publish, exported by ``portal audit public-key``."""
+    return Destroyer(
+        engine=runtime.engine,
+        vault=runtime.vault,
+        auditor=runtime.auditor,
+        signing_key=signing_key(runtime.settings),
+        public_url=runtime.settings.public_url,
+    )
+
+
+def signing_key(settings: Settings) -> audit.SigningKey:
+    return audit.load_signing_key(settings.key_dir / SIGNING_KEY_FILE)
+
+
+def _may_see(db: Session, acting: Acting, review: Review | None) -> bool:
+    caller = acting.caller
+    if caller is None:
+        return True
+    if review is None:
+        return False
+    return caller.role is Role.dpo or (
+        caller.role is Role.lead and policy.is_team_member(db, caller, review)
+    )
+
+
+def find_certificate(db: Session, acting: Acting, typed_reference: str) -> Certificate:
+    try:
+        reference = parse_reference(typed_reference)
+    except BadReference:
+        raise InvalidReference("certificate reference") from None
+    certificate = db.exec(select(Certificate).where(Certificate.reference == reference)).first()
+    if certificate is None or not _may_see(db, acting, db.get(Review, certificate.review_id)):
+        raise NotFound("There is no certificate with that reference that you can see.")
+    return certificate
+
+
+def list_certificates(db: Session, acting: Acting) -> list[Certificate]:
+    rows = db.exec(select(Certificate).order_by(col(Certificate.issued_at).desc())).all()
+    return [c for c in rows if _may_see(db, acting, db.get(Review, c.review_id))]
+
+
+def signed(certificate: Certificate) -> Signed:
+    return Signed(
+        body=certificate.body.encode("utf-8"),
+        signature=certificate.signature,
+        key_fingerprint=certificate.key_fingerprint,
+    )

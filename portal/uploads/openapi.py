@@ -1,0 +1,123 @@
+"""The resumable upload endpoint's part of the OpenAPI document (merged by portal.openapi)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Json = dict[str, Any]
+
+_ERROR: Json = {
+    "description": "An error: what went wrong and what to do next.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+def _errors(*statuses: int) -> Json:
+    return {str(status): _ERROR for status in sorted({401, *statuses})}
+
+
+def _header(name: str, description: str, schema: Json, *, required: bool = False) -> Json:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+TUS_RESUMABLE = _header(
+    "Tus-Resumable", "The tus protocol version: 1.0.0.", {"const": "1.0.0"}, required=True
+)
+UPLOAD_ID = {
+    "name": "upload_id",
+    "in": "path",
+    "required": True,
+    "description": "The upload's id, from the Location of its creation.",
+    "schema": {"type": "string", "maxLength": 64},
+}
+_OFFSET = {"type": "string", "pattern": "^[0-9]{1,19}$"}
+_NO_CONTENT = "No content; see the headers."
+
+UPLOAD_STATE: Json = {
+    "type": "object",
+    "required": ["offset", "length", "state", "document"],
+    "properties": {
+        "offset": {"type": "integer"},
+        "length": {"type": "integer"},
+        "state": {"enum": ["receiving", "complete"]},
+        "document": {"oneOf": [{"$ref": "#/components/schemas/Document"}, {"type": "null"}]},
+    },
+}
+
+PATHS: Json = {
+    "/api/v1/uploads": {
+        "options": {
+            "summary": "tus discovery: version, extensions, size limit, checksum algorithms",
+            "responses": {"204": {"description": _NO_CONTENT}, **_errors(404)},
+        },
+        "post": {
+            "summary": "Create a resumable upload (tus creation). Upload-Metadata keys, each "
+            "value base64: filename, review, and optionally filetype, request, case, sha256 "
+            "(hex SHA-256 of the whole file, checked before the document is accepted).",
+            "parameters": [
+                TUS_RESUMABLE,
+                _header("Upload-Length", "The file's size in bytes.", _OFFSET, required=True),
+                _header(
+                    "Upload-Metadata",
+                    "key base64,key base64,...",
+                    {"type": "string", "maxLength": 8192},
+                    required=True,
+                ),
+            ],
+            "responses": {
+                "201": {"description": "Created: its address is in Location."},
+                **_errors(400, 404, 409, 412, 413, 415, 429),
+            },
+        },
+    },
+    "/api/v1/uploads/{upload_id}": {
+        "get": {
+            "summary": "An upload's progress, and its document once complete",
+            "parameters": [UPLOAD_ID],
+            "responses": {
+                "200": {
+                    "description": "Where the upload stands.",
+                    "content": {"application/json": {"schema": UPLOAD_STATE}},
+                },
+                **_errors(404, 410),
+            },
+        },
+        "patch": {
+            "summary": "Send the next bytes from Upload-Offset (tus core, with the checksum "
+            "extension). The response to the last bytes carries Upload-Document-Reference.",
+            "parameters": [
+                UPLOAD_ID,
+                TUS_RESUMABLE,
+                _header("Upload-Offset", "Where these bytes start.", _OFFSET, required=True),
+                _header(
+                    "Upload-Checksum",
+                    "sha1 or sha256, then the base64 digest of this request's body.",
+                    {"type": "string", "maxLength": 200},
+                ),
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/offset+octet-stream": {
+                        "schema": {"type": "string", "format": "binary"}
+                    }
+                },
+            },
+            "responses": {
+                "204": {"description": "Received: the new offset is in Upload-Offset."},
+                **_errors(400, 404, 409, 410, 412, 413, 415, 460),
+            },
+        },
+        "delete": {
+            "summary": "Cancel an upload (tus termination): every byte received is deleted",
+            "parameters": [UPLOAD_ID, TUS_RESUMABLE],
+            "responses": {"204": {"description": "Deleted."}, **_errors(404, 412)},
+        },
+    },
+}

@@ -1,0 +1,488 @@
+"""Resumable uploads as plain Python: create a session, add parts, turn them into a document.
+
+An upload session belongs to the person who created it: to anybody else it does not exist (404).
+Each PATCH's bytes become one *part*: a sealed blob under a fresh data key whose associated data
+names the upload and the part's position, so a part moved to another upload or position does not
+open. When the last byte arrives the parts are read back in order, decrypted, and streamed through
+the exchange's one upload pipeline (``store_upload`` → ``record_upload``): the same size limit, type
+check and checksum as every other way in. Only then are the parts deleted.
+
+Concurrency: a part is committed with a compare-and-set on the session's offset, so two PATCHes
+racing for the same offset cannot both land; the loser's blob is deleted and it gets 409.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from portal.auditing import Auditor
+from portal.exchange import documents
+from portal.exchange.acting import Acting
+from portal.exchange.errors import NotFound, Refused, TooLarge, TypeRefused
+from portal.exchange.models import Case, Document, Review
+from portal.models import as_utc
+from portal.uploads.errors import OffsetConflict, TooManyUploads, UploadExpired
+from portal.uploads.models import UploadPart, UploadSession, UploadState
+from portal.uploads.protocol import UploadMetadata
+from storage import DocumentKey, StorageError, StoredBlob, Vault
+
+UPLOAD_TTL = timedelta(hours=24)  # after the last PATCH (or the creation)
+MAX_OPEN_UPLOADS = 50  # unfinished uploads per person: each may hold up to the size limit
+MAX_PARTS = 10_000  # a client sending one byte per PATCH would otherwise make a blob per byte
+FILENAME_PURPOSE = "upload file name"
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def new_upload_id() -> str:
+    """192 random bits, URL-safe: the upload's address cannot be guessed or enumerated."""
+    return secrets.token_urlsafe(24)
+
+
+def session_key_id(upload_id: str) -> str:
+    return f"upload:{upload_id}"
+
+
+def part_key_id(upload_id: str, index: int) -> str:
+    # Bound into the part's data key and every segment of its blob (associated data).
+    return f"upload:{upload_id}:part:{index}"
+
+
+def _not_found() -> NotFound:
+    return NotFound("There is no upload at that address that you can see.")
+
+
+# --- Creating and finding ---------------------------------------------------------------------
+
+
+def create_upload(
+    db: Session,
+    vault: Vault,
+    acting: Acting,
+    *,
+    metadata: UploadMetadata,
+    length: int,
+    max_bytes: int,
+) -> UploadSession:
+    """A new session, after the same checks as any upload (review open, request, case, rights).
+
+    The caller commits. Nothing is stored but the row: the file name is sealed in it.
+    """
+    if length > max_bytes:
+        raise TooLarge(
+            f"The file is larger than the limit of {max_bytes:,} bytes. Nothing was kept. "
+            "Split it into smaller files, or ask the review team how to send it."
+        )
+    if length == 0:
+        raise TypeRefused("The file is empty. Choose the file again and check it has content.")
+    assert acting.user_id is not None
+    target = documents.prepare_upload(
+        db,
+        acting,
+        review_code=metadata.review,
+        request_id=metadata.request,
+        case_reference=metadata.case,
+    )
+    open_uploads = db.exec(
+        select(func.count())
+        .select_from(UploadSession)
+        .where(
+            UploadSession.user_id == acting.user_id,
+            UploadSession.state != UploadState.complete,
+            col(UploadSession.expires_at) > acting.now,
+        )
+    ).one()
+    if open_uploads >= MAX_OPEN_UPLOADS:
+        raise TooManyUploads(
+            f"You have {open_uploads} unfinished uploads. Finish or cancel some of them first."
+        )
+    upload_id = new_upload_id()
+    key = vault.issue_document_key(review=target.review.code, document_id=session_key_id(upload_id))
+    assert target.review.id is not None
+    upload = UploadSession(
+        id=upload_id,
+        user_id=acting.user_id,
+        review_id=target.review.id,
+        request_id=target.request.id if target.request else None,
+        case_id=target.case.id if target.case else None,
+        state=UploadState.receiving,
+        length=length,
+        received=0,
+        parts=0,
+        sha256=metadata.sha256,
+        wrapped_key=key.wrapped,
+        filename_sealed=vault.seal_secret(
+            key, metadata.filename.encode(), purpose=FILENAME_PURPOSE
+        ),
+        created_at=acting.now,
+        updated_at=acting.now,
+        expires_at=acting.now + UPLOAD_TTL,
+    )
+    db.add(upload)
+    db.flush()
+    return upload
+
+
+def find_upload(
+    db: Session, acting: Acting, upload_id: str, *, allow_expired: bool = False
+) -> UploadSession:
+    """The caller's own upload, or NotFound (somebody else's looks exactly like none)."""
+    upload = db.get(UploadSession, upload_id) if _UPLOAD_ID.fullmatch(upload_id) else None
+    if upload is None or acting.user_id is None or upload.user_id != acting.user_id:
+        raise _not_found()
+    if not allow_expired and as_utc(upload.expires_at) <= acting.now:
+        raise UploadExpired()
+    return upload
+
+
+def document_of(db: Session, upload: UploadSession) -> tuple[Document, Review] | None:
+    if upload.document_id is None:
+        return None
+    document = db.get(Document, upload.document_id)
+    review = db.get(Review, upload.review_id)
+    return (document, review) if document is not None and review is not None else None
+
+
+# --- Parts ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """Where the next part goes: checked before a byte of the body is read."""
+
+    upload_id: str
+    index: int
+    start: int
+    length: int
+    key: DocumentKey | None  # None: nothing more to receive
+    document_reference: str | None = None  # the upload is complete already
+
+    @property
+    def remaining(self) -> int:
+        return self.length - self.start
+
+
+def plan_part(
+    db: Session, vault: Vault, acting: Acting, upload_id: str, *, offset: int
+) -> PartPlan:
+    upload = find_upload(db, acting, upload_id)
+    if upload.state is UploadState.complete:
+        if offset != upload.length:
+            raise _offset_conflict(upload.length, offset)
+        found = document_of(db, upload)
+        return PartPlan(
+            upload.id,
+            upload.parts,
+            upload.length,
+            upload.length,
+            None,
+            found[0].reference if found else None,
+        )
+    if upload.state is UploadState.completing:
+        raise OffsetConflict(
+            "This upload has all its bytes and is being turned into a document. "
+            "Ask for its state (GET) in a moment."
+        )
+    if offset != upload.received:
+        raise _offset_conflict(upload.received, offset)
+    if upload.received == upload.length:
+        return PartPlan(upload.id, upload.parts, upload.received, upload.length, None)
+    if upload.parts >= MAX_PARTS:
+        raise Refused(
+            f"This upload already has {MAX_PARTS:,} parts. Cancel it and upload the file again "
+            "in larger chunks.",
+            code="too_many_parts",
+        )
+    review = db.get(Review, upload.review_id)
+    assert review is not None
+    key = vault.issue_document_key(
+        review=review.code, document_id=part_key_id(upload.id, upload.parts)
+    )
+    return PartPlan(upload.id, upload.parts, upload.received, upload.length, key)
+
+
+def _offset_conflict(actual: int, sent: int) -> OffsetConflict:
+    return OffsetConflict(
+        f"The upload stands at byte {actual:,}, not {sent:,}. Ask where it stands (HEAD) and "
+        "continue from there."
+    )
+
+
+def commit_part(db: Session, acting: Acting, plan: PartPlan, blob: StoredBlob) -> int:
+    """Record a stored part if the upload still stands where the plan found it; the new offset.
+
+    The caller commits, and deletes the blob if this raises.
+    """
+    assert plan.key is not None
+    new_offset = plan.start + blob.size
+    state = UploadState.completing if new_offset == plan.length else UploadState.receiving
+    moved = db.execute(
+        update(UploadSession)
+        .where(
+            col(UploadSession.id) == plan.upload_id,
+            col(UploadSession.received) == plan.start,
+            col(UploadSession.parts) == plan.index,
+            col(UploadSession.state) == UploadState.receiving,
+            col(UploadSession.expires_at) > acting.now,
+        )
+        .values(
+            received=new_offset,
+            parts=plan.index + 1,
+            state=state,
+            updated_at=acting.now,
+            expires_at=acting.now + UPLOAD_TTL,
+        )
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise OffsetConflict(
+            "Another request added to this upload at the same time; these bytes were discarded. "
+            "Ask where it stands (HEAD) and continue from there."
+        )
+    db.add(
+        UploadPart(
+            upload_id=plan.upload_id,
+            part_index=plan.index,
+            start=plan.start,
+            size=blob.size,
+            blob_id=blob.blob_id,
+            wrapped_key=plan.key.wrapped,
+        )
+    )
+    db.flush()
+    return new_offset
+
+
+def claim_completion(db: Session, acting: Acting, upload_id: str) -> bool:
+    """Retry a completion that failed (all bytes in, state back to receiving). The caller commits."""
+    moved = db.execute(
+        update(UploadSession)
+        .where(
+            col(UploadSession.id) == upload_id,
+            col(UploadSession.user_id) == acting.user_id,
+            col(UploadSession.state) == UploadState.receiving,
+            col(UploadSession.received) == col(UploadSession.length),
+        )
+        .values(state=UploadState.completing, updated_at=acting.now)
+    )
+    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
+# --- Completion -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Part:
+    key: DocumentKey
+    blob_id: str
+    start: int
+    size: int
+
+
+def _plaintext(vault: Vault, parts: list[_Part]) -> Iterator[bytes]:
+    for part in parts:
+        yield from vault.read(part.key, part.blob_id)
+
+
+def complete_upload(
+    engine: Engine,
+    vault: Vault,
+    auditor: Auditor,
+    acting: Acting,
+    upload_id: str,
+    *,
+    max_bytes: int,
+) -> str:
+    """Parts → the upload pipeline → a document (``pending_scan``); returns its reference.
+
+    The session must be ``completing`` (claimed by ``commit_part`` or ``claim_completion``).
+    A refusal for the content (type, size, checksum) or for the target (review closed since)
+    leaves nothing: no parts, no session, no document; it is audited like any refused upload.
+    Any other failure puts the session back to ``receiving`` with its parts, so that an empty
+    PATCH at the final offset tries again.
+    """
+    with Session(engine) as db:
+        upload = db.get(UploadSession, upload_id)
+        if upload is None or upload.state is not UploadState.completing:
+            raise _not_found()
+        review = db.get(Review, upload.review_id)
+        assert review is not None
+        rows = db.exec(
+            select(UploadPart)
+            .where(UploadPart.upload_id == upload_id)
+            .order_by(col(UploadPart.part_index))
+        ).all()
+        parts = [
+            _Part(
+                DocumentKey(review.code, part_key_id(upload_id, r.part_index), r.wrapped_key),
+                r.blob_id,
+                r.start,
+                r.size,
+            )
+            for r in rows
+        ]
+        case = db.get(Case, upload.case_id) if upload.case_id is not None else None
+        expected_sha256 = upload.sha256
+        length = upload.length
+        session_key = DocumentKey(review.code, session_key_id(upload_id), upload.wrapped_key)
+        filename = vault.open_secret(
+            session_key, upload.filename_sealed, purpose=FILENAME_PURPOSE
+        ).decode()
+        try:
+            # Checked again: the review may have closed, or the caller lost a right, meanwhile.
+            target: documents.UploadTarget | None = documents.prepare_upload(
+                db,
+                acting,
+                review_code=review.code,
+                request_id=str(upload.request_id) if upload.request_id is not None else None,
+                case_reference=case.reference if case is not None else None,
+            )
+            refusal: Exception | None = None
+        except (NotFound, Refused) as refused:
+            target, refusal = None, refused
+    if target is None:
+        assert refusal is not None
+        _discard_now(engine, vault, upload_id)
+        raise refusal
+    try:
+        _check_contiguous(parts, length)
+        stored = documents.store_upload(
+            vault,
+            target,
+            _plaintext(vault, parts),
+            max_bytes=max_bytes,
+            expected_sha256=expected_sha256,
+        )
+    except (TooLarge, Refused) as refused:
+        with Session(engine) as db:
+            documents.audit_refused_upload(db, auditor, acting, target, refused.code)
+            blob_ids = _delete_rows(db, upload_id)
+            db.commit()
+        _destroy_quietly(vault, blob_ids)
+        raise
+    except BaseException:
+        _back_to_receiving(engine, upload_id)
+        raise
+    try:
+        with Session(engine) as db:
+            document = documents.record_upload(
+                db, auditor, acting, target, stored, filename=filename, vault=vault
+            )
+            blob_ids = _delete_parts(db, upload_id)
+            db.execute(
+                update(UploadSession)
+                .where(col(UploadSession.id) == upload_id)
+                .values(
+                    state=UploadState.complete,
+                    document_id=document.id,
+                    updated_at=acting.now,
+                    expires_at=acting.now + UPLOAD_TTL,
+                )
+            )
+            db.commit()
+            reference = document.reference
+    except BaseException:
+        # The row did not commit: remove the document's blob now rather than leave it to the sweep.
+        vault.destroy_document(stored.blob.blob_id)
+        _back_to_receiving(engine, upload_id)
+        raise
+    _destroy_quietly(vault, blob_ids)
+    return reference
+
+
+def _check_contiguous(parts: list[_Part], length: int) -> None:
+    position = 0
+    for part in parts:
+        if part.start != position:
+            break
+        position += part.size
+    if position != length:
+        # Only a bug or a tampered database gets here: never assemble a file with a hole.
+        raise StorageError("the parts of an upload do not cover it exactly")
+
+
+def _back_to_receiving(engine: Engine, upload_id: str) -> None:
+    with suppress(Exception), Session(engine) as db:
+        db.execute(
+            update(UploadSession)
+            .where(
+                col(UploadSession.id) == upload_id,
+                col(UploadSession.state) == UploadState.completing,
+            )
+            .values(state=UploadState.receiving)
+        )
+        db.commit()
+
+
+# --- Removing ---------------------------------------------------------------------------------
+
+
+def _delete_parts(db: Session, upload_id: str) -> list[str]:
+    blob_ids = list(
+        db.exec(select(UploadPart.blob_id).where(UploadPart.upload_id == upload_id)).all()
+    )
+    db.execute(delete(UploadPart).where(col(UploadPart.upload_id) == upload_id))
+    return blob_ids
+
+
+def _delete_rows(db: Session, upload_id: str) -> list[str]:
+    """Delete a session and its parts' rows; returns the blobs to destroy after the commit."""
+    blob_ids = _delete_parts(db, upload_id)
+    db.execute(delete(UploadSession).where(col(UploadSession.id) == upload_id))
+    return blob_ids
+
+
+def _destroy_quietly(vault: Vault, blob_ids: list[str]) -> None:
+    # Rows go first, blobs after the commit: a blob whose deletion fails here is an orphan that
+    # the worker's sweep removes; a row pointing at a missing blob would be worse.
+    for blob_id in blob_ids:
+        with suppress(StorageError):
+            vault.destroy_document(blob_id)
+
+
+def _discard_now(engine: Engine, vault: Vault, upload_id: str) -> None:
+    with Session(engine) as db:
+        blob_ids = _delete_rows(db, upload_id)
+        db.commit()
+    _destroy_quietly(vault, blob_ids)
+
+
+def terminate_upload(engine: Engine, vault: Vault, acting: Acting, upload_id: str) -> None:
+    """tus termination: the session and every part go. A completed upload's document stays
+    (it is withdrawn, if need be, like any other)."""
+    with Session(engine) as db:
+        find_upload(db, acting, upload_id, allow_expired=True)
+    _discard_now(engine, vault, upload_id)
+
+
+def discard_expired(engine: Engine, vault: Vault, *, now: datetime, batch: int = 100) -> int:
+    """Delete sessions idle past their expiry, and their parts; returns how many."""
+    removed = 0
+    while True:
+        with Session(engine) as db:
+            query: Any = (
+                select(UploadSession.id)
+                .where(col(UploadSession.expires_at) <= now)
+                .order_by(col(UploadSession.expires_at))
+                .limit(batch)
+            )
+            if db.get_bind().dialect.name == "postgresql":
+                # Several workers may sweep at once: each takes sessions the others have not.
+                query = query.with_for_update(skip_locked=True)
+            expired = list(db.exec(query).all())
+            blob_ids: list[str] = []
+            for upload_id in expired:
+                blob_ids += _delete_rows(db, upload_id)
+            db.commit()
+        _destroy_quietly(vault, blob_ids)
+        removed += len(expired)
+        if len(expired) < batch:
+            return removed

@@ -1,0 +1,53 @@
+"""Small JSON request bodies for the API: parsed strictly, with messages that name the field."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from starlette.requests import Request
+
+from portal.web.errors import HttpProblem
+
+MAX_JSON_BODY = 64 * 1024
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise HttpProblem.bad_request("invalid_body", "Send the body as JSON (Content-Type: application/json).")
+    body = await request.body()
+    if len(body) > MAX_JSON_BODY:
+        raise HttpProblem.bad_request("invalid_body", "The JSON body is too large.")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise HttpProblem.bad_request("invalid_body", "The body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise HttpProblem.bad_request("invalid_body", "The body must be a JSON object.")
+    return data
+
+
+def text_field(data: dict[str, Any], name: str, *, required: bool = True, default: str = "") -> str:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise HttpProblem.bad_request("invalid_body", f"The field {name!r} is required.")
+        return default
+    if not isinstance(value, str):
+        raise HttpProblem.bad_request("invalid_body", f"The field {name!r} must be a string.")
+    return value
+
+
+def int_field(data: dict[str, Any], name: str, *, default: int | None = None) -> int:
+    value = data.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise HttpProblem.bad_request("invalid_body", f"The field {name!r} must be a whole number.")
+    return value
+
+
+def date_field(data: dict[str, Any], name: str) -> date:
+    try:
+        return date.fromisoformat(text_field(data, name))
+    except ValueError:
+        raise HttpProblem.bad_request("invalid_body", f"The field {name!r} must be a date such as 2026-03-31.") from None

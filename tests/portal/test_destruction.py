@@ -1,0 +1,254 @@
+"""Destruction end to end, with the clock passed in: schedule, notices, holds, the worker's run,
+certificates, 410 Gone, and the audit log that outlives the documents (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import pytest
+from sqlmodel import Session, col, select
+
+import audit
+from portal.auditing import SIGNING_KEY_FILE
+from portal.blobs import open_vault
+from portal.db import make_engine
+from portal.destruction.models import Certificate, DestructionItem, Notice
+from portal.exchange.models import Document, DocumentState, Review
+from portal.runtime import build_runtime
+from portal.settings import SmtpAddress
+from portal.worker import Worker
+from tests.harness.ports import free_port
+from tests.portal.conftest import Exchange, api_token, cheap_hasher
+
+MINUTES = b"Minutes of the case conference.\nPresent: social worker, team lead.\n" * 50
+TITLE = "Children's services thematic review"
+
+
+class Inbox:
+    """A local SMTP server (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, SmtpAddress]]:
+    from aiosmtpd.controller import Controller
+
+    handler = Inbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, SmtpAddress(host="127.0.0.1", port=port)
+    finally:
+        controller.stop()
+
+
+def _events(exchange: Exchange, action: audit.Action) -> list[audit.AuditRecord]:
+    engine = make_engine(exchange.world.settings.database_url)
+    try:
+        with engine.connect() as connection:
+            page = audit.search(connection, audit.EventFilter(action=action.value), limit=1000)
+    finally:
+        engine.dispose()
+    return list(page.records)
+
+
+def _verify_log(exchange: Exchange) -> audit.Verification:
+    settings = exchange.world.settings
+    key = audit.load_signing_key(settings.key_dir / SIGNING_KEY_FILE)
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            return audit.verify_log(connection, [key.public_key])
+    finally:
+        engine.dispose()
+
+
+def test_a_review_closes_its_date_comes_and_the_worker_destroys_it(
+    exchange: Exchange, inbox: tuple[Inbox, SmtpAddress]
+) -> None:
+    world, client, tokens = exchange.world, exchange.client, exchange.tokens
+    mails, smtp = inbox
+    refs = [
+        exchange.upload("uploader", MINUTES, f"child-{n}-case-notes.txt").json()["reference"]
+        for n in range(3)
+    ]
+    kept, *gone = refs
+    settings = dataclasses.replace(world.settings, smtp=smtp)
+    worker = Worker(build_runtime(settings, clock=world.clock, password_hasher=cheap_hasher()))
+    worker.run_round(force=True)  # scans anything left pending
+
+    # A lead may only ask for a hold; a DPO places one.
+    asked = client.post(
+        "/api/v1/holds",
+        json={"review": "SWG24", "document": kept, "reason": "legal"},
+        headers=tokens["lead"],
+    )
+    assert asked.status_code == 201 and asked.json()["state"] == "requested", asked.text
+    lift = client.post(f"/api/v1/holds/{asked.json()['id']}/lift", headers=tokens["lead"])
+    assert lift.status_code == 404
+    placed = client.post(
+        "/api/v1/holds",
+        json={
+            "review": "SWG24",
+            "document": kept,
+            "reason": "legal",
+            "order_reference": "CO/2027/0142",
+        },
+        headers=tokens["dpo"],
+    )
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["state"] == "active" and placed.json()["id"] == asked.json()["id"]
+    bad = client.post(
+        "/api/v1/holds",
+        json={"review": "SWG24", "reason": "legal", "order_reference": "Jane Doe's case"},
+        headers=tokens["dpo"],
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_order_reference"
+
+    closed = client.post("/api/v1/reviews/SWG24/close", headers=tokens["lead"], json={})
+    assert closed.status_code == 200, closed.text
+    destroy_on = closed.json()["destroy_on"]
+    assert destroy_on == (world.clock().date() + timedelta(days=90)).isoformat()
+
+    # 30 and 7 days ahead: notices in the portal and by e-mail, with no content and no names.
+    world.clock.advance(days=61)
+    assert worker.run_round().destruction.notices == 1
+    world.clock.advance(days=23)
+    assert worker.run_round().destruction.notices == 1
+    tokens = {who: api_token(world, who) for who in world.people}  # the first ones expired
+    schedule = client.get("/api/v1/destruction/schedule", headers=tokens["dpo"]).json()["items"]
+    assert [(e["review"], e["status"], e["held_documents"]) for e in schedule] == [
+        ("SWG24", "scheduled", [kept])
+    ]
+    assert client.get("/api/v1/destruction/schedule", headers=tokens["uploader"]).status_code == 404
+    recipients = sorted(to for rcpt, _ in mails.messages for to in rcpt)
+    people = world.people
+    assert recipients == sorted([people["lead"].email, people["dpo"].email] * 2)
+    for _, message in mails.messages:
+        raw = message.get_payload(decode=True)
+        assert isinstance(raw, bytes)
+        text = raw.decode()
+        assert "SWG24" in text and destroy_on in text
+        assert settings.public_url in text
+        for secret in (TITLE, "child-", "case-notes", *refs):
+            assert secret not in text and secret not in str(message["Subject"])
+
+    # The day before: nothing happens. On the day: all but the held document.
+    world.clock.advance(days=5)
+    assert worker.run_round().destruction.report.destroyed == 0
+    world.clock.advance(days=1)
+    tokens = {who: api_token(world, who) for who in world.people}
+    first = worker.run_round().destruction.report
+    assert first.destroyed == 2 and len(first.certificates) == 1 and first.ok
+    assert [(h.review, h.document) for h in first.held] == [("SWG24", kept)]
+    for reference in gone:
+        for path in (f"/api/v1/documents/{reference}", f"/api/v1/documents/{reference}/content"):
+            answer = client.get(path, headers=tokens["inspector"])
+            assert answer.status_code == 410, answer.text
+            error = answer.json()["error"]
+            assert error["code"] == "destroyed" and reference in error["message"]
+            assert world.clock().date().isoformat() in error["message"]
+        other = client.get(f"/api/v1/documents/{reference}", headers=tokens["other_uploader"])
+        assert other.status_code == 404  # never confirms to those who could not see it
+    survivor = client.get(f"/api/v1/documents/{kept}/content", headers=tokens["inspector"])
+    assert survivor.status_code == 200 and survivor.content == MINUTES
+    assert worker.run_round().destruction.report.destroyed == 0  # nothing twice
+
+    # Lifting the hold lets the next run destroy the rest, and the review key with it.
+    lifted = client.post(f"/api/v1/holds/{placed.json()['id']}/lift", headers=tokens["dpo"])
+    assert lifted.status_code == 200 and lifted.json()["state"] == "lifted"
+    second = worker.run_round().destruction.report
+    assert second.destroyed == 1 and len(second.certificates) == 1 and not second.held
+    assert client.get(f"/api/v1/documents/{kept}", headers=tokens["dpo"]).status_code == 410
+    review = client.get("/api/v1/reviews/SWG24", headers=tokens["lead"]).json()
+    assert review["state"] == "destroyed"
+    assert not open_vault(settings).keystore.has_review_key("SWG24")
+
+    listed = client.get("/api/v1/certificates", headers=tokens["lead"]).json()["items"]
+    assert sorted(c["reference"] for c in listed) == sorted(
+        first.certificates + second.certificates
+    )
+    whole = client.get(f"/api/v1/certificates/{second.certificates[0]}", headers=tokens["dpo"])
+    certificate = whole.json()["certificate"]
+    assert certificate["review"] == {"code": "SWG24", "scope": "whole_review"}
+    assert [d["reference"] for d in certificate["documents"]] == [kept]
+    assert certificate["verification"]["result"] == "passed"
+    assert certificate["verification"]["review_key"] == "destroyed"
+    assert certificate["authorised_by"]["basis"] == "retention_schedule"
+    page = client.get(f"/destruction/certificates/{second.certificates[0]}")
+    assert page.status_code in (303, 404)  # a page: signed-in DPOs and leads only
+
+    engine = make_engine(settings.database_url)
+    with Session(engine) as db:
+        documents = db.exec(select(Document)).all()
+        assert {d.state for d in documents} == {DocumentState.destroyed}
+        assert all(
+            d.wrapped_key is None and d.filename_sealed is None and d.blob_id is None
+            for d in documents
+        )
+        assert len(db.exec(select(DestructionItem)).all()) == 3
+        assert all(i.blob_id is None for i in db.exec(select(DestructionItem)).all())
+        assert len(db.exec(select(Certificate)).all()) == 2
+        assert {n.kind.value for n in db.exec(select(Notice)).all()} == {"days_30", "days_7"}
+        assert all(n.sent_at is not None for n in db.exec(select(Notice)).all())
+        assert db.exec(select(Review).where(col(Review.code) == "SWG24")).one().destroyed_at
+    engine.dispose()
+    assert not list(open_vault(settings).store.list_blobs())
+
+    # The audit log outlives the documents: their whole history, and it still verifies.
+    destroyed = _events(exchange, audit.Action.DOCUMENT_DESTROYED)
+    assert sorted(e.document for e in destroyed if e.document) == sorted(refs)
+    assert len(_events(exchange, audit.Action.DOCUMENT_UPLOADED)) == 3
+    for action, count in [
+        (audit.Action.REVIEW_DESTROYED, 1),
+        (audit.Action.KEY_DESTROYED, 1),
+        (audit.Action.CERTIFICATE_ISSUED, 2),
+        (audit.Action.HOLD_PLACED, 2),
+        (audit.Action.HOLD_LIFTED, 1),
+    ]:
+        assert len(_events(exchange, action)) == count, action
+    assert "Jane" not in str([e.details for e in _events(exchange, audit.Action.HOLD_PLACED)])
+    verification = _verify_log(exchange)
+    assert verification.ok, verification
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("http://mail.example", True), ("smtp://", True), ("smtp://user:secret@mail.example", False)],
+)
+def test_a_bad_smtp_url_names_the_variable_and_never_echoes_a_password(
+    value: str, shown: bool
+) -> None:
+    from portal.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_environ({"PORTAL_SMTP_URL": value})
+    assert "PORTAL_SMTP_URL" in str(caught.value)
+    assert (value in str(caught.value)) is shown and "secret" not in str(caught.value)
+    good = Settings.from_environ({"PORTAL_SMTP_URL": "smtp://mail.example"})
+    assert good.smtp == SmtpAddress(host="mail.example", port=25)
+    with pytest.raises(SettingsError, match="PORTAL_NOTICE_FROM"):
+        Settings.from_environ({"PORTAL_NOTICE_FROM": "not an address"})
+
+
+def test_canonical_json_sorts_keys_has_no_whitespace_and_refuses_floats() -> None:
+    from portal.destruction.certificates import canonical
+
+    assert canonical({"b": 1, "a": ["é", None, True]}) == '{"a":["é",null,true],"b":1}'.encode()
+    with pytest.raises(ValueError):
+        canonical({"size": 1.5})
