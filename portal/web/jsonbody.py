@@ -15,7 +15,9 @@ MAX_JSON_BODY = 64 * 1024
 
 async def json_body(request: Request) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise HttpProblem.bad_request("invalid_body", "Send the body as JSON (Content-Type: application/json).")
+        raise HttpProblem.bad_request(
+            "invalid_body", "Send the body as JSON (Content-Type: application/json)."
+        )
     body = await request.body()
     if len(body) > MAX_JSON_BODY:
         raise HttpProblem.bad_request("invalid_body", "The JSON body is too large.")
@@ -50,4 +52,6 @@ def date_field(data: dict[str, Any], name: str) -> date:
     try:
         return date.fromisoformat(text_field(data, name))
     except ValueError:
-        raise HttpProblem.bad_request("invalid_body", f"The field {name!r} must be a date such as 2026-03-31.") from None
+        raise HttpProblem.bad_request(
+            "invalid_body", f"The field {name!r} must be a date such as 2026-03-31."
+        ) from None

@@ -33,7 +33,9 @@ def upgrade() -> None:
         sa.Column("code", sa.String(16), nullable=False),
         sa.Column("title", sa.String(200), nullable=False),
         sa.Column("legal_basis", sa.String(500), nullable=False),
-        sa.Column("state", _enum("reviewstate", "draft", "open", "closed", "destroyed"), nullable=False),
+        sa.Column(
+            "state", _enum("reviewstate", "draft", "open", "closed", "destroyed"), nullable=False
+        ),
         sa.Column("opens_on", sa.Date(), nullable=False),
         sa.Column("closes_on", sa.Date(), nullable=False),
         sa.Column("retention_days", sa.Integer(), nullable=False),
