@@ -249,6 +249,7 @@ _LOCK_HEAD = (
 )
 # PostgreSQL: driver-level SQL, one round trip each. (An advisory lock to queue writers was
 # measured: slower than the row lock alone.)
+_QUEUE_PG = "SELECT pg_advisory_xact_lock(7283911)"  # held until the caller commits
 _LOCK_HEAD_PG = (
     "SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head WHERE id = 1 FOR UPDATE"
 )
@@ -256,6 +257,9 @@ _LOCK_HEAD_PG = (
 
 def _lock_head(connection: Connection) -> _Head:
     if connection.dialect.name == "postgresql":
+        # Writers queue on an advisory lock (granted one at a time, first come first served)
+        # rather than all waking whenever the head row's lock is released and racing for it.
+        connection.exec_driver_sql(_QUEUE_PG)
         row = connection.exec_driver_sql(_LOCK_HEAD_PG).one_or_none()
     else:
         row = connection.execute(_LOCK_HEAD).one_or_none()
