@@ -1,11 +1,40 @@
-"""Access-table rows for this area's routes (merged into tests/portal/test_routes.py's TABLE).
+"""Access-table rows for the exchange's pages (merged into tests/portal/test_routes.py's TABLE).
 
-Each row: (METHOD, routed path) -> (path to request, with {placeholders} filled by the table test,
-{who: expected status}). Use the helpers everyone/page_for/api_for from tests.portal.route_rules.
+Same world as the API rows: an open review SWG24 ({review}) asking the uploader's organisation for
+records, the inspector on its team, and {document}, a clean record the uploader sent. Forms are
+posted empty (a CSRF token only): a caller the rule lets through gets the form's own error (400) or
+its harmless result, one it stops gets 404, and an anonymous caller is sent to sign in (303).
 """
 
 from __future__ import annotations
 
-from tests.portal.route_rules import SIGNED_IN, api_for, everyone, page_for  # noqa: F401
+from tests.portal.route_rules import SIGNED_IN, page_for
 
-ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {}
+TEAM = ("inspector", "lead")
+UPLOADERS = ("uploader", *TEAM)
+METADATA = ("uploader", *TEAM, "dpo")
+
+ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
+    ("GET", "/"): ("/", page_for(*SIGNED_IN)),
+    ("GET", "/reviews/{code}"): ("/reviews/{review}", page_for(*SIGNED_IN)),
+    # Issues a new case reference for the uploader's organisation, then back to the review.
+    ("POST", "/reviews/{code}/cases"): ("/reviews/{review}/cases", page_for("uploader", ok=303)),
+    ("GET", "/reviews/{code}/upload"): ("/reviews/{review}/upload", page_for(*UPLOADERS)),
+    # No file in the form: "choose a file".
+    ("POST", "/reviews/{code}/upload"): (
+        "/reviews/{review}/upload",
+        page_for(*UPLOADERS, ok=400),
+    ),
+    # The home page's "find a document" box, sent empty: "enter a reference".
+    ("GET", "/documents"): ("/documents", page_for(*SIGNED_IN, ok=400)),
+    ("GET", "/documents/{ref}"): ("/documents/{document}", page_for(*METADATA)),
+    ("GET", "/documents/{ref}/receipt"): ("/documents/{document}/receipt", page_for(*METADATA)),
+    ("GET", "/documents/{ref}/download"): ("/documents/{document}/download", page_for(*TEAM)),
+    # Only the organisation that sent a record may withdraw it (the team withdraws its notes).
+    ("GET", "/documents/{ref}/withdraw"): ("/documents/{document}/withdraw", page_for("uploader")),
+    # No reason chosen: "choose why".
+    ("POST", "/documents/{ref}/withdraw"): (
+        "/documents/{document}/withdraw",
+        page_for("uploader", ok=400),
+    ),
+}
