@@ -232,6 +232,7 @@ async def receive_document(
             request.stream() if body is None else body,
             max_bytes=runtime.settings.max_upload_bytes,
             expected_sha256=expected_sha256,
+            filename=filename,
         )
     except (TooLarge, TypeRefused, Refused) as refused:
         await run_in_threadpool(_audit_refusal, request, acting, target, refused)

@@ -238,6 +238,7 @@ def _finish(
     blob: StoredBlob,
     gate: _Gate,
     expected_sha256: str | None,
+    filename: str,
 ) -> StoredUpload:
     """Checks that need the whole file; on failure the blob is deleted before raising."""
     try:
@@ -250,8 +251,10 @@ def _finish(
             )
         if blob.size == 0:
             raise TypeRefused("The file is empty. Choose the file again and check it has content.")
-        file_type = filetypes.detect(
+        # The name only breaks a tie between allowed text types (CSV or plain text); content decides.
+        file_type = filetypes.detect_named(
             bytes(gate.head),
+            filename,
             open_container=lambda: io.BufferedReader(BlobFile(vault, key, blob.blob_id, blob.size)),
         )
         if not file_type.allowed:
@@ -269,11 +272,12 @@ def store_upload(
     *,
     max_bytes: int,
     expected_sha256: str | None = None,
+    filename: str = "",
 ) -> StoredUpload:
     key = vault.issue_document_key(review=target.review.code, document_id=target.reference)
     gate = _Gate(max_bytes)
     blob = vault.write(key, gate.sync(chunks))
-    return _finish(vault, target, key, blob, gate, expected_sha256)
+    return _finish(vault, target, key, blob, gate, expected_sha256, filename)
 
 
 async def store_upload_async(
@@ -283,13 +287,16 @@ async def store_upload_async(
     *,
     max_bytes: int,
     expected_sha256: str | None = None,
+    filename: str = "",
 ) -> StoredUpload:
     from starlette.concurrency import run_in_threadpool
 
     key = vault.issue_document_key(review=target.review.code, document_id=target.reference)
     gate = _Gate(max_bytes)
     blob = await vault.write_async(key, gate.asynchronous(chunks))
-    return await run_in_threadpool(_finish, vault, target, key, blob, gate, expected_sha256)
+    return await run_in_threadpool(
+        _finish, vault, target, key, blob, gate, expected_sha256, filename
+    )
 
 
 def record_upload(

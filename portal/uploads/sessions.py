@@ -360,6 +360,7 @@ def complete_upload(
             _plaintext(vault, parts),
             max_bytes=max_bytes,
             expected_sha256=expected_sha256,
+            filename=filename,
         )
     except (TooLarge, Refused) as refused:
         with Session(engine) as db:
