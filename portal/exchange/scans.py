@@ -3,8 +3,9 @@
 Fail closed (SPEC §4): only a clear "OK" makes a document available. Infected → rejected and its
 content destroyed at once. Scanner down, slow, over a limit or answering an error → the document stays
 ``pending_scan`` and is retried with back-off; after ``flag_after`` tries it is flagged to the
-administrators (and still retried). Several workers may run at once: each document is claimed with
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two never scan the same one.
+administrators (and still retried). Several workers may run at once: each document is claimed
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL) with a lease in a short transaction, so two never scan
+the same one, and no database lock is held while clamd reads the file.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from portal.auditing import Auditor
 from portal.exchange.documents import key_of
 from portal.exchange.models import Document, DocumentState, Review
 from portal.scanning import ScanError, Scanner
-from storage import StorageError, Vault
+from storage import DocumentKey, StorageError, Vault
 
 SCANNER = Actor.system("scanner")
 
@@ -31,6 +32,8 @@ class ScanPolicy:
     first_retry: timedelta = timedelta(seconds=30)
     longest_retry: timedelta = timedelta(minutes=30)
     flag_after: int = 5
+    # How long a claimed document is left to the worker scanning it (longer than any scan).
+    lease: timedelta = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,27 @@ def _claim(db: Session, now: datetime, reference: str | None) -> Document | None
     return db.exec(query).first()
 
 
+def _claim_with_lease(
+    engine: Engine, now: datetime, reference: str | None, lease: timedelta
+) -> tuple[int, DocumentKey, str] | None:
+    """Take the next due document for ``lease``, in a short transaction of its own.
+
+    The scan itself runs with no transaction open: a long scan must not hold a database lock
+    (on SQLite, the write lock every request needs). Another worker skips the document until the
+    lease runs out, which also covers a worker that dies mid-scan.
+    """
+    with Session(engine) as db:
+        document = _claim(db, now, reference)
+        if document is None:
+            return None
+        review = db.get(Review, document.review_id)
+        assert review is not None and document.id is not None and document.blob_id
+        document.next_scan_at = now + lease
+        db.add(document)
+        db.commit()
+        return document.id, key_of(document, review), document.blob_id
+
+
 def scan_one(
     engine: Engine,
     vault: Vault,
@@ -69,17 +93,22 @@ def scan_one(
 ) -> ScanOutcome | None:
     """Scan the next due document (or the one named); None when nothing is due."""
     policy = policy or ScanPolicy()
+    claimed = _claim_with_lease(engine, now, reference, policy.lease)
+    if claimed is None:
+        return None
+    document_id, key, blob_id = claimed
+    problem: Exception | None = None
+    try:
+        verdict = scanner.scan(vault.read(key, blob_id))
+    except (ScanError, StorageError) as failure:
+        problem = failure
     with Session(engine) as db:
-        document = _claim(db, now, reference)
-        if document is None:
-            return None
-        review = db.get(Review, document.review_id)
-        assert review is not None and document.wrapped_key is not None and document.blob_id
-        key = key_of(document, review)
+        document = db.get(Document, document_id)
+        review = db.get(Review, document.review_id) if document else None
+        if document is None or review is None or document.state is not DocumentState.pending_scan:
+            return None  # withdrawn (or destroyed) while it was being scanned: nothing to record
         target = Target(TargetKind.DOCUMENT, document.reference)
-        try:
-            verdict = scanner.scan(vault.read(key, document.blob_id))
-        except (ScanError, StorageError) as problem:
+        if problem is not None:
             document.scan_attempts += 1
             document.next_scan_at = now + _retry_delay(document.scan_attempts, policy)
             reason = "scanner_unavailable" if isinstance(problem, ScanError) else "storage_error"
@@ -101,7 +130,6 @@ def scan_one(
             return ScanOutcome(document.reference, DocumentState.pending_scan)
         document.scanned_at = now
         document.next_scan_at = None
-        blob_id = document.blob_id
         if verdict.clean:
             document.state = DocumentState.available
             document.scan_verdict = "clean"
