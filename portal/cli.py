@@ -278,7 +278,8 @@ from portal.cli_upload import upload  # noqa: E402
 
 main.add_command(upload)
 
-from portal.cli_exchange import download, request_group, review  # noqa: E402
+from portal.cli_download import download  # noqa: E402
+from portal.cli_exchange import request_group, review  # noqa: E402
 
 main.add_command(review)
 main.add_command(request_group)

@@ -25,7 +25,8 @@ from typing import IO, Any
 
 import click
 
-from portal.cli import CliContext, UsageFailure, pass_cli
+from portal.cli import CliContext, pass_cli
+from portal.cli_client import api_base_url, read_token
 
 DEFAULT_CHUNK = 8 * 1024 * 1024
 # Worth retrying later with the same command: the network, the server, or a part that arrived
@@ -259,19 +260,6 @@ class _Answer:
         self.response_content = response.content
 
 
-def _token(token_file: Path | None) -> str:
-    if token_file is not None:
-        token = token_file.read_text(encoding="utf-8").strip()
-    else:
-        token = os.environ.get("PORTAL_TOKEN", "").strip()
-    if not token:
-        raise UsageFailure(
-            "No API token: pass --token-file FILE or set PORTAL_TOKEN. Create a token on your "
-            "account page (or with `portal token create`)."
-        )
-    return token
-
-
 @click.command("upload")
 @click.option("--review", required=True, help="The review's code, e.g. SWG24.")
 @click.option("--request", "request_id", type=click.IntRange(min=1), help="The request's number.")
@@ -317,10 +305,8 @@ def upload(
     Prints each file's reference. Exit status 0 when every file was accepted, 1 when any was
     refused or interrupted (the portal's reason is printed), 2 on usage errors.
     """
-    base_url = (url or cli.settings.public_url).rstrip("/")
-    if not base_url.startswith(("http://", "https://")):
-        raise UsageFailure(f"--url has value {base_url!r}. Expected an http:// or https:// URL.")
-    token = _token(token_file)
+    base_url = api_base_url(cli, url)
+    token = read_token(token_file)
     progress = sys.stderr.isatty()
     outcomes: list[Outcome] = []
     with _url_storage() as storage:

@@ -33,7 +33,7 @@ import audit
 from portal.app import create_app
 from portal.blobs import open_vault
 from portal.cli import main
-from portal.cli_exchange import local_file_name
+from portal.cli_download import local_file_name
 from portal.db import make_engine
 from portal.exchange.models import Review, ReviewMember, ReviewOrganisation
 from portal.references import new_reference
