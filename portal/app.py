@@ -20,6 +20,7 @@ from portal import health, openapi
 from portal.accounts import account_views
 from portal.accounts import views as account_pages
 from portal.accounts.passwords import PasswordHasher
+from portal.console.web import ROUTES as CONSOLE_ROUTES
 from portal.destruction.web import ROUTES as DESTRUCTION_ROUTES
 from portal.exchange import api as exchange_api
 from portal.exchange import pages as exchange_pages
@@ -133,6 +134,7 @@ def routes() -> list[BaseRoute]:
         *exchange_pages.ROUTES,
         *uploads_api.ROUTES,
         *DESTRUCTION_ROUTES,
+        *CONSOLE_ROUTES,
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from portal import __version__
+from portal.console import openapi as console_paths
 from portal.destruction import openapi as destruction_paths
 from portal.exchange.models import DocumentKind, DocumentState, ReviewState, WithdrawReason
 from portal.uploads import openapi as upload_paths
@@ -451,7 +452,7 @@ PATHS: Json = {
 }
 
 # Other areas (the resumable uploads) add their paths here when they are built.
-EXTRA_PATHS: list[Json] = [upload_paths.PATHS, destruction_paths.PATHS]
+EXTRA_PATHS: list[Json] = [upload_paths.PATHS, destruction_paths.PATHS, console_paths.PATHS]
 
 
 def document() -> Json:

@@ -61,12 +61,13 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
 }
 
 # Rows of the other areas, each kept beside its own tests.
+from tests.portal.routes_console import ROWS as CONSOLE_ROWS  # noqa: E402
 from tests.portal.routes_destruction import ROWS as DESTRUCTION_ROWS  # noqa: E402
 from tests.portal.routes_exchange_api import ROWS as EXCHANGE_API_ROWS  # noqa: E402
 from tests.portal.routes_exchange_pages import ROWS as EXCHANGE_PAGE_ROWS  # noqa: E402
 from tests.portal.routes_uploads import ROWS as UPLOAD_ROWS  # noqa: E402
 
-for _rows in (EXCHANGE_API_ROWS, EXCHANGE_PAGE_ROWS, UPLOAD_ROWS, DESTRUCTION_ROWS):
+for _rows in (EXCHANGE_API_ROWS, EXCHANGE_PAGE_ROWS, UPLOAD_ROWS, DESTRUCTION_ROWS, CONSOLE_ROWS):
     assert not set(_rows) & set(TABLE), "a route has two rows"
     TABLE.update(_rows)
 

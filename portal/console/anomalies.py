@@ -1,0 +1,231 @@
+"""Patterns in the audit log a DPO should look at: computed from the log alone, time passed in.
+
+Three rules, each a plain function over a window of the log (by default the last 7 days):
+
+* **bulk downloads**: one user downloading more than ``BULK_DOWNLOADS`` documents within any hour
+  (threat: an insider or a stolen session harvesting a review's records);
+* **out of hours**: a download or a metadata view before 08:00 or from 18:00 UK local time
+  (Europe/London, so British Summer Time is followed), or at a weekend;
+* **failed sign-ins**: ``FAILED_SIGN_INS`` or more failed sign-in steps (password or code) within
+  an hour for one account or from one client address (threat: password guessing).
+
+The queries are plain, parameterised reads of the event table; the sliding windows are counted in
+Python over the rows of the window, which one week of a portal's events keeps small.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, select
+
+from audit import Action, from_us, to_us
+from audit.tables import event_table
+
+BULK_DOWNLOADS = 20  # more than this many downloads by one user within an hour is an anomaly
+FAILED_SIGN_INS = 5  # this many failures within an hour, per account or per address
+WINDOW = timedelta(days=7)
+HOUR = timedelta(hours=1)
+UK = ZoneInfo("Europe/London")
+WORKDAY_STARTS = time(8, 0)
+WORKDAY_ENDS = time(18, 0)
+MAX_FINDINGS = 500  # per rule: enough to act on; the audit search has the rest
+
+_c = event_table.c
+ACCESS_ACTIONS = (Action.DOCUMENT_DOWNLOADED, Action.DOCUMENT_METADATA_VIEWED)
+FAILED_ACTIONS = (Action.SIGN_IN_FAILED, Action.MFA_FAILED)
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One finding: which rule, who or where, when, and the events behind it (sequence numbers)."""
+
+    rule: str  # bulk_downloads | out_of_hours | failed_sign_ins
+    started_at: datetime
+    ended_at: datetime
+    count: int
+    user_id: int | None = None
+    client: str | None = None
+    document: str | None = None
+    review: str | None = None
+    action: str | None = None
+    sequences: tuple[int, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class _Row:
+    seq: int
+    at: datetime
+    user_id: int | None
+    action: str
+    review: str | None
+    document: str | None
+    client: str | None
+
+
+def _rows(
+    connection: Connection, actions: Iterable[Action], since: datetime, until: datetime
+) -> list[_Row]:
+    query = (
+        select(_c.seq, _c.at_us, _c.user_id, _c.action, _c.review, _c.document, _c.client)
+        .where(
+            _c.action.in_([a.value for a in actions]),
+            _c.at_us >= to_us(since),
+            _c.at_us <= to_us(until),  # up to and including now
+        )
+        .order_by(_c.seq)
+    )
+    return [
+        _Row(row[0], from_us(row[1]), row[2], row[3], row[4], row[5], row[6])
+        for row in connection.execute(query)
+    ]
+
+
+def _bursts(rows: list[_Row], *, more_than: int) -> list[tuple[list[_Row], int]]:
+    """Maximal runs where more than ``more_than`` rows fall within one hour of each other.
+
+    Each burst is reported once (from its first row past the threshold to the end of the run),
+    with the largest count seen in any one-hour window of it.
+    """
+    found: list[tuple[list[_Row], int]] = []
+    window: deque[_Row] = deque()
+    current: list[_Row] | None = None
+    peak = 0
+    for row in rows:
+        window.append(row)
+        while row.at - window[0].at >= HOUR:
+            window.popleft()
+        if len(window) > more_than:
+            if current is None:
+                current, peak = list(window), len(window)
+            else:
+                current.append(row)
+                peak = max(peak, len(window))
+        elif current is not None and row.at - current[-1].at >= HOUR:
+            found.append((current, peak))
+            current = None
+    if current is not None:
+        found.append((current, peak))
+    return found
+
+
+def bulk_downloads(
+    connection: Connection,
+    *,
+    now: datetime,
+    window: timedelta = WINDOW,
+    limit: int = BULK_DOWNLOADS,
+) -> list[Anomaly]:
+    """Users who downloaded more than ``limit`` documents within an hour."""
+    per_user: dict[int, list[_Row]] = defaultdict(list)
+    for row in _rows(connection, [Action.DOCUMENT_DOWNLOADED], now - window, now):
+        if row.user_id is not None:
+            per_user[row.user_id].append(row)
+    found = []
+    for user_id, rows in per_user.items():
+        for burst, peak in _bursts(rows, more_than=limit):
+            found.append(
+                Anomaly(
+                    rule="bulk_downloads",
+                    started_at=burst[0].at,
+                    ended_at=burst[-1].at,
+                    count=peak,
+                    user_id=user_id,
+                    sequences=tuple(r.seq for r in burst),
+                )
+            )
+    return _newest_first(found)
+
+
+def is_working_hours(moment: datetime) -> bool:
+    """Monday to Friday, 08:00 to 18:00 UK local time."""
+    local = moment.astimezone(UK)
+    return local.weekday() < 5 and WORKDAY_STARTS <= local.time() < WORKDAY_ENDS
+
+
+def out_of_hours(
+    connection: Connection, *, now: datetime, window: timedelta = WINDOW
+) -> list[Anomaly]:
+    """Downloads and metadata views outside working hours, one finding per event."""
+    found = [
+        Anomaly(
+            rule="out_of_hours",
+            started_at=row.at,
+            ended_at=row.at,
+            count=1,
+            user_id=row.user_id,
+            client=row.client,
+            document=row.document,
+            review=row.review,
+            action=row.action,
+            sequences=(row.seq,),
+        )
+        for row in _rows(connection, ACCESS_ACTIONS, now - window, now)
+        if not is_working_hours(row.at)
+    ]
+    return _newest_first(found)
+
+
+def failed_sign_ins(
+    connection: Connection,
+    *,
+    now: datetime,
+    window: timedelta = WINDOW,
+    threshold: int = FAILED_SIGN_INS,
+) -> list[Anomaly]:
+    """``threshold`` or more failed sign-in steps within an hour, per account and per address."""
+    per_user: dict[int, list[_Row]] = defaultdict(list)
+    per_client: dict[str, list[_Row]] = defaultdict(list)
+    for row in _rows(connection, FAILED_ACTIONS, now - window, now):
+        if row.user_id is not None:
+            per_user[row.user_id].append(row)
+        if row.client is not None:
+            per_client[row.client].append(row)
+    found = []
+    for user_id, rows in per_user.items():
+        for burst, peak in _bursts(rows, more_than=threshold - 1):
+            found.append(
+                Anomaly(
+                    rule="failed_sign_ins",
+                    started_at=burst[0].at,
+                    ended_at=burst[-1].at,
+                    count=peak,
+                    user_id=user_id,
+                    sequences=tuple(r.seq for r in burst),
+                )
+            )
+    for client, rows in per_client.items():
+        for burst, peak in _bursts(rows, more_than=threshold - 1):
+            found.append(
+                Anomaly(
+                    rule="failed_sign_ins",
+                    started_at=burst[0].at,
+                    ended_at=burst[-1].at,
+                    count=peak,
+                    client=client,
+                    sequences=tuple(r.seq for r in burst),
+                )
+            )
+    return _newest_first(found)
+
+
+def find_anomalies(
+    connection: Connection, *, now: datetime, window: timedelta = WINDOW
+) -> list[Anomaly]:
+    """Every rule over the window ending at ``now``, newest first."""
+    return _newest_first(
+        [
+            *bulk_downloads(connection, now=now, window=window),
+            *out_of_hours(connection, now=now, window=window),
+            *failed_sign_ins(connection, now=now, window=window),
+        ]
+    )
+
+
+def _newest_first(found: list[Anomaly]) -> list[Anomaly]:
+    found.sort(key=lambda a: (a.ended_at, a.sequences[-1] if a.sequences else 0), reverse=True)
+    return found[:MAX_FINDINGS]

@@ -1,0 +1,201 @@
+"""The DPO console's API under /api/v1/audit: search, export, verify, histories, anomalies.
+
+DPOs only (everyone else: 404). The same functions as the console's pages, answered in JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from audit import FORMATS, EventFilter
+from portal.accounts.models import Role
+from portal.console import display, history, integrity
+from portal.console.anomalies import find_anomalies
+from portal.console.search import cursor, find_events, read_filters, record_search
+from portal.console.streaming import stream_from_thread
+from portal.destruction import services
+from portal.exchange.errors import TooLarge
+from portal.web.access import api_roles, route
+from portal.web.errors import HttpProblem
+from portal.web.requests import acting_of, is_urlencoded, runtime_of
+
+DPO_API = api_roles(Role.dpo)
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_DAYS = 90
+
+
+def _session(request: Request) -> Session:
+    return Session(runtime_of(request).engine)
+
+
+def _limit(request: Request) -> int:
+    typed = request.query_params.get("limit", "")
+    if not typed:
+        return DEFAULT_LIMIT
+    if not typed.isdigit() or len(typed) > 4 or not 1 <= int(typed) <= MAX_LIMIT:
+        raise HttpProblem.bad_request(
+            "invalid_limit", f"limit must be a whole number from 1 to {MAX_LIMIT}."
+        )
+    return int(typed)
+
+
+def _page(db: Session, where: EventFilter, request: Request) -> tuple[list[dict[str, Any]], Any]:
+    found = find_events(
+        db.connection(),
+        where,
+        before=cursor(request.query_params.get("before")),
+        limit=_limit(request),
+    )
+    items = [_public(row) for row in display.event_rows(db, found.page.records)]
+    following = found.page.next_before
+    return items, str(following) if following is not None else None
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    row.pop("time_shown", None)
+    return row
+
+
+def search_events(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    with _session(request) as db:
+        form = read_filters(db, request.query_params)
+        if not form.ok:
+            field, message = next(iter(form.errors.items()))
+            raise HttpProblem.bad_request("invalid_filter", f"{field}: {message}")
+        items, following = _page(db, form.where, request)
+        record_search(db, runtime.auditor, acting, form.where, shown=len(items))
+        db.commit()
+    return JSONResponse({"items": items, "next": following})
+
+
+def export(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    chosen = request.query_params.get("format", "")
+    if chosen not in FORMATS:
+        raise HttpProblem.bad_request("invalid_format", "format must be jsonl or csv.")
+    with _session(request) as db:
+        form = read_filters(db, request.query_params)
+    if not form.ok:
+        field, message = next(iter(form.errors.items()))
+        raise HttpProblem.bad_request("invalid_filter", f"{field}: {message}")
+    started = integrity.start_export(
+        runtime.engine,
+        runtime.auditor,
+        acting,
+        services.signing_key(runtime.settings),
+        format="csv" if chosen == "csv" else "jsonl",
+        where=form.where,
+    )
+    stamp = acting.now.strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        stream_from_thread(started.write),
+        media_type="text/csv; charset=utf-8" if chosen == "csv" else "application/x-ndjson",
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-{stamp}.{chosen}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def verify(request: Request) -> Response:
+    """No body: verify the log in the database. A body (an export file): verify it offline."""
+    runtime, acting = runtime_of(request), acting_of(request)
+    if is_urlencoded(request):
+        raise HttpProblem.bad_request(
+            "invalid_body",
+            "Send no body to verify the log, or an export file as application/octet-stream.",
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > integrity.MAX_EXPORT_UPLOAD:
+            raise TooLarge(
+                "The export is too large to check here: use `portal audit verify --export`."
+            )
+    if not body:
+        result = await run_in_threadpool(
+            integrity.verify_database, runtime.engine, runtime.auditor, acting
+        )
+        return JSONResponse({"source": "database", **integrity.verification_json(result)})
+    checked = await run_in_threadpool(
+        integrity.verify_file,
+        runtime.engine,
+        runtime.auditor,
+        acting,
+        bytes(body),
+        runtime.auditor.log.public_key,
+    )
+    if checked.check is None:
+        raise HttpProblem.bad_request("invalid_export", checked.unreadable or "Not an export.")
+    return JSONResponse(
+        {
+            "source": "export",
+            **integrity.verification_json(checked.check.verification),
+            "shown": checked.check.shown,
+            "hidden": checked.check.hidden,
+        }
+    )
+
+
+def document_history(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    with _session(request) as db:
+        metadata, where = history.view_document_history(
+            db, runtime.auditor, acting, request.path_params["ref"]
+        )
+        db.commit()
+        items, following = _page(db, where, request)
+    return JSONResponse({"document": metadata, "items": items, "next": following})
+
+
+def user_history(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    with _session(request) as db:
+        account = history.find_account(db, request.path_params["user_id"])
+        where = EventFilter(actor=account.user_id)
+        items, following = _page(db, where, request)
+        record_search(db, runtime.auditor, acting, where, shown=len(items))
+        db.commit()
+    user = {
+        "id": account.user_id,
+        "email": account.email,
+        "role": account.role,
+        "organisation": account.organisation,
+        "enrolled_at": account.enrolled_at,
+        "disabled_at": account.disabled_at,
+    }
+    return JSONResponse({"user": user, "items": items, "next": following})
+
+
+def anomalies(request: Request) -> Response:
+    acting = acting_of(request)
+    typed = request.query_params.get("days", "7")
+    if not typed.isdigit() or len(typed) > 3 or not 1 <= int(typed) <= MAX_DAYS:
+        raise HttpProblem.bad_request(
+            "invalid_days", f"days must be a whole number from 1 to {MAX_DAYS}."
+        )
+    with _session(request) as db:
+        found = find_anomalies(db.connection(), now=acting.now, window=timedelta(days=int(typed)))
+        items = display.anomaly_rows(db, found)
+    for item in items:
+        item.pop("started_shown")
+        item.pop("ended_shown")
+    return JSONResponse({"items": items, "next": None})
+
+
+ROUTES = [
+    route("/api/v1/audit/events", search_events, rule=DPO_API, methods=["GET"]),
+    route("/api/v1/audit/export", export, rule=DPO_API, methods=["GET"]),
+    route("/api/v1/audit/verify", verify, rule=DPO_API, methods=["POST"]),
+    route("/api/v1/audit/documents/{ref}", document_history, rule=DPO_API, methods=["GET"]),
+    route("/api/v1/audit/users/{user_id}", user_history, rule=DPO_API, methods=["GET"]),
+    route("/api/v1/audit/anomalies", anomalies, rule=DPO_API, methods=["GET"]),
+]

@@ -1,0 +1,213 @@
+"""Export and verification of the audit log from the console, each audited (SPEC §5).
+
+The work is the command line's (``portal audit export`` / ``verify``): the same library calls, the
+same signing key (``portal.destruction.services.signing_key``) and the same one-snapshot read as
+``portal.cli_audit`` (which the web app cannot import: it is the click program, and importing it
+first is a circular import with ``portal.cli``). What differs is where the bytes go: to the
+browser, as they are written, through ``portal.console.streaming``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+import audit
+from audit import (
+    Action,
+    EventFilter,
+    ExportCheck,
+    ExportFormat,
+    ExportUnreadable,
+    Outcome,
+    PublicKey,
+    SigningKey,
+    Verification,
+)
+from portal.auditing import Auditor
+from portal.console.search import AUDIT_LOG
+from portal.exchange.acting import Acting
+
+MAX_EXPORT_UPLOAD = 16 * 1024 * 1024  # an export checked in the browser; bigger: the CLI
+
+
+def snapshot(engine: Engine) -> Connection:
+    # One snapshot for the whole read, so that appends made meanwhile do not look like tampering
+    # (a SQLite transaction is one already).
+    if engine.dialect.name == "postgresql":
+        return engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    return engine.connect()
+
+
+def _filter_details(where: EventFilter) -> dict[str, int | bool | str]:
+    details: dict[str, int | bool | str] = {"filtered": not where.is_empty}
+    if where.actor is not None:
+        details["filter_actor"] = where.actor
+    if where.action is not None:
+        details["filter_action"] = str(where.action)
+    if where.review is not None:
+        details["filter_review"] = where.review
+    if where.document is not None:
+        details["filter_document"] = where.document
+    return details
+
+
+def _record(
+    engine: Engine,
+    auditor: Auditor,
+    acting: Acting,
+    action: Action,
+    *,
+    ok: bool,
+    details: dict[str, int | bool | str],
+) -> None:
+    with Session(engine) as db:
+        auditor.record(
+            db,
+            action,
+            actor=acting.actor,
+            now=acting.now,
+            origin=acting.origin,
+            outcome=Outcome.SUCCESS if ok else Outcome.FAILURE,
+            target=AUDIT_LOG,
+            details=details,
+        )
+        db.commit()
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export about to be written: ``write(out)`` runs it (in a worker thread)."""
+
+    engine: Engine
+    auditor: Auditor
+    acting: Acting
+    key: SigningKey
+    format: ExportFormat
+    where: EventFilter
+
+    def write(self, out: BinaryIO) -> audit.ExportSummary:
+        details = {**_filter_details(self.where), "format": self.format}
+        try:
+            with snapshot(self.engine) as connection, connection.begin():
+                return audit.export_log(
+                    connection,
+                    self.key,
+                    out,
+                    format=self.format,
+                    where=self.where,
+                    now=self.acting.now,
+                )
+        except BaseException:
+            # The browser went away or the export failed: on record, as the CLI does.
+            _record(
+                self.engine,
+                self.auditor,
+                self.acting,
+                Action.AUDIT_EXPORTED,
+                ok=False,
+                details=details,
+            )
+            raise
+
+
+def start_export(
+    engine: Engine,
+    auditor: Auditor,
+    acting: Acting,
+    key: SigningKey,
+    *,
+    format: ExportFormat,
+    where: EventFilter,
+) -> Export:
+    """Record the export and seal the log with a checkpoint, before the first byte leaves.
+
+    Threat: an export that leaves the portal unrecorded. As with a document's download, the event
+    is stored first; it precedes the checkpoint, so the export (unfiltered) contains its own event.
+    """
+    with Session(engine) as db:
+        auditor.record(
+            db,
+            Action.AUDIT_EXPORTED,
+            actor=acting.actor,
+            now=acting.now,
+            origin=acting.origin,
+            target=AUDIT_LOG,
+            details={**_filter_details(where), "format": format},
+        )
+        auditor.log.checkpoint(db.connection(), now=acting.now)
+        db.commit()
+    return Export(engine, auditor, acting, key, format, where)
+
+
+def verify_database(engine: Engine, auditor: Auditor, acting: Acting) -> Verification:
+    """Verify the whole chain in one snapshot; the result is recorded, broken or not."""
+    with snapshot(engine) as connection, connection.begin():
+        result = audit.verify_log(
+            connection, auditor.log.public_keys, every_events=auditor.log.policy.every_events
+        )
+    details: dict[str, int | bool | str] = {
+        "first_sequence": result.first_seq,
+        "last_sequence": max(0, result.last_seq),
+        "events": result.events,
+    }
+    if result.broken is not None:
+        details.update(broken_sequence=result.broken.sequence, broken_kind=result.broken.kind.value)
+    _record(engine, auditor, acting, Action.AUDIT_VERIFIED, ok=result.ok, details=details)
+    return result
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """An uploaded export's verification: ``check`` if it could be read, else ``unreadable``."""
+
+    check: ExportCheck | None
+    unreadable: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.check is not None and self.check.ok
+
+
+def verify_file(
+    engine: Engine, auditor: Auditor, acting: Acting, data: bytes, key: PublicKey
+) -> FileCheck:
+    """Verify an export as a DPO would offline, with the public key alone; recorded."""
+    details: dict[str, int | bool | str] = {"offline": True, "size_bytes": len(data)}
+    try:
+        check = audit.verify_export(data, key)
+    except ExportUnreadable as exc:
+        details["reason"] = "unreadable"
+        _record(engine, auditor, acting, Action.AUDIT_VERIFIED, ok=False, details=details)
+        return FileCheck(None, unreadable=str(exc))
+    result = check.verification
+    details.update(
+        first_sequence=max(0, result.first_seq),
+        last_sequence=max(0, result.last_seq),
+        events=check.shown,
+    )
+    if result.broken is not None:
+        details.update(broken_sequence=result.broken.sequence, broken_kind=result.broken.kind.value)
+    _record(engine, auditor, acting, Action.AUDIT_VERIFIED, ok=check.ok, details=details)
+    return FileCheck(check)
+
+
+def verification_json(result: Verification) -> dict[str, Any]:
+    broken = result.broken
+    return {
+        "ok": result.ok,
+        "first_seq": result.first_seq,
+        "last_seq": result.last_seq,
+        "events": result.events,
+        "checkpoints": result.checkpoints,
+        "last_checkpoint": result.last_checkpoint.seq if result.last_checkpoint else None,
+        "broken": (
+            {"sequence": broken.sequence, "kind": broken.kind.value, "detail": broken.detail}
+            if broken is not None
+            else None
+        ),
+    }

@@ -1,0 +1,422 @@
+"""The DPO console's pages. DPOs only; everyone else gets "not found" (the route rule).
+
+Thin handlers: parse, call the console's functions or the destruction services, render. No page
+shows a document's file name or content: the console never opens a document's key.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from audit import FORMATS, EventFilter, Outcome
+from portal.accounts.models import Role
+from portal.console import display, history, integrity, overview
+from portal.console.anomalies import BULK_DOWNLOADS, FAILED_SIGN_INS, WINDOW, find_anomalies
+from portal.console.search import cursor, find_events, read_filters, record_search
+from portal.console.streaming import stream_from_thread
+from portal.console.uploads import read_small_file
+from portal.destruction import early, holds, services
+from portal.destruction.models import HoldReason, HoldState
+from portal.destruction.record import certificate_summary, hold_json
+from portal.exchange.errors import ExchangeError, InvalidReference, NotFound, Refused
+from portal.references import InvalidReference as BadReference
+from portal.references import parse_reference
+from portal.web.access import form_value, roles, route
+from portal.web.errors import HttpProblem
+from portal.web.rendering import render
+from portal.web.requests import acting_of, runtime_of, submitted_form
+
+DPO = roles(Role.dpo)
+PAGE_SIZE = 25
+HISTORY_PAGE = 50
+
+
+def _session(request: Request) -> Session:
+    return Session(runtime_of(request).engine)
+
+
+def _link(path: str, params: dict[str, str], before: int | None) -> str:
+    kept = {k: v for k, v in params.items() if v}
+    if before is not None:
+        kept["before"] = str(before)
+    query = urlencode(kept)
+    return path + (f"?{query}" if query else "")
+
+
+def _paging(path: str, params: dict[str, str], found: Any) -> dict[str, str | None]:
+    return {
+        "next_page": _link(path, params, found.page.next_before)
+        if found.page.next_before
+        else None,
+        "previous_page": _link(path, params, found.newer_before) if found.newer else None,
+    }
+
+
+# --- Home -------------------------------------------------------------------------------------
+
+
+def home(request: Request) -> Response:
+    acting = acting_of(request)
+    with _session(request) as db:
+        counts = overview.overview(db, db.connection(), acting)
+    return render(
+        request, "console/home.html", {"counts": counts, "today": acting.now.date().isoformat()}
+    )
+
+
+def find_document(request: Request) -> Response:
+    """GET /console/documents?reference=...: the home page's "find a document" box."""
+    typed = request.query_params.get("reference", "").strip()
+    if not typed:
+        raise Refused("Enter the document's reference.", code="missing_reference")
+    try:
+        reference = parse_reference(typed[:100])
+    except BadReference:
+        raise InvalidReference("document reference") from None
+    return RedirectResponse(f"/console/documents/{reference}", status_code=303)
+
+
+# --- Audit search -------------------------------------------------------------------------------
+
+
+def audit_search(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    params = request.query_params
+    with _session(request) as db:
+        form = read_filters(db, params)
+        rows: list[dict[str, Any]] = []
+        paging: dict[str, str | None] = {"next_page": None, "previous_page": None}
+        # The newest events at once, filtered or not: every search is recorded all the same.
+        searched = form.ok
+        if searched:
+            found = find_events(
+                db.connection(), form.where, before=cursor(params.get("before")), limit=PAGE_SIZE
+            )
+            rows = display.event_rows(db, found.page.records)
+            paging = _paging("/console/audit", form.typed, found)
+            record_search(db, runtime.auditor, acting, form.where, shown=len(rows))
+            db.commit()
+        export_query = urlencode({k: v for k, v in form.typed.items() if v})
+        context = {
+            "form": form.typed,
+            "errors": form.errors,
+            "rows": rows,
+            "searched": searched,
+            "action_options": display.action_choices(),
+            "outcome_options": [(o.value, display.OUTCOME_WORDS[o]) for o in Outcome],
+            "export_query": export_query,
+            **paging,
+        }
+    return render(request, "console/audit.html", context, status=400 if form.errors else 200)
+
+
+def audit_export(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    params = request.query_params
+    chosen = params.get("format", "jsonl")
+    if chosen not in FORMATS:
+        raise HttpProblem.bad_request("invalid_format", "Choose the format: jsonl or csv.")
+    with _session(request) as db:
+        form = read_filters(db, params)
+    if not form.ok:
+        raise HttpProblem.bad_request("invalid_filter", next(iter(form.errors.values())))
+    export = integrity.start_export(
+        runtime.engine,
+        runtime.auditor,
+        acting,
+        services.signing_key(runtime.settings),
+        format="csv" if chosen == "csv" else "jsonl",
+        where=form.where,
+    )
+    stamp = acting.now.strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        stream_from_thread(export.write),
+        media_type="text/csv; charset=utf-8" if chosen == "csv" else "application/x-ndjson",
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-{stamp}.{chosen}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def verify_page(request: Request) -> Response:
+    return render(request, "console/verify.html", {"result": None, "file_check": None})
+
+
+def verify_log(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    result = integrity.verify_database(runtime.engine, runtime.auditor, acting)
+    return render(
+        request,
+        "console/verify.html",
+        {"result": integrity.verification_json(result), "file_check": None},
+    )
+
+
+async def verify_file(request: Request) -> Response:
+    runtime = runtime_of(request)
+    try:
+        data = await read_small_file(request, limit=integrity.MAX_EXPORT_UPLOAD)
+    except ExchangeError as refused:
+        return render(
+            request,
+            "console/verify.html",
+            {"result": None, "file_check": None, "errors": {"export-file": refused.message}},
+            status=refused.status,
+        )
+    acting = acting_of(request)
+    checked = await run_in_threadpool(
+        integrity.verify_file,
+        runtime.engine,
+        runtime.auditor,
+        acting,
+        data,
+        runtime.auditor.log.public_key,
+    )
+    file_check: dict[str, Any] = {"ok": checked.ok, "unreadable": checked.unreadable}
+    if checked.check is not None:
+        file_check.update(
+            verification=integrity.verification_json(checked.check.verification),
+            shown=checked.check.shown,
+            hidden=checked.check.hidden,
+        )
+    return render(request, "console/verify.html", {"result": None, "file_check": file_check})
+
+
+# --- Histories ----------------------------------------------------------------------------------
+
+
+def document_history(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    with _session(request) as db:
+        metadata, where = history.view_document_history(
+            db, runtime.auditor, acting, request.path_params["ref"]
+        )
+        db.commit()
+        found = find_events(
+            db.connection(),
+            where,
+            before=cursor(request.query_params.get("before")),
+            limit=HISTORY_PAGE,
+        )
+        rows = display.event_rows(db, found.page.records)
+    path = f"/console/documents/{metadata['reference']}"
+    return render(
+        request,
+        "console/document.html",
+        {"document": metadata, "rows": rows, **_paging(path, {}, found)},
+    )
+
+
+def user_history(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    with _session(request) as db:
+        account = history.find_account(db, request.path_params["user_id"])
+        where = EventFilter(actor=account.user_id)
+        found = find_events(
+            db.connection(),
+            where,
+            before=cursor(request.query_params.get("before")),
+            limit=HISTORY_PAGE,
+        )
+        rows = display.event_rows(db, found.page.records)
+        record_search(db, runtime.auditor, acting, where, shown=len(rows))
+        db.commit()
+    path = f"/console/users/{account.user_id}"
+    return render(
+        request,
+        "console/user.html",
+        {"account": account, "rows": rows, **_paging(path, {}, found)},
+    )
+
+
+# --- Anomalies ----------------------------------------------------------------------------------
+
+
+def anomalies(request: Request) -> Response:
+    acting = acting_of(request)
+    with _session(request) as db:
+        found = find_anomalies(db.connection(), now=acting.now, window=WINDOW)
+        rows = display.anomaly_rows(db, found)
+    return render(
+        request,
+        "console/anomalies.html",
+        {
+            "rows": rows,
+            "days": WINDOW // timedelta(days=1),
+            "bulk": BULK_DOWNLOADS,
+            "failures": FAILED_SIGN_INS,
+        },
+    )
+
+
+# --- Destruction ----------------------------------------------------------------------------------
+
+
+def _schedule_page(request: Request, errors: dict[str, str], status: int = 200) -> Response:
+    acting = acting_of(request)
+    with _session(request) as db:
+        rows = overview.schedule_rows(db, acting)
+        return render(
+            request, "console/schedule.html", {"rows": rows, "errors": errors}, status=status
+        )
+
+
+def schedule_page(request: Request) -> Response:
+    return _schedule_page(request, {})
+
+
+def _early(request: Request, approve: bool) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    code = request.path_params["code"]
+    step = early.approve_early if approve else early.request_early
+    try:
+        with _session(request) as db:
+            step(db, runtime.auditor, acting, code)
+            db.commit()
+    except ExchangeError as refused:
+        if isinstance(refused, NotFound):
+            raise
+        return _schedule_page(request, {"schedule": refused.message}, status=refused.status)
+    return RedirectResponse("/console/destruction", status_code=303)
+
+
+def request_early(request: Request) -> Response:
+    return _early(request, approve=False)
+
+
+def approve_early(request: Request) -> Response:
+    return _early(request, approve=True)
+
+
+def _holds_page(
+    request: Request, errors: dict[str, str], typed: dict[str, str], status: int = 200
+) -> Response:
+    acting = acting_of(request)
+    with _session(request) as db:
+        found = [hold_json(db, h) for h in holds.list_holds(db, acting, include_lifted=True)]
+        who = display.people(
+            db, [h["placed_by"] for h in found] + [h["requested_by"] for h in found]
+        )
+    return render(
+        request,
+        "console/holds.html",
+        {
+            "active": [h for h in found if h["state"] == HoldState.active.value],
+            "requested": [h for h in found if h["state"] == HoldState.requested.value],
+            "lifted": [h for h in found if h["state"] == HoldState.lifted.value][:50],
+            "who": who,
+            "reason_options": [(r.value, r.value.capitalize()) for r in HoldReason],
+            "errors": errors,
+            "typed": typed,
+        },
+        status=status,
+    )
+
+
+def holds_page(request: Request) -> Response:
+    return _holds_page(request, {}, {})
+
+
+FIELD_OF_CODE = {
+    "invalid_reason": "reason",
+    "invalid_order_reference": "order_reference",
+    "invalid_reference": "document",
+    "destroyed": "document",
+}
+
+
+def place_hold(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    form = submitted_form(request)
+    typed = {
+        name: form_value(form, name, 100).strip()
+        for name in ("review", "document", "reason", "order_reference")
+    }
+    try:
+        if not typed["review"]:
+            raise Refused("Enter the code of the review to hold.", code="missing_review")
+        with _session(request) as db:
+            holds.place_hold(
+                db,
+                runtime.auditor,
+                acting,
+                review_code=typed["review"],
+                document_reference=typed["document"] or None,
+                reason=typed["reason"],
+                order_reference=typed["order_reference"] or None,
+            )
+            db.commit()
+    except ExchangeError as refused:
+        field = FIELD_OF_CODE.get(refused.code, "review")
+        if isinstance(refused, NotFound):
+            message = "There is no review, or no document in it, with that code or reference."
+            field = "document" if typed["document"] else "review"
+        else:
+            message = refused.message
+        return _holds_page(request, {field: message}, typed, status=refused.status)
+    return RedirectResponse("/console/holds", status_code=303)
+
+
+def lift_hold(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    try:
+        with _session(request) as db:
+            holds.lift_hold(db, runtime.auditor, acting, request.path_params["hold_id"])
+            db.commit()
+    except ExchangeError as refused:
+        if isinstance(refused, NotFound):
+            raise
+        return _holds_page(request, {"holds": refused.message}, {}, status=refused.status)
+    return RedirectResponse("/console/holds", status_code=303)
+
+
+def certificates_page(request: Request) -> Response:
+    acting = acting_of(request)
+    with _session(request) as db:
+        found = services.list_certificates(db, acting)
+        rows = [certificate_summary(db, c) for c in found]
+    return render(request, "console/certificates.html", {"rows": rows})
+
+
+def signed_certificate(request: Request) -> Response:
+    """The signed JSON for a browser (the API's twin needs a token)."""
+    acting = acting_of(request)
+    with _session(request) as db:
+        certificate = services.find_certificate(db, acting, request.path_params["ref"])
+        body = services.signed(certificate).export()
+        reference = certificate.reference
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="certificate-{reference}.json"'},
+    )
+
+
+ROUTES = [
+    route("/console", home, rule=DPO, methods=["GET"]),
+    route("/console/audit", audit_search, rule=DPO, methods=["GET"]),
+    route("/console/audit/export", audit_export, rule=DPO, methods=["GET"]),
+    route("/console/audit/verify", verify_page, rule=DPO, methods=["GET"]),
+    route("/console/audit/verify", verify_log, rule=DPO, methods=["POST"]),
+    route("/console/audit/verify-file", verify_file, rule=DPO, methods=["POST"]),
+    route("/console/documents", find_document, rule=DPO, methods=["GET"]),
+    route("/console/documents/{ref}", document_history, rule=DPO, methods=["GET"]),
+    route("/console/users/{user_id}", user_history, rule=DPO, methods=["GET"]),
+    route("/console/anomalies", anomalies, rule=DPO, methods=["GET"]),
+    route("/console/destruction", schedule_page, rule=DPO, methods=["GET"]),
+    route("/console/destruction/{code}/request", request_early, rule=DPO, methods=["POST"]),
+    route("/console/destruction/{code}/approve", approve_early, rule=DPO, methods=["POST"]),
+    route("/console/holds", holds_page, rule=DPO, methods=["GET"]),
+    route("/console/holds", place_hold, rule=DPO, methods=["POST"]),
+    route("/console/holds/{hold_id}/lift", lift_hold, rule=DPO, methods=["POST"]),
+    route("/console/certificates", certificates_page, rule=DPO, methods=["GET"]),
+    route("/console/certificates/{ref}/signed", signed_certificate, rule=DPO, methods=["GET"]),
+]
