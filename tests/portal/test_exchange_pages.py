@@ -6,7 +6,6 @@ import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
 
-import anyio
 import pytest
 from sqlmodel import Session, func, select
 from starlette.testclient import TestClient
@@ -16,6 +15,7 @@ from portal.db import make_engine
 from portal.exchange.models import Document
 from portal.exchange.multipart import FormRefused, FormStream
 from portal.references import new_reference
+from tests.harness.loops import run_async
 from tests.portal.conftest import Exchange, SettableClock, World, csrf_from, sign_in
 
 MINUTES = b"Minutes of the core group meeting held on 4 March.\nPresent: social worker.\n" * 30
@@ -371,7 +371,7 @@ def test_the_form_reader_hands_on_the_file_before_the_body_has_arrived() -> None
             received += piece
         return form.fields, bytes(received), read_when_first
 
-    fields, received, read_when_first = anyio.run(read)
+    fields, received, read_when_first = run_async(read)
     assert fields == {"request": "7", "case": "ABCD"} and received == content
     assert read_when_first < 5 < len(seen)  # the first bytes came out long before the last went in
 
@@ -396,4 +396,4 @@ def test_the_form_reader_refuses_bad_bodies(body: bytes, content_type: str) -> N
             pass
 
     with pytest.raises(FormRefused):
-        anyio.run(read)
+        run_async(read)

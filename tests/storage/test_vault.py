@@ -20,6 +20,7 @@ from storage import (
     StorageError,
     Vault,
 )
+from tests.harness.loops import run_async
 
 PACKAGE = Path(__file__).resolve().parents[2] / "storage"
 
@@ -167,7 +168,7 @@ def test_async_write(vault: Vault) -> None:
             await asyncio.sleep(0)
             yield data[i : i + 4096]
 
-    stored = asyncio.run(vault.write_async(key, body()))
+    stored = run_async(lambda: vault.write_async(key, body()))
     assert b"".join(vault.read(key, stored.blob_id)) == data
     assert stored.size == len(data)
 
@@ -181,7 +182,7 @@ def test_async_write_failure_and_cancellation_leave_nothing(vault: Vault) -> Non
         raise ConnectionResetError("client went away")
 
     with pytest.raises(ConnectionResetError):
-        asyncio.run(vault.write_async(key, failing()))
+        run_async(lambda: vault.write_async(key, failing()))
 
     started = asyncio.Event()
 
@@ -199,7 +200,7 @@ def test_async_write_failure_and_cancellation_leave_nothing(vault: Vault) -> Non
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(cancel_midway())
+    run_async(cancel_midway)
     assert list(vault.store.list_blobs()) == []
     root = vault.store.root  # type: ignore[attr-defined]
     assert [p for p in root.rglob("*") if p.is_file()] == []
