@@ -12,9 +12,12 @@ from portal import __version__
 from portal.console import openapi as console_paths
 from portal.destruction import openapi as destruction_paths
 from portal.exchange.models import DocumentKind, DocumentState, ReviewState, WithdrawReason
+from portal.openapi_parts import Json
+from portal.openapi_parts import errors as _errors
+from portal.openapi_parts import json_response as _json
+from portal.openapi_parts import path_parameter as _path
+from portal.openapi_parts import query_parameter as _query
 from portal.uploads import openapi as upload_paths
-
-Json = dict[str, Any]
 
 
 def _ref(name: str) -> Json:
@@ -29,40 +32,6 @@ def _list_of(name: str) -> Json:
             "items": {"type": "array", "items": _ref(name)},
             "next": {"type": ["string", "null"]},
         },
-    }
-
-
-def _json(schema: Json, description: str) -> Json:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-ERROR = _json(_ref("Error"), "An error: what went wrong and what to do next.")
-
-
-def _errors(*statuses: int) -> Json:
-    return {str(status): ERROR for status in sorted({401, *statuses})}
-
-
-def _path(name: str, description: str, pattern: str | None = None) -> Json:
-    schema: Json = {"type": "string", "maxLength": 64}
-    if pattern:
-        schema["pattern"] = pattern
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": schema,
-    }
-
-
-def _query(name: str, description: str, schema: Json) -> Json:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
     }
 
 

@@ -11,15 +11,14 @@ from typing import Any
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from audit import FORMATS, EventFilter
 from portal.accounts.models import Role
 from portal.console import display, history, integrity
 from portal.console.anomalies import find_anomalies
 from portal.console.search import cursor, find_events, read_filters, record_search
-from portal.console.streaming import stream_from_thread
-from portal.destruction import services
+from portal.console.streaming import export_response
 from portal.exchange.errors import TooLarge
 from portal.web.access import api_roles, route
 from portal.web.errors import HttpProblem
@@ -86,23 +85,7 @@ def export(request: Request) -> Response:
     if not form.ok:
         field, message = next(iter(form.errors.items()))
         raise HttpProblem.bad_request("invalid_filter", f"{field}: {message}")
-    started = integrity.start_export(
-        runtime.engine,
-        runtime.auditor,
-        acting,
-        services.signing_key(runtime.settings),
-        format="csv" if chosen == "csv" else "jsonl",
-        where=form.where,
-    )
-    stamp = acting.now.strftime("%Y%m%dT%H%M%SZ")
-    return StreamingResponse(
-        stream_from_thread(started.write),
-        media_type="text/csv; charset=utf-8" if chosen == "csv" else "application/x-ndjson",
-        headers={
-            "Content-Disposition": f'attachment; filename="audit-{stamp}.{chosen}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return export_response(runtime, acting, form.where, chosen)
 
 
 async def verify(request: Request) -> Response:

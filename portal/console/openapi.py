@@ -2,48 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from audit import Action, Outcome
+from portal.openapi_parts import Json
+from portal.openapi_parts import errors as _errors
+from portal.openapi_parts import json_response as _json
+from portal.openapi_parts import path_parameter as _path
+from portal.openapi_parts import query_parameter as _query
 
-Json = dict[str, Any]
-
-_ERROR: Json = {
-    "description": "An error: what went wrong and what to do next.",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
 _TEXT_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
 _TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
-
-
-def _errors(*statuses: int) -> Json:
-    return {str(status): _ERROR for status in sorted({401, *statuses})}
-
-
-def _json(schema: Json, description: str) -> Json:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _query(name: str, description: str, schema: Json) -> Json:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
-
-
-def _path(name: str, description: str) -> Json:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": {"type": "string", "maxLength": 64},
-    }
 
 
 FILTERS = [

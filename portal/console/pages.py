@@ -13,14 +13,14 @@ from urllib.parse import urlencode
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 
 from audit import FORMATS, EventFilter, Outcome
 from portal.accounts.models import Role
 from portal.console import display, history, integrity, overview
 from portal.console.anomalies import BULK_DOWNLOADS, FAILED_SIGN_INS, WINDOW, find_anomalies
 from portal.console.search import cursor, find_events, read_filters, record_search
-from portal.console.streaming import stream_from_thread
+from portal.console.streaming import export_response
 from portal.console.uploads import read_small_file
 from portal.destruction import early, holds, services
 from portal.destruction.models import HoldReason, HoldState
@@ -127,23 +127,7 @@ def audit_export(request: Request) -> Response:
         form = read_filters(db, params)
     if not form.ok:
         raise HttpProblem.bad_request("invalid_filter", next(iter(form.errors.values())))
-    export = integrity.start_export(
-        runtime.engine,
-        runtime.auditor,
-        acting,
-        services.signing_key(runtime.settings),
-        format="csv" if chosen == "csv" else "jsonl",
-        where=form.where,
-    )
-    stamp = acting.now.strftime("%Y%m%dT%H%M%SZ")
-    return StreamingResponse(
-        stream_from_thread(export.write),
-        media_type="text/csv; charset=utf-8" if chosen == "csv" else "application/x-ndjson",
-        headers={
-            "Content-Disposition": f'attachment; filename="audit-{stamp}.{chosen}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return export_response(runtime, acting, form.where, chosen)
 
 
 def verify_page(request: Request) -> Response:

@@ -15,6 +15,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from audit import EventFilter
+from portal.exchange.acting import Acting
+from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +104,29 @@ async def stream_from_thread(work: Callable[[Any], object]) -> AsyncIterator[byt
             yield item
     finally:
         pipe.closed.set()
+
+
+def export_response(
+    runtime: Runtime, acting: Acting, where: EventFilter, chosen: str
+) -> StreamingResponse:
+    """Start an audit export (recorded before its first byte) and stream it as an attachment."""
+    from portal.console import integrity
+    from portal.destruction import services
+
+    started = integrity.start_export(
+        runtime.engine,
+        runtime.auditor,
+        acting,
+        services.signing_key(runtime.settings),
+        format="csv" if chosen == "csv" else "jsonl",
+        where=where,
+    )
+    stamp = acting.now.strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        stream_from_thread(started.write),
+        media_type="text/csv; charset=utf-8" if chosen == "csv" else "application/x-ndjson",
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-{stamp}.{chosen}"',
+            "Cache-Control": "no-store",
+        },
+    )

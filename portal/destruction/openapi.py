@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from portal.destruction.models import EarlyState, HoldReason, HoldState
+from portal.openapi_parts import Json
+from portal.openapi_parts import errors as _errors
+from portal.openapi_parts import json_response as _json
+from portal.openapi_parts import path_parameter as _path
 
-Json = dict[str, Any]
-
-_ERROR: Json = {
-    "description": "An error: what went wrong and what to do next.",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
 _DATE = {"type": "string", "format": "date"}
 _TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 _ID_OR_NULL = {"type": ["integer", "null"]}
-
-
-def _errors(*statuses: int) -> Json:
-    return {str(status): _ERROR for status in sorted({401, *statuses})}
-
-
-def _json(schema: Json, description: str) -> Json:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _list(item: Json) -> Json:
@@ -30,16 +18,6 @@ def _list(item: Json) -> Json:
         "type": "object",
         "required": ["items", "next"],
         "properties": {"items": {"type": "array", "items": item}, "next": {"type": "null"}},
-    }
-
-
-def _path(name: str, description: str) -> Json:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": {"type": "string", "maxLength": 64},
     }
 
 

@@ -429,9 +429,10 @@ def find_case(db: Session, acting: Acting, review: Review, typed: str) -> Case:
 
 
 def organisation_by_code(db: Session, code: str) -> Organisation:
-    organisation = db.exec(
-        select(Organisation).where(Organisation.slug == code.strip().lower())
-    ).first()
+    slug = code.strip().lower()
+    organisation = None
+    if len(slug) <= 64 and not has_control_characters(slug):
+        organisation = db.exec(select(Organisation).where(Organisation.slug == slug)).first()
     if organisation is None:
         raise NotFound(f"There is no organisation with the code {code!r}.")
     return organisation

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-Json = dict[str, Any]
-
-_ERROR: Json = {
-    "description": "An error: what went wrong and what to do next.",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
+from portal.openapi_parts import Json, parameter
+from portal.openapi_parts import errors as _errors
 
 
-def _errors(*statuses: int) -> Json:
-    return {str(status): _ERROR for status in sorted({401, *statuses})}
+def header_(name: str, description: str, schema: Json, *, required: bool = False) -> Json:
+    return parameter(name, "header", description, schema, required=required)
 
 
-def _header(name: str, description: str, schema: Json, *, required: bool = False) -> Json:
-    return {
-        "name": name,
-        "in": "header",
-        "required": required,
-        "description": description,
-        "schema": schema,
-    }
-
-
-TUS_RESUMABLE = _header(
-    "Tus-Resumable", "The tus protocol version: 1.0.0.", {"const": "1.0.0"}, required=True
+TUS_RESUMABLE = parameter(
+    "Tus-Resumable", "header", "The tus protocol version: 1.0.0.", {"const": "1.0.0"}, required=True
 )
 UPLOAD_ID = {
     "name": "upload_id",
@@ -62,8 +46,8 @@ PATHS: Json = {
             "(hex SHA-256 of the whole file, checked before the document is accepted).",
             "parameters": [
                 TUS_RESUMABLE,
-                _header("Upload-Length", "The file's size in bytes.", _OFFSET, required=True),
-                _header(
+                header_("Upload-Length", "The file's size in bytes.", _OFFSET, required=True),
+                header_(
                     "Upload-Metadata",
                     "key base64,key base64,...",
                     {"type": "string", "maxLength": 8192},
@@ -94,8 +78,8 @@ PATHS: Json = {
             "parameters": [
                 UPLOAD_ID,
                 TUS_RESUMABLE,
-                _header("Upload-Offset", "Where these bytes start.", _OFFSET, required=True),
-                _header(
+                header_("Upload-Offset", "Where these bytes start.", _OFFSET, required=True),
+                header_(
                     "Upload-Checksum",
                     "sha1 or sha256, then the base64 digest of this request's body.",
                     {"type": "string", "maxLength": 200},
