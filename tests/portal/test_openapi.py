@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,13 +106,23 @@ def _exercise(
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import response_schema_conformance
 
+    # In CI the examples are fixed (derandomize), so a run's verdict does not depend on luck;
+    # locally each run explores new ones.
     @settings(
-        max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        max_examples=15,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=bool(os.environ.get("CI")),
     )
     @given(strategy)
     def check(case: Any) -> None:
         # Half the time aim at the real review, so the handlers' deeper paths run too.
-        if "{code}" in case.path and case.path_parameters and hash(str(case.path_parameters)) % 2:
+        if (
+            "{code}" in case.path
+            and case.path_parameters
+            and zlib.crc32(str(case.path_parameters).encode()) % 2
+        ):
             case.path_parameters["code"] = "SWG24"
         response = case.call(headers=headers, timeout=30)
         calls[response.status_code] = calls.get(response.status_code, 0) + 1
