@@ -94,8 +94,10 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from portal.app import create_app
+    from portal.logs import install_access_log_redaction
 
     require_current_schema(settings)
+    install_access_log_redaction()
 
     for warning in development_warnings(settings):
         click.secho(f"WARNING: {warning}", fg="yellow", err=True)
