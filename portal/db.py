@@ -17,6 +17,9 @@ from sqlmodel import create_engine
 
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     """Build the engine for a ``sqlite:///`` or ``postgresql+psycopg://`` URL."""
+    # A database error's message must never carry the values of the statement into a log or a
+    # traceback: they can be titles, e-mail addresses or wrapped keys.
+    kwargs.setdefault("hide_parameters", True)
     if database_url.startswith("sqlite"):
         path = database_url.removeprefix("sqlite:///")
         if path and path != ":memory:":
