@@ -70,7 +70,10 @@ def test_portal_demo_runs_and_its_printed_credentials_sign_in(tmp_path: Path) ->
                 data={"code": pyotp.TOTP(secret).now(), "csrf_token": token[1]},
             )
             assert step2.status_code == 303 and step2.headers["location"] == "/"
-            assert email in client.get("/").text
+            home = client.get("/").text
+            assert email in home
+            # The demo review, with the demo inspector on its team, is there to work with.
+            assert "CSR26" in home
     finally:
         demo.terminate()
         demo.wait(timeout=20)
