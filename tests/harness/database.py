@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy.engine import Engine
 
 from portal.db import make_engine
@@ -138,7 +139,7 @@ def pg_template(pg_admin_url: str) -> Iterator[str]:
     """A database migrated to the newest schema, copied for each test."""
     name = f"portal_tmpl_{os.getpid()}_{secrets.token_hex(3)}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     engine = make_engine(sqlalchemy_url(_with_database(pg_admin_url, name)))
     upgrade_database(engine)
     engine.dispose()
@@ -146,7 +147,9 @@ def pg_template(pg_admin_url: str) -> Iterator[str]:
         yield name
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture
@@ -154,12 +157,18 @@ def pg_database_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one test (SQLAlchemy URL)."""
     name = f"portal_test_{secrets.token_hex(6)}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(pg_template)
+            )
+        )
     try:
         yield sqlalchemy_url(_with_database(pg_admin_url, name))
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture
@@ -167,12 +176,14 @@ def empty_pg_database_url(pg_admin_url: str) -> Iterator[str]:
     """A new, empty PostgreSQL database (no schema), for tests of migrations themselves."""
     name = f"portal_empty_{secrets.token_hex(6)}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield sqlalchemy_url(_with_database(pg_admin_url, name))
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture(scope="session")
