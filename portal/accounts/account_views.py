@@ -12,6 +12,7 @@ from portal.accounts import tokens, users
 from portal.accounts.models import ApiToken, Role, User
 from portal.accounts.signin import SignInRefused
 from portal.auditing import Action, Target, TargetKind
+from portal.exchange.scans import scan_backlog
 from portal.models import Organisation, as_utc, parse_id
 from portal.text import TextRefused, clean_text
 from portal.web.access import ANY_API_USER, ANY_USER, form_value, principal_of, roles, route
@@ -129,7 +130,8 @@ def admin_users(request: Request) -> Response:
             {"user": user, "organisation": org, "tokens": tokens.list_tokens(db, user.id or 0)}
             for user, org in rows
         ]
-        return render(request, "accounts/admin_users.html", {"users": listed})
+        backlog = scan_backlog(db)
+        return render(request, "accounts/admin_users.html", {"users": listed, "backlog": backlog})
 
 
 def admin_user_disable(request: Request) -> Response:

@@ -189,3 +189,24 @@ def scan_due(
             break
         outcomes.append(outcome)
     return outcomes
+
+
+@dataclass(frozen=True)
+class ScanBacklog:
+    """Counts only (no references): what administrators are told about scanning."""
+
+    waiting: int
+    flagged: int
+
+
+def scan_backlog(db: Session) -> ScanBacklog:
+    from sqlmodel import func
+
+    pending = Document.state == DocumentState.pending_scan
+    waiting = db.exec(select(func.count()).select_from(Document).where(pending)).one()
+    flagged = db.exec(
+        select(func.count())
+        .select_from(Document)
+        .where(pending, col(Document.scan_flagged_at).is_not(None))
+    ).one()
+    return ScanBacklog(waiting=int(waiting), flagged=int(flagged))

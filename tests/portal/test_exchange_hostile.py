@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -385,3 +386,32 @@ def test_kill_9_mid_upload_leaves_no_document_and_after_the_sweep_no_blob(
     # No half-written file anywhere under the blob folder either.
     assert settings.storage.path is not None
     assert all(p.name in referenced or p.is_dir() for p in settings.storage.path.rglob("*"))
+
+
+def test_documents_the_scanner_keeps_failing_on_are_flagged_to_administrators(
+    exchange: Exchange, second_client: Callable[[], TestClient]
+) -> None:
+    from portal.exchange import scans
+    from portal.scanning import Scanner
+    from portal.settings import ClamdAddress
+    from tests.portal.conftest import sign_in
+
+    world = exchange.world
+    runtime = build_runtime(world.settings, clock=world.clock)
+    # Uploaded while the scanner answers nothing: scans fail, over and over.
+    dead = Scanner(ClamdAddress(kind="unix", path="/nonexistent/clamd.sock"), timeout=1)
+    settings = dataclasses.replace(world.settings, clamd=dead.address)
+    app = create_app(settings, clock=world.clock, password_hasher=cheap_hasher())
+    with TestClient(app) as client:
+        local = Exchange(
+            world=world, client=client, tokens=exchange.tokens, request_id=exchange.request_id
+        )
+        assert local.upload("uploader", TEXT).status_code == 201
+    for _ in range(5):
+        world.clock.advance(hours=1)
+        scans.scan_due(runtime.engine, runtime.vault, dead, runtime.auditor, clock=world.clock)
+    admin = second_client()
+    sign_in(admin, world.people["admin"], world.clock)
+    page = admin.get("/admin/users")
+    assert page.status_code == 200
+    assert "1 document could not be scanned" in page.text
