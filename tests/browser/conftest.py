@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from portal.app import create_app
 from portal.settings import ClamdAddress, Settings
 from portal.setup import initialise
 from tests.harness.ports import free_port
-from tests.portal.conftest import cheap_hasher
+from tests.portal.conftest import SettableClock, cheap_hasher
 
 CHROMIUM = next(
     (p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if os.path.exists(p)), None
@@ -99,3 +100,15 @@ def assert_accessible(page: Page, name: str) -> None:
         if v.get("impact") in ("serious", "critical")
     ]
     assert not bad, f"accessibility violations on {name}:\n" + "\n".join(bad)
+
+
+# The exchange's fixtures (tests/portal/conftest.py: world, exchange) on the live server's settings,
+# with the real time: the browser's authenticator codes come from the real clock.
+@pytest.fixture
+def settings(live_server: LiveServer) -> Settings:
+    return live_server.settings
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock(now=datetime.now(UTC))

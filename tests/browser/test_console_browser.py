@@ -13,11 +13,9 @@ from starlette.testclient import TestClient
 import audit
 from portal.app import create_app
 from portal.auditing import SIGNING_KEY_FILE
-from portal.settings import Settings
 from tests.browser.conftest import LiveServer, assert_accessible, screenshot
 from tests.portal.conftest import (
     Person,
-    SettableClock,
     World,
     api_token,
     cheap_hasher,
@@ -28,16 +26,6 @@ pytestmark = pytest.mark.browser
 
 SECRET_NAME = "Jane-Doe-core-assessment.txt"
 CONTENT = b"Core assessment: confidential, for the review team only.\n" * 50
-
-
-@pytest.fixture
-def settings(live_server: LiveServer) -> Settings:
-    return live_server.settings
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(now=datetime.now(UTC))
 
 
 @pytest.fixture

@@ -15,11 +15,9 @@ from starlette.testclient import TestClient
 from audit import EventFilter, search
 from portal.app import create_app
 from portal.db import make_engine
-from portal.settings import Settings
 from tests.browser.conftest import LiveServer, assert_accessible, screenshot
 from tests.portal.conftest import (
     Person,
-    SettableClock,
     World,
     api_token,
     cheap_hasher,
@@ -31,16 +29,6 @@ pytestmark = pytest.mark.browser
 # Two different files, each large enough to take several progress events.
 FIRST = b"Chronology of significant events, 2024 to 2026.\n" * 40_000
 SECOND = b"Child's plan review: actions agreed and who will do them.\n" * 30_000
-
-
-@pytest.fixture
-def settings(live_server: LiveServer) -> Settings:
-    return live_server.settings
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(now=datetime.now(UTC))
 
 
 @pytest.fixture
