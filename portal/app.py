@@ -23,6 +23,7 @@ from portal.accounts.passwords import PasswordHasher
 from portal.console.web import ROUTES as CONSOLE_ROUTES
 from portal.destruction.web import ROUTES as DESTRUCTION_ROUTES
 from portal.exchange import api as exchange_api
+from portal.exchange import manage_pages
 from portal.exchange import pages as exchange_pages
 from portal.exchange.errors import ExchangeError
 from portal.runtime import Clock, Runtime, build_runtime, utc_now
@@ -131,6 +132,7 @@ def routes() -> list[BaseRoute]:
         *account_pages.ROUTES,
         *account_views.ROUTES,
         *exchange_api.ROUTES,
+        *manage_pages.ROUTES,  # before exchange_pages: /reviews/new is not a review code
         *exchange_pages.ROUTES,
         *uploads_api.ROUTES,
         *DESTRUCTION_ROUTES,

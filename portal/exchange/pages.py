@@ -154,6 +154,7 @@ def review_page(request: Request) -> Response:
             "first_page": _page_link(review, params, None) if params.get("before") else None,
             "can_upload": policy.upload_kind(db, caller, review) is not None,
             "can_issue_case": policy.can_issue_case(db, caller, review),
+            "can_manage": policy.can_manage_review(db, caller, review),
             "sees_all_organisations": caller.role is not Role.uploader,
             "errors": errors,
         }

@@ -14,6 +14,8 @@ TEAM = ("inspector", "lead")
 UPLOADERS = ("uploader", *TEAM)
 METADATA = ("uploader", *TEAM, "dpo")
 
+LEADS = ("lead", "admin")
+
 ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("GET", "/"): ("/", page_for(*SIGNED_IN)),
     ("GET", "/reviews/{code}"): ("/reviews/{review}", page_for(*SIGNED_IN)),
@@ -36,5 +38,32 @@ ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("POST", "/documents/{ref}/withdraw"): (
         "/documents/{document}/withdraw",
         page_for("uploader", ok=400),
+    ),
+    # Managing reviews: the review's lead (SWG24's) and administrators. Empty forms: "enter ...".
+    ("GET", "/reviews/new"): ("/reviews/new", page_for(*LEADS)),
+    ("POST", "/reviews/new"): ("/reviews/new", page_for(*LEADS, ok=400)),
+    ("GET", "/reviews/{code}/manage"): ("/reviews/{review}/manage", page_for(*LEADS)),
+    ("POST", "/reviews/{code}/manage/organisations"): (
+        "/reviews/{review}/manage/organisations",
+        page_for(*LEADS, ok=400),
+    ),
+    ("POST", "/reviews/{code}/manage/members"): (
+        "/reviews/{review}/manage/members",
+        page_for(*LEADS, ok=400),
+    ),
+    ("POST", "/reviews/{code}/manage/requests"): (
+        "/reviews/{review}/manage/requests",
+        page_for(*LEADS, ok=400),
+    ),
+    # SWG24 is open already: "only a draft can be opened".
+    ("POST", "/reviews/{code}/manage/open"): (
+        "/reviews/{review}/manage/open",
+        page_for(*LEADS, ok=400),
+    ),
+    ("GET", "/reviews/{code}/manage/close"): ("/reviews/{review}/manage/close", page_for(*LEADS)),
+    # Not confirmed: "tick the box".
+    ("POST", "/reviews/{code}/manage/close"): (
+        "/reviews/{review}/manage/close",
+        page_for(*LEADS, ok=400),
     ),
 }
