@@ -19,6 +19,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
@@ -113,6 +114,24 @@ def _bursts(rows: list[_Row], *, more_than: int) -> list[tuple[list[_Row], int]]
     return found
 
 
+def _burst_findings(
+    rule: str, groups: dict[Any, list[_Row]], *, more_than: int, key: str
+) -> list[Anomaly]:
+    """One finding per burst in each group (``key`` names what the group is: user_id or client)."""
+    return [
+        Anomaly(
+            rule=rule,
+            started_at=burst[0].at,
+            ended_at=burst[-1].at,
+            count=peak,
+            sequences=tuple(r.seq for r in burst),
+            **{key: group},
+        )
+        for group, rows in groups.items()
+        for burst, peak in _bursts(rows, more_than=more_than)
+    ]
+
+
 def bulk_downloads(
     connection: Connection,
     *,
@@ -125,20 +144,9 @@ def bulk_downloads(
     for row in _rows(connection, [Action.DOCUMENT_DOWNLOADED], now - window, now):
         if row.user_id is not None:
             per_user[row.user_id].append(row)
-    found = []
-    for user_id, rows in per_user.items():
-        for burst, peak in _bursts(rows, more_than=limit):
-            found.append(
-                Anomaly(
-                    rule="bulk_downloads",
-                    started_at=burst[0].at,
-                    ended_at=burst[-1].at,
-                    count=peak,
-                    user_id=user_id,
-                    sequences=tuple(r.seq for r in burst),
-                )
-            )
-    return _newest_first(found)
+    return _newest_first(
+        _burst_findings("bulk_downloads", per_user, more_than=limit, key="user_id")
+    )
 
 
 def is_working_hours(moment: datetime) -> bool:
@@ -185,32 +193,10 @@ def failed_sign_ins(
             per_user[row.user_id].append(row)
         if row.client is not None:
             per_client[row.client].append(row)
-    found = []
-    for user_id, rows in per_user.items():
-        for burst, peak in _bursts(rows, more_than=threshold - 1):
-            found.append(
-                Anomaly(
-                    rule="failed_sign_ins",
-                    started_at=burst[0].at,
-                    ended_at=burst[-1].at,
-                    count=peak,
-                    user_id=user_id,
-                    sequences=tuple(r.seq for r in burst),
-                )
-            )
-    for client, rows in per_client.items():
-        for burst, peak in _bursts(rows, more_than=threshold - 1):
-            found.append(
-                Anomaly(
-                    rule="failed_sign_ins",
-                    started_at=burst[0].at,
-                    ended_at=burst[-1].at,
-                    count=peak,
-                    client=client,
-                    sequences=tuple(r.seq for r in burst),
-                )
-            )
-    return _newest_first(found)
+    return _newest_first(
+        _burst_findings("failed_sign_ins", per_user, more_than=threshold - 1, key="user_id")
+        + _burst_findings("failed_sign_ins", per_client, more_than=threshold - 1, key="client")
+    )
 
 
 def find_anomalies(
