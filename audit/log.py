@@ -1,21 +1,29 @@
 """Appending to the log, inside the caller's transaction, and signing checkpoints.
 
-The caller passes its own ``Connection`` (an ORM caller passes ``session.connection()``): the event
-is written in the caller's transaction, so the action and its event commit together or not at all.
-Every append locks the one head row (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the
-portal's engine begins every transaction with ``BEGIN IMMEDIATE``), so concurrent writers take
-turns: one chain, no fork, no gap, no duplicate sequence number. The lock is held until the
-caller commits; keep audited transactions short.
+Two ways in, both inside the caller's transaction (an ORM caller passes ``session.connection()``),
+so the action and its event commit together or not at all:
+
+* ``append`` chains the event at once. It locks the one head row (``SELECT ... FOR UPDATE`` on
+  PostgreSQL; on SQLite the portal's engine begins every transaction with ``BEGIN IMMEDIATE``)
+  until the caller commits, so appends are serialised through the commit's disk flush.
+* ``enqueue`` stores the event unchained (``audit_pending``), taking no lock, and
+  ``chain_pending`` (run right after the commit by the writer, and by the worker as a backstop)
+  chains every committed pending event in one short transaction. Writers commit in parallel and
+  one chaining transaction serves many of them. The portal uses this way; why that keeps the log
+  as tamper-evident as ``append`` does is in docs/audit-format.md.
+
+Either way there is one chain: no fork, no gap, no duplicate sequence number.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 
 from .encoding import (
     EVENT_FIELDS,
@@ -29,7 +37,7 @@ from .encoding import (
 from .errors import ChainBroken
 from .events import AuditEvent
 from .signing import PublicKey, SigningKey
-from .tables import HEAD_ID, checkpoint_table, event_table, head_table
+from .tables import HEAD_ID, checkpoint_table, event_table, head_table, pending_table
 from .verification import Break, BreakKind, CheckpointRow, load_checkpoints, walk
 
 Clock = Callable[[], datetime]
@@ -98,26 +106,35 @@ class AuditLog:
         Any exception leaves the transaction to be rolled back by the caller, with its action.
         """
         at_us = to_us(now if now is not None else self._clock())
-        head = _lock_head(connection)
+        return self._append_at(connection, _lock_head(connection), event, at_us)
+
+    def record(
+        self, connection: Connection, event: AuditEvent, *, now: datetime | None = None
+    ) -> bool:
+        """Store ``event`` in the caller's transaction, chained at once if no other append is
+        in flight, else pending; return True if it is pending (then call ``chain_committed``
+        once the transaction has committed).
+
+        One writer at a time pays nothing for this (the event is chained as ``append`` does);
+        writers that would otherwise queue behind each other's commits store their events
+        pending instead and one chaining transaction takes them all.
+        """
+        at_us = to_us(now if now is not None else self._clock())
+        if connection.dialect.name != "postgresql":
+            self._append_at(connection, _lock_head(connection), event, at_us)
+            return False  # SQLite admits one writer at a time: nothing to gain
+        if connection.exec_driver_sql(_TRY_QUEUE_PG).scalar():
+            self._append_at(connection, _read_head(connection), event, at_us)
+            return False
+        values = dict(zip(EVENT_FIELDS[1:], self._fields(event, at_us), strict=True))
+        connection.execute(_INSERT_PENDING, values)
+        return True
+
+    def _append_at(
+        self, connection: Connection, head: _Head, event: AuditEvent, at_us: int
+    ) -> Appended:
         seq = head.seq + 1
-        actor, target = event.actor, event.target
-        row = (
-            seq,
-            at_us,
-            self._random(16).hex(),  # salt: a hidden event's digest in an export reveals nothing
-            actor.user_id,
-            actor.role,
-            actor.organisation_id,
-            event.action.value,
-            target.kind.value if target else None,
-            target.ref if target else None,
-            event.review,
-            event.document,
-            event.outcome.value,
-            event.client,
-            event.request_id,
-            encode_details(event.details),
-        )
+        row = (seq, *self._fields(event, at_us))
         link = chain_hash(bytes.fromhex(head.hash), event_digest(row)).hex()
         values: dict[str, object] = dict(zip(EVENT_FIELDS, row, strict=True))
         values["hash"] = link
@@ -140,13 +157,151 @@ class AuditLog:
             connection.execute(_UPDATE_HEAD, {"s": seq, "h": link})
         return Appended(seq=seq, hash=link, checkpointed=due)
 
+    def enqueue(
+        self, connection: Connection, event: AuditEvent, *, now: datetime | None = None
+    ) -> None:
+        """Store ``event`` in the caller's transaction, to be chained once it has committed.
+
+        Takes no lock: concurrent writers do not wait for each other. Call ``chain_committed``
+        after the commit (the portal does it for every session that recorded an event); the
+        worker's ``chain_committed`` picks up what a crash between the two left behind.
+        """
+        at_us = to_us(now if now is not None else self._clock())
+        values = dict(zip(EVENT_FIELDS[1:], self._fields(event, at_us), strict=True))
+        connection.execute(_INSERT_PENDING, values)
+
+    def chain_pending(
+        self, connection: Connection, *, now: datetime | None = None, batch: int = 1000
+    ) -> int:
+        """Chain up to ``batch`` committed pending events, oldest first; return how many.
+
+        Waits for the chaining lock (PostgreSQL: an advisory lock of its own; SQLite: the write
+        lock), so no event is chained twice. A checkpoint is signed when one falls due, exactly
+        as ``append`` does.
+        """
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(_CHAIN_LOCK_PG)
+        return self._chain_locked(connection, now=now, batch=batch)[0]
+
+    def chain_committed(self, engine: Engine, *, now: datetime | None = None) -> int:
+        """Chain the committed pending events in short transactions of their own; return how
+        many this call chained.
+
+        Every writer calls this right after its commit. On PostgreSQL a writer that finds the
+        chaining lock taken leaves at once, because the holder looks again after its commit: the
+        writer committed before it tried the lock, so that second look sees its events. The
+        chaining commits without waiting for its disk flush (``synchronous_commit`` off for that
+        transaction alone): the events are durable already, having committed with their actions;
+        if the server crashed before the flush, they would be pending again and chained anew,
+        and the next flushed commit of any transaction flushes the chaining with it.
+        """
+        total = 0
+        with engine.connect() as connection:
+            if connection.dialect.name != "postgresql":
+                more = True
+                while more:  # SQLite: BEGIN IMMEDIATE waits for the write lock
+                    with connection.begin():
+                        chained, more = self._chain_locked(connection, now=now, batch=1000)
+                    total += chained
+                return total
+            while True:
+                with connection.begin():
+                    if not connection.exec_driver_sql(_CHAIN_TRY_PG).one()[1]:
+                        return total  # the holder will look again after its commit
+                    chained, more = self._chain_locked(connection, now=now, batch=1000)
+                total += chained
+                if more:
+                    continue
+                # Look again now that the lock is released: events whose writers found it
+                # taken while this transaction held it are committed, and are ours to chain.
+                with connection.begin():
+                    if connection.exec_driver_sql(_ANY_PENDING_PG).first() is None:
+                        return total
+
+    def _chain_locked(
+        self, connection: Connection, *, now: datetime | None, batch: int
+    ) -> tuple[int, bool]:
+        """Chain up to ``batch`` pending events; the caller holds the chaining lock.
+
+        Returns how many were chained and whether more may be waiting. Locks taken, always in
+        this order (so that no two transactions wait for each other): the chaining lock, the
+        append lock (``append`` and ``checkpoint`` only), the head row.
+        """
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:
+            # Round trips are what a chaining transaction costs: driver-level SQL, three here.
+            waiting = connection.exec_driver_sql(_PENDING_PG, {"n": batch}).all()
+        else:
+            waiting = connection.execute(_SELECT_PENDING, {"n": batch}).all()
+        if not waiting:
+            return 0, False
+        head = _read_head(connection)
+        # Never chain past the point where the next checkpoint is due.
+        room = max(1, self.policy.every_events - (head.seq - head.checkpoint_seq))
+        more = len(waiting) == batch or len(waiting) > room
+        waiting = waiting[:room]
+        seq, link = head.seq, bytes.fromhex(head.hash)
+        values: list[dict[str, object]] = []
+        for pending in waiting:
+            seq += 1
+            row = (seq, *pending[1:])
+            link = chain_hash(link, event_digest(row))
+            values.append({**dict(zip(EVENT_FIELDS, row, strict=True)), "hash": link.hex()})
+        ids = [pending[0] for pending in waiting]
+        if postgres:
+            # Insert the events, delete them from the pending table and move the head: one trip.
+            params: dict[str, object] = {"ids": ids, "s": seq, "h": link.hex()}
+            for n, event_values in enumerate(values):
+                params.update({f"{name}_{n}": value for name, value in event_values.items()})
+            connection.exec_driver_sql(_pg_chain_sql(len(values)), params)
+        else:
+            connection.execute(_INSERT_EVENT, values)
+            connection.execute(delete(pending_table).where(pending_table.c.id.in_(ids)))
+            connection.execute(_UPDATE_HEAD, {"s": seq, "h": link.hex()})
+        at_us = to_us(now if now is not None else self._clock())
+        if (
+            seq - head.checkpoint_seq >= self.policy.every_events
+            or at_us - head.checkpoint_us >= self.policy.every_seconds * 1_000_000
+        ):
+            self._sign_checkpoint(connection, seq=seq, hash_hex=link.hex(), at_us=at_us)
+            connection.execute(
+                _UPDATE_HEAD_CHECKPOINT, {"s": seq, "h": link.hex(), "cs": seq, "cu": at_us}
+            )
+        return len(waiting), more
+
+    def _fields(self, event: AuditEvent, at_us: int) -> tuple[object, ...]:
+        """An event's stored fields after ``seq``, in EVENT_FIELDS order."""
+        actor, target = event.actor, event.target
+        return (
+            at_us,
+            self._random(16).hex(),  # salt: a hidden event's digest in an export reveals nothing
+            actor.user_id,
+            actor.role,
+            actor.organisation_id,
+            event.action.value,
+            target.kind.value if target else None,
+            target.ref if target else None,
+            event.review,
+            event.document,
+            event.outcome.value,
+            event.client,
+            event.request_id,
+            encode_details(event.details),
+        )
+
     def checkpoint(self, connection: Connection, *, now: datetime | None = None) -> int:
-        """Sign a checkpoint at the head unless one is there; return its sequence number.
+        """Chain what is pending, then sign a checkpoint at the head unless one is there; return
+        its sequence number.
 
         Called before every export, and by a periodic worker so that a quiet log is sealed too.
         """
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(_CHAIN_LOCK_PG)  # the lock order: chaining, append, head
+        _lock_head(connection)
+        while self._chain_locked(connection, now=now, batch=1000)[1]:
+            pass
         at_us = to_us(now if now is not None else self._clock())
-        head = _lock_head(connection)
+        head = _read_head(connection)
         if head.seq == 0 or head.checkpoint_seq == head.seq:
             return head.seq
         self._sign_checkpoint(connection, seq=head.seq, hash_hex=head.hash, at_us=at_us)
@@ -226,6 +381,7 @@ class _Head:
 
 
 _INSERT_EVENT = insert(event_table)
+_INSERT_PENDING = insert(pending_table)
 _UPDATE_HEAD = (
     update(head_table)
     .where(head_table.c.id == HEAD_ID)
@@ -250,6 +406,16 @@ _LOCK_HEAD = (
 # PostgreSQL: driver-level SQL, one round trip each. (An advisory lock to queue writers was
 # measured: slower than the row lock alone.)
 _QUEUE_PG = "SELECT pg_advisory_xact_lock(7283911)"  # held until the caller commits
+_TRY_QUEUE_PG = "SELECT pg_try_advisory_xact_lock(7283911)"
+_PENDING_FIELDS = ", ".join(EVENT_FIELDS[1:])
+_PENDING_PG = f"SELECT id, {_PENDING_FIELDS} FROM audit_pending ORDER BY id LIMIT %(n)s"  # noqa: S608
+_SELECT_PENDING = select(*pending_table.c).order_by(pending_table.c.id).limit(bindparam("n"))
+# The chaining lock (chainers of pending events take turns), distinct from the append lock above.
+_CHAIN_LOCK_PG = "SELECT pg_advisory_xact_lock(7283912)"
+_CHAIN_TRY_PG = (
+    "SELECT set_config('synchronous_commit', 'off', true), pg_try_advisory_xact_lock(7283912)"
+)
+_ANY_PENDING_PG = "SELECT 1 FROM audit_pending LIMIT 1"
 _LOCK_HEAD_PG = (
     "SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head WHERE id = 1 FOR UPDATE"
 )
@@ -260,6 +426,13 @@ def _lock_head(connection: Connection) -> _Head:
         # Writers queue on an advisory lock (granted one at a time, first come first served)
         # rather than all waking whenever the head row's lock is released and racing for it.
         connection.exec_driver_sql(_QUEUE_PG)
+    return _read_head(connection)
+
+
+def _read_head(connection: Connection) -> _Head:
+    """The head row, locked (``FOR UPDATE`` on PostgreSQL: this waits for an ``append`` that holds
+    it, then reads the head as that append left it)."""
+    if connection.dialect.name == "postgresql":
         row = connection.exec_driver_sql(_LOCK_HEAD_PG).one_or_none()
     else:
         row = connection.execute(_LOCK_HEAD).one_or_none()
@@ -277,3 +450,25 @@ def _last_checkpoint(connection: Connection) -> CheckpointRow | None:
         select(*checkpoint_table.c).order_by(checkpoint_table.c.seq.desc()).limit(1)
     ).one_or_none()
     return CheckpointRow(*row) if row is not None else None
+
+
+def pending_count(connection: Connection) -> int:
+    """How many committed events are waiting to be chained."""
+    return int(connection.execute(select(func.count()).select_from(pending_table)).scalar_one())
+
+
+@functools.lru_cache(maxsize=32)
+def _pg_chain_sql(count: int) -> str:
+    """Insert ``count`` chained events, delete them from audit_pending, move the head.
+
+    Built from constant column names and row numbers only; every value is a bound parameter.
+    """
+    names = (*EVENT_FIELDS, "hash")
+    rows = ", ".join(
+        "(" + ", ".join(f"%({name}_{n})s" for name in names) + ")" for n in range(count)
+    )
+    return (
+        f"WITH chained AS (INSERT INTO audit_event ({', '.join(names)}) VALUES {rows}), "  # noqa: S608
+        "taken AS (DELETE FROM audit_pending WHERE id = ANY(%(ids)s)) "
+        f"UPDATE audit_head SET seq = %(s)s, hash = %(h)s WHERE id = {HEAD_ID}"
+    )

@@ -5,6 +5,8 @@
 * ``audit_checkpoint``: signed (seq, hash) pairs.
 * ``audit_head``: ONE row (id 1), the end of the chain; every append locks it, which is what
   makes concurrent writers produce one chain without fork, gap or duplicate.
+* ``audit_pending``: events committed with their action but not yet chained (``AuditLog.enqueue``);
+  ``AuditLog.chain_pending`` moves them into ``audit_event`` moments later, in commit order.
 """
 
 from __future__ import annotations
@@ -63,4 +65,27 @@ head_table = Table(
     Column("hash", String(64), nullable=False),
     Column("checkpoint_seq", BigInteger, nullable=False),
     Column("checkpoint_us", BigInteger, nullable=False),
+)
+
+pending_table = Table(
+    "audit_pending",
+    SQLModel.metadata,
+    # Order of arrival only (never shown, never hashed): the chain gives the sequence number.
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at_us", BigInteger, nullable=False),
+    Column("nonce", String(32), nullable=False),
+    Column("user_id", BigInteger, nullable=True),
+    Column("role", String(32), nullable=True),
+    Column("organisation_id", BigInteger, nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target_kind", String(32), nullable=True),
+    Column("target_ref", String(64), nullable=True),
+    Column("review", String(32), nullable=True),
+    Column("document", String(48), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("client", String(45), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("details", Text, nullable=False),
 )

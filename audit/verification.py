@@ -18,7 +18,7 @@ from sqlalchemy import Connection, func, select
 from .encoding import GENESIS, chain_hash, checkpoint_message, event_digest_as
 from .errors import SignatureInvalid
 from .signing import PublicKey
-from .tables import HEAD_ID, checkpoint_table, event_table, head_table
+from .tables import HEAD_ID, checkpoint_table, event_table, head_table, pending_table
 
 
 class BreakKind(enum.StrEnum):
@@ -64,6 +64,9 @@ class Verification:
     last_checkpoint: CheckpointRow | None
     last_hash: str
     broken: Break | None = None
+    # Events committed with their action but not chained yet (audit_pending): not part of what
+    # was verified. A number that stays above zero means nothing is chaining them.
+    pending: int = 0
 
     @property
     def ok(self) -> bool:
@@ -270,6 +273,19 @@ def verify_log(
     ``every_events`` is the configured checkpoint interval: an unsigned tail longer than it means
     checkpoints were deleted.
     """
+    result = _verify_stored(connection, keys, first, last, every_events, batch)
+    pending = connection.execute(select(func.count()).select_from(pending_table)).scalar_one()
+    return replace(result, pending=int(pending))
+
+
+def _verify_stored(
+    connection: Connection,
+    keys: Sequence[PublicKey],
+    first: int | None,
+    last: int | None,
+    every_events: int,
+    batch: int,
+) -> Verification:
     head = connection.execute(
         select(head_table.c.seq, head_table.c.hash).where(head_table.c.id == HEAD_ID)
     ).one_or_none()

@@ -1,22 +1,34 @@
 """How the portal writes to the audit log: inside the caller's transaction, with who and from where.
 
-The action and its event commit together: ``record`` appends to the same database transaction as the
-change it describes, so a rolled-back action leaves no event and an event never claims an action that
-did not happen.
+The action and its event commit together: ``record`` stores the event in the same database
+transaction as the change it describes, so a rolled-back action leaves no event and an event never
+claims an action that did not happen.
+
+``AuditLog.record`` chains the event at once when no other request is appending; otherwise (on
+PostgreSQL, under concurrency) it stores the event unchained, so that concurrent requests do not
+queue behind each other's commits, and the event is chained right after the session commits, in a
+short transaction of its own that serves every writer waiting at that moment. If that fails (the
+database went away between the two), the event stays stored and the worker chains it on its next
+round.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import event as sa_event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from audit import (
     Action,
     Actor,
+    AuditError,
     AuditEvent,
     AuditLog,
     Outcome,
@@ -26,6 +38,10 @@ from audit import (
 )
 
 SIGNING_KEY_FILE = "audit-signing.pem"
+# Session.info key: the Auditor whose events this session's transaction holds, unchained.
+_TO_CHAIN = "portal.audit.to_chain"
+
+logger = logging.getLogger("portal.audit")
 
 __all__ = ["Action", "Actor", "Auditor", "Origin", "Outcome", "Target", "TargetKind"]
 
@@ -74,4 +90,26 @@ class Auditor:
             request_id=origin.request_id,
             details=dict(details or {}),
         )
-        self.log.append(db.connection(), event, now=now)
+        if self.log.record(db.connection(), event, now=now):
+            db.info[_TO_CHAIN] = self
+
+    def chain_committed(self, db: OrmSession) -> int:
+        """Chain what has been committed; never raise (the worker is the backstop)."""
+        try:
+            return self.log.chain_committed(db.get_bind())  # type: ignore[arg-type]
+        except (SQLAlchemyError, OSError, AuditError) as exc:
+            # No personal data: the exception's type only (a driver message may quote values).
+            logger.warning("audit events left for the worker to chain (%s)", type(exc).__name__)
+            return 0
+
+
+@sa_event.listens_for(OrmSession, "after_commit")
+def _chain_after_commit(session: OrmSession) -> None:
+    auditor = session.info.pop(_TO_CHAIN, None)
+    if auditor is not None:
+        auditor.chain_committed(session)
+
+
+@sa_event.listens_for(OrmSession, "after_rollback")
+def _forget_after_rollback(session: OrmSession) -> None:
+    session.info.pop(_TO_CHAIN, None)

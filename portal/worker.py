@@ -1,7 +1,9 @@
 """``portal worker``: the work that runs behind the web app.
 
 Each round: scan documents that are due (new ones, and retries with back-off), expire abandoned
-resumable uploads and sweep blobs that nothing refers to, and seal the audit log with a signed checkpoint if it has been quiet. Several
+resumable uploads and sweep blobs that nothing refers to, chain audit events that a request
+committed but could not chain (the web app chains its own right after each commit), and seal the
+audit log with a signed checkpoint if it has been quiet. Several
 workers may run at once: they coordinate through the database (row locks with SKIP LOCKED).
 """
 
@@ -25,6 +27,7 @@ class Round:
     swept: int = 0
     expired_uploads: int = 0
     checkpoint: int | None = None
+    chained: int = 0
     destruction: DestructionRound = field(default_factory=DestructionRound)
 
     def summary(self) -> str:
@@ -34,7 +37,8 @@ class Round:
         scanned = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none"
         return (
             f"scanned: {scanned}; uploads expired: {self.expired_uploads}; "
-            f"blobs swept: {self.swept}; {self.destruction.summary()}"
+            f"blobs swept: {self.swept}; audit events chained: {self.chained}; "
+            f"{self.destruction.summary()}"
         )
 
 
@@ -53,6 +57,8 @@ class Worker:
             runtime.engine, runtime.vault, runtime.scanner, runtime.auditor, clock=runtime.clock
         )
         now = runtime.clock()
+        # What a request committed and then failed to chain (the database went away between).
+        done.chained = runtime.auditor.log.chain_committed(runtime.engine, now=now)
         # Destruction and its notices, before the checkpoint so that it seals their events.
         done.destruction = destruction_round(runtime, now=now)
         if force or self._last_sweep is None or now - self._last_sweep >= self.sweep_every:
@@ -75,6 +81,6 @@ class Worker:
     def run_forever(self, *, interval: float, report: Callable[[str], None]) -> None:
         while True:
             done = self.run_round()
-            if done.scanned or done.swept or done.destruction.busy:
+            if done.scanned or done.swept or done.chained or done.destruction.busy:
                 report(done.summary())
             time.sleep(interval)

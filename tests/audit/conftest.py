@@ -23,6 +23,7 @@ from audit import (
     Verification,
     verify_log,
 )
+from audit.log import pending_count
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EVERY = 10  # checkpoint every 10 events in these tests
@@ -84,6 +85,11 @@ def verify(engine: Engine, log: AuditLog, **kwargs: int) -> Verification:
         return verify_log(
             connection, [log.public_key], every_events=log.policy.every_events, **kwargs
         )
+
+
+def pending_count_of(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return pending_count(connection)
 
 
 def sql(connection: Connection, statement: str, **params: object) -> None:

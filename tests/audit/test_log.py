@@ -27,7 +27,7 @@ from audit.tables import checkpoint_table, event_table, head_table
 from portal.db import make_engine
 from portal.models import Organisation, OrganisationKind
 
-from .conftest import START, Clock, fill, sample_event, sql, verify
+from .conftest import START, Clock, fill, pending_count_of, sample_event, sql, verify
 
 
 def _organisations(engine: Engine) -> int:
@@ -157,6 +157,7 @@ def _assert_one_chain(engine: Engine, log: AuditLog, expected: int) -> None:
         seqs = list(connection.execute(select(event_table.c.seq).order_by("seq")).scalars())
         request_ids = connection.execute(select(event_table.c.request_id)).scalars().all()
     assert seqs == list(range(1, expected + 1))  # no gap, no duplicate
+    assert pending_count_of(engine) == 0  # nothing left unchained
     assert len(set(request_ids)) == expected  # every writer's every event is there once
     result = verify(engine, log)
     assert result.ok, result.broken
@@ -192,29 +193,34 @@ def test_concurrent_threads_on_sqlite_give_one_chain(
     engine.dispose()
 
 
-def _process_writer(url: str, pem: bytes, worker: int, count: int) -> None:
+def _process_writer(url: str, pem: bytes, worker: int, count: int, way: str) -> None:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     key = load_pem_private_key(pem, password=None)
     log = AuditLog(SigningKey(key), policy=CheckpointPolicy(every_events=100))  # type: ignore[arg-type]
     engine = make_engine(url, pool_size=1)
     for i in range(count):
+        event = AuditEvent(
+            Action.DOCUMENT_DOWNLOADED, Actor(worker, "inspector", 1), request_id=f"w{worker}-{i}"
+        )
+        pending = False
         with engine.begin() as connection:
-            log.append(
-                connection,
-                AuditEvent(
-                    Action.DOCUMENT_DOWNLOADED,
-                    Actor(worker, "inspector", 1),
-                    request_id=f"w{worker}-{i}",
-                ),
-            )
+            if way == "record":  # the portal's way
+                pending = log.record(connection, event)
+            elif way == "enqueue":  # every event through the pending table: the chainers' test
+                log.enqueue(connection, event)
+                pending = True
+            else:
+                log.append(connection, event)
+        if pending:
+            log.chain_committed(engine)
     engine.dispose()
 
 
-def _run_processes(url: str, key: SigningKey, workers: int, count: int) -> None:
+def _run_processes(url: str, key: SigningKey, workers: int, count: int, *, way: str) -> None:
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_process_writer, args=(url, key.to_pem(), n, count))
+        context.Process(target=_process_writer, args=(url, key.to_pem(), n, count, way))
         for n in range(workers)
     ]
     for process in processes:
@@ -225,10 +231,11 @@ def _run_processes(url: str, key: SigningKey, workers: int, count: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("way", ["append", "record"])
 def test_eight_processes_on_postgresql_give_one_chain(
-    pg_database_url: str, signing_key: SigningKey
+    pg_database_url: str, signing_key: SigningKey, way: str
 ) -> None:
-    _run_processes(pg_database_url, signing_key, 8, 500)
+    _run_processes(pg_database_url, signing_key, 8, 500, way=way)
     engine = make_engine(pg_database_url)
     _assert_one_chain(
         engine, AuditLog(signing_key, policy=CheckpointPolicy(every_events=100)), 4000
@@ -236,10 +243,11 @@ def test_eight_processes_on_postgresql_give_one_chain(
     engine.dispose()
 
 
+@pytest.mark.parametrize("way", ["append", "enqueue"])
 def test_concurrent_processes_on_sqlite_give_one_chain(
-    sqlite_database_url: str, signing_key: SigningKey
+    sqlite_database_url: str, signing_key: SigningKey, way: str
 ) -> None:
-    _run_processes(sqlite_database_url, signing_key, 4, 50)
+    _run_processes(sqlite_database_url, signing_key, 4, 50, way=way)
     engine = make_engine(sqlite_database_url)
     _assert_one_chain(engine, AuditLog(signing_key, policy=CheckpointPolicy(every_events=100)), 200)
     engine.dispose()
