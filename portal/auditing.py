@@ -90,7 +90,11 @@ class Auditor:
             request_id=origin.request_id,
             details=dict(details or {}),
         )
-        if self.log.record(db.connection(), event, now=now):
+        if db.info.get(_TO_CHAIN) is not None:
+            # An earlier event of this transaction is pending: keep the transaction's events in
+            # order in the chain.
+            self.log.enqueue(db.connection(), event, now=now)
+        elif self.log.record(db.connection(), event, now=now):
             db.info[_TO_CHAIN] = self
 
     def chain_committed(self, db: OrmSession) -> int:

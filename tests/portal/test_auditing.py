@@ -141,3 +141,26 @@ def test_a_chaining_that_fails_after_the_commit_is_finished_by_the_worker(
     done = worker.run_round()
     assert done.chained == 1
     assert _pending(engine) == 0 and len(_seqs(engine)) == before + 3
+
+
+def test_the_events_of_one_transaction_keep_their_order_in_the_chain(
+    settings: Settings, engine: Engine, auditor: Auditor, clock: SettableClock
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite chains in the action's transaction")
+    connection, transaction = _hold_the_append_lock(auditor, engine, clock)  # type: ignore[misc]
+    with Session(engine) as db:
+        _record(auditor, db, clock, 1)  # pending: the lock is taken
+        transaction.commit()
+        connection.close()
+        _record(auditor, db, clock, 2)  # the lock is free now, but this follows event 1
+        db.commit()
+    with engine.connect() as check:
+        reviews = list(
+            check.execute(
+                select(event_table.c.review)
+                .where(event_table.c.review.is_not(None))
+                .order_by(event_table.c.seq)
+            ).scalars()
+        )
+    assert reviews[-2:] == ["RV001", "RV002"]
