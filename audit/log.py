@@ -123,8 +123,10 @@ class AuditLog:
         if connection.dialect.name != "postgresql":
             self._append_at(connection, _lock_head(connection), event, at_us)
             return False  # SQLite admits one writer at a time: nothing to gain
-        if connection.exec_driver_sql(_TRY_QUEUE_PG).scalar():
-            self._append_at(connection, _read_head(connection), event, at_us)
+        # One round trip: take the append lock if it is free and, if so, the head row.
+        row = connection.exec_driver_sql(_TRY_HEAD_PG).one_or_none()
+        if row is not None:
+            self._append_at(connection, _Head(*row), event, at_us)
             return False
         values = dict(zip(EVENT_FIELDS[1:], self._fields(event, at_us), strict=True))
         connection.execute(_INSERT_PENDING, values)
@@ -406,7 +408,13 @@ _LOCK_HEAD = (
 # PostgreSQL: driver-level SQL, one round trip each. (An advisory lock to queue writers was
 # measured: slower than the row lock alone.)
 _QUEUE_PG = "SELECT pg_advisory_xact_lock(7283911)"  # held until the caller commits
-_TRY_QUEUE_PG = "SELECT pg_try_advisory_xact_lock(7283911)"
+# No row if the append lock is taken, or a chaining transaction holds the head row (or the row
+# is missing: chaining reports that); never a wait. FOR UPDATE reads the head as its last writer
+# committed it, whatever the statement's snapshot.
+_TRY_HEAD_PG = (
+    "SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head "
+    "WHERE id = 1 AND pg_try_advisory_xact_lock(7283911) FOR UPDATE SKIP LOCKED"
+)
 _PENDING_FIELDS = ", ".join(EVENT_FIELDS[1:])
 _PENDING_PG = f"SELECT id, {_PENDING_FIELDS} FROM audit_pending ORDER BY id LIMIT %(n)s"  # noqa: S608
 _SELECT_PENDING = select(*pending_table.c).order_by(pending_table.c.id).limit(bindparam("n"))
