@@ -185,9 +185,9 @@ class AuditLog:
             connection.exec_driver_sql(_CHAIN_LOCK_PG)
         return self._chain_locked(connection, now=now, batch=batch)[0]
 
-    def chain_committed(self, engine: Engine, *, now: datetime | None = None) -> int:
+    def chain_committed(self, bind: Engine | Connection, *, now: datetime | None = None) -> int:
         """Chain the committed pending events in short transactions of their own; return how
-        many this call chained.
+        many this call chained. ``bind``: an engine, or a connection with no transaction open.
 
         Every writer calls this right after its commit. On PostgreSQL a writer that finds the
         chaining lock taken leaves at once, because the holder looks again after its commit: the
@@ -197,28 +197,33 @@ class AuditLog:
         if the server crashed before the flush, they would be pending again and chained anew,
         and the next flushed commit of any transaction flushes the chaining with it.
         """
+        if isinstance(bind, Engine):
+            with bind.connect() as connection:
+                return self._chain_committed(connection, now)
+        return self._chain_committed(bind, now)
+
+    def _chain_committed(self, connection: Connection, now: datetime | None) -> int:
         total = 0
-        with engine.connect() as connection:
-            if connection.dialect.name != "postgresql":
-                more = True
-                while more:  # SQLite: BEGIN IMMEDIATE waits for the write lock
-                    with connection.begin():
-                        chained, more = self._chain_locked(connection, now=now, batch=1000)
-                    total += chained
-                return total
-            while True:
+        if connection.dialect.name != "postgresql":
+            more = True
+            while more:  # SQLite: BEGIN IMMEDIATE waits for the write lock
                 with connection.begin():
-                    if not connection.exec_driver_sql(_CHAIN_TRY_PG).one()[1]:
-                        return total  # the holder will look again after its commit
                     chained, more = self._chain_locked(connection, now=now, batch=1000)
                 total += chained
-                if more:
-                    continue
-                # Look again now that the lock is released: events whose writers found it
-                # taken while this transaction held it are committed, and are ours to chain.
-                with connection.begin():
-                    if connection.exec_driver_sql(_ANY_PENDING_PG).first() is None:
-                        return total
+            return total
+        while True:
+            with connection.begin():
+                if not connection.exec_driver_sql(_CHAIN_TRY_PG).one()[1]:
+                    return total  # the holder will look again after its commit
+                chained, more = self._chain_locked(connection, now=now, batch=1000)
+            total += chained
+            if more:
+                continue
+            # Look again now that the lock is released: events whose writers found it taken
+            # while this transaction held it are committed, and are ours to chain.
+            with connection.begin():
+                if connection.exec_driver_sql(_ANY_PENDING_PG).first() is None:
+                    return total
 
     def _chain_locked(
         self, connection: Connection, *, now: datetime | None, batch: int

@@ -62,17 +62,18 @@ def _writer(url: str, pem: bytes, worker: int, count: int, start: object, way: s
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     log = AuditLog(SigningKey(load_pem_private_key(pem, password=None)))  # type: ignore[arg-type]
-    engine = make_engine(url, pool_size=2)
+    engine = make_engine(url, pool_size=1)
     # One connection per writer (a web worker's pooled connection), one transaction per event.
-    start.wait()  # type: ignore[attr-defined]
-    for i in range(count):
-        with engine.begin() as connection:
-            if way == "record":
-                pending = log.record(connection, _event(worker, i))
-            else:
-                log.append(connection, _event(worker, i))
-        if way == "record" and pending:
-            log.chain_committed(engine)  # what the portal does after such a commit
+    with engine.connect() as connection:
+        start.wait()  # type: ignore[attr-defined]
+        for i in range(count):
+            with connection.begin():
+                if way == "record":
+                    pending = log.record(connection, _event(worker, i))
+                else:
+                    log.append(connection, _event(worker, i))
+            if way == "record" and pending:
+                log.chain_committed(connection)  # what the portal does after such a commit
     engine.dispose()
 
 
