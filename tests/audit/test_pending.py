@@ -333,3 +333,14 @@ def test_eight_processes_enqueueing_on_postgresql_leave_nothing_unchained(
     assert _seqs(engine) == list(range(1, 1201))
     assert verify(engine, AuditLog(signing_key, policy=CheckpointPolicy(every_events=100))).ok
     engine.dispose()
+
+
+def test_chaining_on_a_writers_own_connection(engine: Engine, log: AuditLog) -> None:
+    """A writer that keeps one connection chains on it, between its transactions."""
+    with engine.connect() as connection:
+        for i in range(3):
+            with connection.begin():
+                log.enqueue(connection, sample_event(i))
+            assert log.chain_committed(connection) == 1
+    assert _seqs(engine) == [1, 2, 3] and pending_count_of(engine) == 0
+    assert verify(engine, log).ok
