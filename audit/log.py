@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from .encoding import (
     EVENT_FIELDS,
@@ -128,8 +128,7 @@ class AuditLog:
         if row is not None:
             self._append_at(connection, _Head(*row), event, at_us)
             return False
-        values = dict(zip(EVENT_FIELDS[1:], self._fields(event, at_us), strict=True))
-        connection.execute(_INSERT_PENDING, values)
+        self._enqueue_at(connection, event, at_us)
         return True
 
     def _append_at(
@@ -140,10 +139,7 @@ class AuditLog:
         link = chain_hash(bytes.fromhex(head.hash), event_digest(row)).hex()
         values: dict[str, object] = dict(zip(EVENT_FIELDS, row, strict=True))
         values["hash"] = link
-        due = (
-            seq - head.checkpoint_seq >= self.policy.every_events
-            or at_us - head.checkpoint_us >= self.policy.every_seconds * 1_000_000
-        )
+        due = self._checkpoint_due(head, seq, at_us)
         # Prebuilt statements, and one round trip on PostgreSQL: the head lock is held from
         # here to the caller's commit, so every microsecond spent here is spent by every writer.
         if due:
@@ -168,7 +164,9 @@ class AuditLog:
         after the commit (the portal does it for every session that recorded an event); the
         worker's ``chain_committed`` picks up what a crash between the two left behind.
         """
-        at_us = to_us(now if now is not None else self._clock())
+        self._enqueue_at(connection, event, to_us(now if now is not None else self._clock()))
+
+    def _enqueue_at(self, connection: Connection, event: AuditEvent, at_us: int) -> None:
         values = dict(zip(EVENT_FIELDS[1:], self._fields(event, at_us), strict=True))
         connection.execute(_INSERT_PENDING, values)
 
@@ -266,15 +264,19 @@ class AuditLog:
             connection.execute(delete(pending_table).where(pending_table.c.id.in_(ids)))
             connection.execute(_UPDATE_HEAD, {"s": seq, "h": link.hex()})
         at_us = to_us(now if now is not None else self._clock())
-        if (
-            seq - head.checkpoint_seq >= self.policy.every_events
-            or at_us - head.checkpoint_us >= self.policy.every_seconds * 1_000_000
-        ):
+        if self._checkpoint_due(head, seq, at_us):
             self._sign_checkpoint(connection, seq=seq, hash_hex=link.hex(), at_us=at_us)
             connection.execute(
                 _UPDATE_HEAD_CHECKPOINT, {"s": seq, "h": link.hex(), "cs": seq, "cu": at_us}
             )
         return len(waiting), more
+
+    def _checkpoint_due(self, head: _Head, seq: int, at_us: int) -> bool:
+        """Whether the head, moved to ``seq`` at ``at_us``, needs a signed checkpoint."""
+        return (
+            seq - head.checkpoint_seq >= self.policy.every_events
+            or at_us - head.checkpoint_us >= self.policy.every_seconds * 1_000_000
+        )
 
     def _fields(self, event: AuditEvent, at_us: int) -> tuple[object, ...]:
         """An event's stored fields after ``seq``, in EVENT_FIELDS order."""
@@ -303,8 +305,9 @@ class AuditLog:
         Called before every export, and by a periodic worker so that a quiet log is sealed too.
         """
         if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(_CHAIN_LOCK_PG)  # the lock order: chaining, append, head
-        _lock_head(connection)
+            # The lock order: chaining, append, head (the head row: in _chain_locked/_read_head).
+            connection.exec_driver_sql(_CHAIN_LOCK_PG)
+            connection.exec_driver_sql(_QUEUE_PG)
         while self._chain_locked(connection, now=now, batch=1000)[1]:
             pass
         at_us = to_us(now if now is not None else self._clock())
@@ -463,11 +466,6 @@ def _last_checkpoint(connection: Connection) -> CheckpointRow | None:
         select(*checkpoint_table.c).order_by(checkpoint_table.c.seq.desc()).limit(1)
     ).one_or_none()
     return CheckpointRow(*row) if row is not None else None
-
-
-def pending_count(connection: Connection) -> int:
-    """How many committed events are waiting to be chained."""
-    return int(connection.execute(select(func.count()).select_from(pending_table)).scalar_one())
 
 
 @functools.lru_cache(maxsize=32)

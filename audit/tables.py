@@ -16,24 +16,33 @@ from sqlmodel import SQLModel
 
 HEAD_ID = 1
 
+
+def _event_fields() -> list[Column[object]]:
+    """An event's stored fields after ``seq`` (EVENT_FIELDS[1:]): in audit_event and, waiting
+    to be chained, in audit_pending. New Column objects each call (a column has one table)."""
+    return [
+        Column("at_us", BigInteger, nullable=False),
+        Column("nonce", String(32), nullable=False),
+        Column("user_id", BigInteger, nullable=True),
+        Column("role", String(32), nullable=True),
+        Column("organisation_id", BigInteger, nullable=True),
+        Column("action", String(64), nullable=False),
+        Column("target_kind", String(32), nullable=True),
+        Column("target_ref", String(64), nullable=True),
+        Column("review", String(32), nullable=True),
+        Column("document", String(48), nullable=True),
+        Column("outcome", String(16), nullable=False),
+        Column("client", String(45), nullable=True),
+        Column("request_id", String(64), nullable=True),
+        Column("details", Text, nullable=False),
+    ]
+
+
 event_table = Table(
     "audit_event",
     SQLModel.metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("at_us", BigInteger, nullable=False),
-    Column("nonce", String(32), nullable=False),
-    Column("user_id", BigInteger, nullable=True),
-    Column("role", String(32), nullable=True),
-    Column("organisation_id", BigInteger, nullable=True),
-    Column("action", String(64), nullable=False),
-    Column("target_kind", String(32), nullable=True),
-    Column("target_ref", String(64), nullable=True),
-    Column("review", String(32), nullable=True),
-    Column("document", String(48), nullable=True),
-    Column("outcome", String(16), nullable=False),
-    Column("client", String(45), nullable=True),
-    Column("request_id", String(64), nullable=True),
-    Column("details", Text, nullable=False),
+    *_event_fields(),
     Column("hash", String(64), nullable=False),
     # Searches filter on one field and page by seq: (field, seq) serves both.
     Index("ix_audit_event_user", "user_id", "seq"),
@@ -74,18 +83,5 @@ pending_table = Table(
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("at_us", BigInteger, nullable=False),
-    Column("nonce", String(32), nullable=False),
-    Column("user_id", BigInteger, nullable=True),
-    Column("role", String(32), nullable=True),
-    Column("organisation_id", BigInteger, nullable=True),
-    Column("action", String(64), nullable=False),
-    Column("target_kind", String(32), nullable=True),
-    Column("target_ref", String(64), nullable=True),
-    Column("review", String(32), nullable=True),
-    Column("document", String(48), nullable=True),
-    Column("outcome", String(16), nullable=False),
-    Column("client", String(45), nullable=True),
-    Column("request_id", String(64), nullable=True),
-    Column("details", Text, nullable=False),
+    *_event_fields(),
 )

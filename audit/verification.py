@@ -274,8 +274,12 @@ def verify_log(
     checkpoints were deleted.
     """
     result = _verify_stored(connection, keys, first, last, every_events, batch)
-    pending = connection.execute(select(func.count()).select_from(pending_table)).scalar_one()
-    return replace(result, pending=int(pending))
+    return replace(result, pending=pending_count(connection))
+
+
+def pending_count(connection: Connection) -> int:
+    """How many committed events are waiting to be chained."""
+    return int(connection.execute(select(func.count()).select_from(pending_table)).scalar_one())
 
 
 def _verify_stored(

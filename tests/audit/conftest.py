@@ -3,6 +3,8 @@ checkpoint interval so that tampering tests cross several checkpoints."""
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -23,7 +25,8 @@ from audit import (
     Verification,
     verify_log,
 )
-from audit.log import pending_count
+from audit.verification import pending_count
+from portal.db import make_engine
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EVERY = 10  # checkpoint every 10 events in these tests
@@ -101,3 +104,69 @@ def filled(engine: Engine, log: AuditLog) -> Iterator[Engine]:
     """35 events: checkpoints at 1 (first event), 11, 21, 31; a tail of 4 unsigned events."""
     fill(engine, log, 35)
     yield engine
+
+
+def write_event(engine: Engine, log: AuditLog, event: AuditEvent, way: str) -> None:
+    """One event in a transaction of its own: ``append`` (chained in the transaction), ``record``
+    (the portal's way) or ``enqueue`` (every event through the pending table: the chainers'
+    test); chained after the commit when it went pending, as the portal does."""
+    pending = False
+    with engine.begin() as connection:
+        if way == "record":
+            pending = log.record(connection, event)
+        elif way == "enqueue":
+            log.enqueue(connection, event)
+            pending = True
+        else:
+            log.append(connection, event)
+    if pending:
+        log.chain_committed(engine)
+
+
+def write_from_threads(engine: Engine, log: AuditLog, threads: int, count: int, way: str) -> None:
+    """``threads`` writers at once, ``count`` events each (request ids w<thread>-<i>)."""
+    errors: list[BaseException] = []
+
+    def writer(worker: int) -> None:
+        try:
+            for i in range(count):
+                event = sample_event(i)
+                tagged = AuditEvent(event.action, event.actor, request_id=f"w{worker}-{i}")
+                write_event(engine, log, tagged, way)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    running = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    assert errors == []
+
+
+def _process_writer(url: str, pem: bytes, worker: int, count: int, way: str) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(pem, password=None)
+    log = AuditLog(SigningKey(key), policy=CheckpointPolicy(every_events=100))  # type: ignore[arg-type]
+    engine = make_engine(url, pool_size=1)
+    for i in range(count):
+        event = AuditEvent(
+            Action.DOCUMENT_DOWNLOADED, Actor(worker, "inspector", 1), request_id=f"w{worker}-{i}"
+        )
+        write_event(engine, log, event, way)
+    engine.dispose()
+
+
+def write_from_processes(url: str, key: SigningKey, workers: int, count: int, way: str) -> None:
+    """``workers`` processes at once, ``count`` events each, checkpoints every 100 events."""
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_process_writer, args=(url, key.to_pem(), n, count, way))
+        for n in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0] * workers

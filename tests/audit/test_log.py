@@ -3,8 +3,6 @@ at least every N events or M seconds."""
 
 from __future__ import annotations
 
-import multiprocessing
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,7 +25,17 @@ from audit.tables import checkpoint_table, event_table, head_table
 from portal.db import make_engine
 from portal.models import Organisation, OrganisationKind
 
-from .conftest import START, Clock, fill, pending_count_of, sample_event, sql, verify
+from .conftest import (
+    START,
+    Clock,
+    fill,
+    pending_count_of,
+    sample_event,
+    sql,
+    verify,
+    write_from_processes,
+    write_from_threads,
+)
 
 
 def _organisations(engine: Engine) -> int:
@@ -169,65 +177,9 @@ def test_concurrent_threads_on_sqlite_give_one_chain(
 ) -> None:
     engine = make_engine(sqlite_database_url)
     log = AuditLog(signing_key, policy=CheckpointPolicy(every_events=25))
-    errors: list[BaseException] = []
-
-    def writer(worker: int) -> None:
-        try:
-            for i in range(60):
-                event = sample_event(i)
-                with engine.begin() as connection:
-                    log.append(
-                        connection,
-                        AuditEvent(event.action, event.actor, request_id=f"w{worker}-{i}"),
-                    )
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    write_from_threads(engine, log, 6, 60, "append")
     _assert_one_chain(engine, log, 360)
     engine.dispose()
-
-
-def _process_writer(url: str, pem: bytes, worker: int, count: int, way: str) -> None:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    key = load_pem_private_key(pem, password=None)
-    log = AuditLog(SigningKey(key), policy=CheckpointPolicy(every_events=100))  # type: ignore[arg-type]
-    engine = make_engine(url, pool_size=1)
-    for i in range(count):
-        event = AuditEvent(
-            Action.DOCUMENT_DOWNLOADED, Actor(worker, "inspector", 1), request_id=f"w{worker}-{i}"
-        )
-        pending = False
-        with engine.begin() as connection:
-            if way == "record":  # the portal's way
-                pending = log.record(connection, event)
-            elif way == "enqueue":  # every event through the pending table: the chainers' test
-                log.enqueue(connection, event)
-                pending = True
-            else:
-                log.append(connection, event)
-        if pending:
-            log.chain_committed(engine)
-    engine.dispose()
-
-
-def _run_processes(url: str, key: SigningKey, workers: int, count: int, *, way: str) -> None:
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=_process_writer, args=(url, key.to_pem(), n, count, way))
-        for n in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [p.exitcode for p in processes] == [0] * workers
 
 
 @pytest.mark.slow
@@ -235,7 +187,7 @@ def _run_processes(url: str, key: SigningKey, workers: int, count: int, *, way: 
 def test_eight_processes_on_postgresql_give_one_chain(
     pg_database_url: str, signing_key: SigningKey, way: str
 ) -> None:
-    _run_processes(pg_database_url, signing_key, 8, 500, way=way)
+    write_from_processes(pg_database_url, signing_key, 8, 500, way)
     engine = make_engine(pg_database_url)
     _assert_one_chain(
         engine, AuditLog(signing_key, policy=CheckpointPolicy(every_events=100)), 4000
@@ -247,7 +199,7 @@ def test_eight_processes_on_postgresql_give_one_chain(
 def test_concurrent_processes_on_sqlite_give_one_chain(
     sqlite_database_url: str, signing_key: SigningKey, way: str
 ) -> None:
-    _run_processes(sqlite_database_url, signing_key, 4, 50, way=way)
+    write_from_processes(sqlite_database_url, signing_key, 4, 50, way)
     engine = make_engine(sqlite_database_url)
     _assert_one_chain(engine, AuditLog(signing_key, policy=CheckpointPolicy(every_events=100)), 200)
     engine.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from datetime import timedelta
 
@@ -17,7 +16,17 @@ from audit.tables import checkpoint_table, event_table, pending_table
 from portal.db import make_engine
 from portal.models import Organisation, OrganisationKind
 
-from .conftest import EVERY, START, Clock, pending_count_of, sample_event, sql, verify
+from .conftest import (
+    EVERY,
+    START,
+    Clock,
+    pending_count_of,
+    sample_event,
+    sql,
+    verify,
+    write_from_processes,
+    write_from_threads,
+)
 
 
 def _seqs(engine: Engine) -> list[int]:
@@ -175,27 +184,7 @@ def test_concurrent_threads_enqueue_and_chain_into_one_chain(
 ) -> None:
     engine = make_engine(database_url)
     log = AuditLog(signing_key, policy=CheckpointPolicy(every_events=25))
-    errors: list[BaseException] = []
-
-    def writer(worker: int) -> None:
-        try:
-            for i in range(40):
-                event = sample_event(i)
-                with engine.begin() as connection:
-                    log.enqueue(
-                        connection,
-                        AuditEvent(event.action, event.actor, request_id=f"w{worker}-{i}"),
-                    )
-                log.chain_committed(engine)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    write_from_threads(engine, log, 6, 40, "enqueue")
     assert _seqs(engine) == list(range(1, 241))
     assert pending_count_of(engine) == 0
     with engine.connect() as connection:
@@ -294,40 +283,13 @@ def test_a_writer_that_finds_the_chaining_lock_taken_is_chained_by_the_holder(
     engine.dispose()
 
 
-def _enqueueing_process(url: str, pem: bytes, worker: int, count: int) -> None:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    key = SigningKey(load_pem_private_key(pem, password=None))  # type: ignore[arg-type]
-    log = AuditLog(key, policy=CheckpointPolicy(every_events=100))
-    engine = make_engine(url, pool_size=1)
-    for i in range(count):
-        event = sample_event(i)
-        with engine.begin() as connection:
-            log.enqueue(
-                connection, AuditEvent(event.action, event.actor, request_id=f"w{worker}-{i}")
-            )
-        log.chain_committed(engine)
-    engine.dispose()
-
-
 @pytest.mark.slow
 def test_eight_processes_enqueueing_on_postgresql_leave_nothing_unchained(
     pg_database_url: str, signing_key: SigningKey
 ) -> None:
     """Every event through the pending table, 8 chainers racing for the lock: one chain, and
     none left pending (a writer that gives up on the lock relies on the holder's second look)."""
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(
-            target=_enqueueing_process, args=(pg_database_url, signing_key.to_pem(), n, 150)
-        )
-        for n in range(8)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [p.exitcode for p in processes] == [0] * 8
+    write_from_processes(pg_database_url, signing_key, 8, 150, "enqueue")
     engine = make_engine(pg_database_url)
     assert pending_count_of(engine) == 0
     assert _seqs(engine) == list(range(1, 1201))

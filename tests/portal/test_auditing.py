@@ -13,8 +13,8 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from audit import Action, Actor, AuditEvent, verify_log
-from audit.log import pending_count
 from audit.tables import event_table
+from audit.verification import pending_count
 from portal.auditing import Auditor
 from portal.db import make_engine
 from portal.runtime import build_runtime
