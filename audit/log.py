@@ -1,29 +1,31 @@
 """Appending to the log, inside the caller's transaction, and signing checkpoints.
 
-Two ways in, both inside the caller's transaction (an ORM caller passes ``session.connection()``),
+Three ways in, all inside the caller's transaction (an ORM caller passes ``session.connection()``),
 so the action and its event commit together or not at all:
 
 * ``append`` chains the event at once. It locks the one head row (``SELECT ... FOR UPDATE`` on
   PostgreSQL; on SQLite the portal's engine begins every transaction with ``BEGIN IMMEDIATE``)
   until the caller commits, so appends are serialised through the commit's disk flush.
 * ``enqueue`` stores the event unchained (``audit_pending``), taking no lock, and
-  ``chain_pending`` (run right after the commit by the writer, and by the worker as a backstop)
-  chains every committed pending event in one short transaction. Writers commit in parallel and
-  one chaining transaction serves many of them. The portal uses this way; why that keeps the log
-  as tamper-evident as ``append`` does is in docs/audit-format.md.
+  ``chain_committed`` (run right after the commit by the writer; ``chain_pending`` by the worker
+  as a backstop) chains every committed pending event in one short transaction. Writers commit
+  in parallel and one chaining transaction serves many of them.
+* ``record`` (the portal's way) does the first when no other append is in flight and the second
+  otherwise, deciding in one statement without waiting. Why pending events keep the log as
+  tamper-evident as ``append`` does is in docs/audit-format.md.
 
-Either way there is one chain: no fork, no gap, no duplicate sequence number.
-"""
+Either way there is one chain: no fork, no gap, no duplicate sequence number."""
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql
 
 from .encoding import (
     EVENT_FIELDS,
@@ -123,19 +125,29 @@ class AuditLog:
         if connection.dialect.name != "postgresql":
             self._append_at(connection, _lock_head(connection), event, at_us)
             return False  # SQLite admits one writer at a time: nothing to gain
-        # One round trip: take the append lock if it is free and, if so, the head row.
-        row = connection.exec_driver_sql(_TRY_HEAD_PG).one_or_none()
-        if row is not None:
-            self._append_at(connection, _Head(*row), event, at_us)
-            return False
-        self._enqueue_at(connection, event, at_us)
-        return True
+        # One round trip: take the append lock and the head row if both are free, else store
+        # the event pending (the statement does one or the other, never waiting).
+        values = dict(zip(EVENT_FIELDS[1:], self._fields(event, at_us), strict=True))
+        row = connection.exec_driver_sql(_HEAD_OR_PENDING_PG, values).one_or_none()
+        if row is None:
+            return True
+        self._append_at(connection, _Head(*row), event, at_us, fields=values)
+        return False
 
     def _append_at(
-        self, connection: Connection, head: _Head, event: AuditEvent, at_us: int
+        self,
+        connection: Connection,
+        head: _Head,
+        event: AuditEvent,
+        at_us: int,
+        *,
+        fields: dict[str, object] | None = None,
     ) -> Appended:
         seq = head.seq + 1
-        row = (seq, *self._fields(event, at_us))
+        if fields is None:
+            row = (seq, *self._fields(event, at_us))
+        else:  # already drawn (record): the same salt
+            row = (seq, *(fields[name] for name in EVENT_FIELDS[1:]))
         link = chain_hash(bytes.fromhex(head.hash), event_digest(row)).hex()
         values: dict[str, object] = dict(zip(EVENT_FIELDS, row, strict=True))
         values["hash"] = link
@@ -188,12 +200,13 @@ class AuditLog:
         many this call chained. ``bind``: an engine, or a connection with no transaction open.
 
         Every writer calls this right after its commit. On PostgreSQL a writer that finds the
-        chaining lock taken leaves at once, because the holder looks again after its commit: the
-        writer committed before it tried the lock, so that second look sees its events. The
-        chaining commits without waiting for its disk flush (``synchronous_commit`` off for that
-        transaction alone): the events are durable already, having committed with their actions;
-        if the server crashed before the flush, they would be pending again and chained anew,
-        and the next flushed commit of any transaction flushes the chaining with it.
+        chaining lock taken leaves at once (one round trip, outside any transaction), because
+        the holder looks again after letting the lock go: the writer committed before it tried
+        the lock, so that second look sees its events. The chaining commits without waiting for
+        its disk flush (``synchronous_commit`` off for that transaction alone): the events are
+        durable already, having committed with their actions; if the server crashed before the
+        flush, they would be pending again and chained anew, and the next flushed commit of any
+        transaction flushes the chaining with it.
         """
         if isinstance(bind, Engine):
             with bind.connect() as connection:
@@ -210,56 +223,92 @@ class AuditLog:
                 total += chained
             return total
         while True:
-            with connection.begin():
-                if not connection.exec_driver_sql(_CHAIN_TRY_PG).one()[1]:
-                    return total  # the holder will look again after its commit
-                chained, more = self._chain_locked(connection, now=now, batch=1000)
-            total += chained
-            if more:
-                continue
-            # Look again now that the lock is released: events whose writers found it taken
-            # while this transaction held it are committed, and are ours to chain.
-            with connection.begin():
-                if connection.exec_driver_sql(_ANY_PENDING_PG).first() is None:
-                    return total
+            # The chaining lock at session level, so that trying it costs no transaction; and
+            # only if something is pending (a holder may have chained this writer's events).
+            taken = _outside_transaction(connection, _CHAIN_TRY_PG)
+            if taken is None or not taken[0]:
+                # Nothing pending, or the holder will look again after letting the lock go.
+                return total
+            try:
+                more = True
+                while more:
+                    with connection.begin():
+                        chained, more = self._chain_locked(
+                            connection, now=now, batch=1000, flush=False
+                        )
+                    total += chained
+            finally:
+                _release_chain_lock(connection)
+            # Then look again (the loop's next try): events whose writers found the lock taken
+            # while this connection held it are committed, and are ours to chain.
 
     def _chain_locked(
-        self, connection: Connection, *, now: datetime | None, batch: int
+        self, connection: Connection, *, now: datetime | None, batch: int, flush: bool = True
     ) -> tuple[int, bool]:
         """Chain up to ``batch`` pending events; the caller holds the chaining lock.
 
         Returns how many were chained and whether more may be waiting. Locks taken, always in
         this order (so that no two transactions wait for each other): the chaining lock, the
-        append lock (``append`` and ``checkpoint`` only), the head row.
+        append lock (``append`` and ``checkpoint`` only), the head row. ``flush=False``: the
+        transaction commits without waiting for the disk (PostgreSQL; see ``chain_committed``).
         """
         postgres = connection.dialect.name == "postgresql"
         if postgres:
-            # Round trips are what a chaining transaction costs: driver-level SQL, three here.
-            waiting = connection.exec_driver_sql(_PENDING_PG, {"n": batch}).all()
+            # Round trips are what a chaining transaction costs: driver-level SQL, two here
+            # (the head is locked in the same statement that reads the pending events).
+            query = _PENDING_AND_HEAD_PG if flush else _PENDING_AND_HEAD_NO_FLUSH_PG
+            rows = connection.exec_driver_sql(query, {"n": batch}).all()
+            if not rows:
+                return 0, False
+            if rows[0][-1] is None:
+                _read_head(connection)  # raises: the head row is missing
+            head = _Head(*rows[0][-4:])
+            waiting: Sequence[Sequence[Any]] = [row[:-4] for row in rows]
         else:
             waiting = connection.execute(_SELECT_PENDING, {"n": batch}).all()
-        if not waiting:
-            return 0, False
-        head = _read_head(connection)
+            if not waiting:
+                return 0, False
+            head = _read_head(connection)
         # Never chain past the point where the next checkpoint is due.
         room = max(1, self.policy.every_events - (head.seq - head.checkpoint_seq))
         more = len(waiting) == batch or len(waiting) > room
         waiting = waiting[:room]
         seq, link = head.seq, bytes.fromhex(head.hash)
-        values: list[dict[str, object]] = []
+        ids: list[int] = []
+        seqs: list[int] = []
+        links: list[str] = []
         for pending in waiting:
             seq += 1
-            row = (seq, *pending[1:])
-            link = chain_hash(link, event_digest(row))
-            values.append({**dict(zip(EVENT_FIELDS, row, strict=True)), "hash": link.hex()})
-        ids = [pending[0] for pending in waiting]
+            link = chain_hash(link, event_digest((seq, *pending[1:])))
+            ids.append(pending[0])
+            seqs.append(seq)
+            links.append(link.hex())
         if postgres:
-            # Insert the events, delete them from the pending table and move the head: one trip.
-            params: dict[str, object] = {"ids": ids, "s": seq, "h": link.hex()}
-            for n, event_values in enumerate(values):
-                params.update({f"{name}_{n}": value for name, value in event_values.items()})
-            connection.exec_driver_sql(_pg_chain_sql(len(values)), params)
+            # Copy the events from the pending table with their sequence numbers and links,
+            # delete them there and move the head: one trip, one statement text for any batch.
+            moved = connection.exec_driver_sql(
+                _PG_CHAIN,
+                {
+                    "ids": ids,
+                    "seqs": seqs,
+                    "links": links,
+                    "n": len(ids),
+                    "s": seq,
+                    "h": link.hex(),
+                },
+            )
+            if moved.rowcount != 1:  # a pending row vanished under the chaining lock
+                raise ChainBroken(
+                    Break(head.seq + 1, BreakKind.HEAD_MISMATCH, "pending events changed")
+                )
         else:
+            values = [
+                {
+                    **dict(zip(EVENT_FIELDS, (n, *pending[1:]), strict=True)),
+                    "hash": h,
+                }
+                for n, pending, h in zip(seqs, waiting, links, strict=True)
+            ]
             connection.execute(_INSERT_EVENT, values)
             connection.execute(delete(pending_table).where(pending_table.c.id.in_(ids)))
             connection.execute(_UPDATE_HEAD, {"s": seq, "h": link.hex()})
@@ -416,22 +465,58 @@ _LOCK_HEAD = (
 # PostgreSQL: driver-level SQL, one round trip each. (An advisory lock to queue writers was
 # measured: slower than the row lock alone.)
 _QUEUE_PG = "SELECT pg_advisory_xact_lock(7283911)"  # held until the caller commits
-# No row if the append lock is taken, or a chaining transaction holds the head row (or the row
-# is missing: chaining reports that); never a wait. FOR UPDATE reads the head as its last writer
-# committed it, whatever the statement's snapshot.
-_TRY_HEAD_PG = (
-    "SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head "
-    "WHERE id = 1 AND pg_try_advisory_xact_lock(7283911) FOR UPDATE SKIP LOCKED"
-)
+# The head row, if the append lock is free and no chaining transaction holds the row; else the
+# event is stored pending. Never a wait. FOR UPDATE reads the head as its last writer committed
+# it, whatever the statement's snapshot. The casts give the bound values their columns' types.
+# Built from constant column names and types only; every value is a bound parameter.
 _PENDING_FIELDS = ", ".join(EVENT_FIELDS[1:])
-_PENDING_PG = f"SELECT id, {_PENDING_FIELDS} FROM audit_pending ORDER BY id LIMIT %(n)s"  # noqa: S608
-_SELECT_PENDING = select(*pending_table.c).order_by(pending_table.c.id).limit(bindparam("n"))
-# The chaining lock (chainers of pending events take turns), distinct from the append lock above.
-_CHAIN_LOCK_PG = "SELECT pg_advisory_xact_lock(7283912)"
-_CHAIN_TRY_PG = (
-    "SELECT set_config('synchronous_commit', 'off', true), pg_try_advisory_xact_lock(7283912)"
+_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
+_PENDING_VALUES_PG = ", ".join(
+    f"%({name})s::{pending_table.c[name].type.compile(dialect=_POSTGRESQL)}"
+    for name in EVENT_FIELDS[1:]
 )
-_ANY_PENDING_PG = "SELECT 1 FROM audit_pending LIMIT 1"
+_HEAD_OR_PENDING_PG = (
+    "WITH head AS (SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head "  # noqa: S608
+    "WHERE id = 1 AND pg_try_advisory_xact_lock(7283911) FOR UPDATE SKIP LOCKED), "
+    f"pended AS (INSERT INTO audit_pending ({_PENDING_FIELDS}) SELECT {_PENDING_VALUES_PG} "
+    "WHERE NOT EXISTS (SELECT 1 FROM head)) "
+    "SELECT seq, hash, checkpoint_seq, checkpoint_us FROM head"
+)
+# The oldest pending events with the head row, locked, on each (a missing head: NULLs). FOR
+# UPDATE waits for an append holding the row and reads the head as that append left it; the
+# pending rows cannot change meanwhile (only the chaining lock's holder deletes them).
+_PENDING_AND_HEAD_PG = (
+    f"SELECT waiting.id, {_PENDING_FIELDS}, head.seq, head.hash, "  # noqa: S608
+    "head.checkpoint_seq, head.checkpoint_us "
+    f"FROM (SELECT id, {_PENDING_FIELDS} FROM audit_pending ORDER BY id LIMIT %(n)s) AS waiting "
+    "LEFT JOIN (SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head WHERE id = 1 "
+    "FOR UPDATE) AS head ON true ORDER BY waiting.id"
+)
+# The same, turning synchronous_commit off for the transaction (whenever it has rows to chain).
+_PENDING_AND_HEAD_NO_FLUSH_PG = _PENDING_AND_HEAD_PG.replace(
+    " ORDER BY waiting.id", ", set_config('synchronous_commit', 'off', true) ORDER BY waiting.id"
+)
+# Every value a bound parameter (arrays of ids, sequence numbers and links); the head moves only
+# if every pending row was found (else rowcount 0 and the caller raises, rolling back).
+_PG_CHAIN = (
+    f"WITH chained AS (INSERT INTO audit_event ({', '.join(EVENT_FIELDS)}, hash) "  # noqa: S608
+    f"SELECT link.seq, {', '.join(f'pending.{name}' for name in EVENT_FIELDS[1:])}, link.hash "
+    "FROM unnest(%(ids)s::bigint[], %(seqs)s::bigint[], %(links)s::text[]) "
+    "AS link(id, seq, hash) JOIN audit_pending AS pending ON pending.id = link.id RETURNING 1), "
+    "taken AS (DELETE FROM audit_pending WHERE id = ANY(%(ids)s::bigint[])) "
+    "UPDATE audit_head SET seq = %(s)s, hash = %(h)s "
+    f"WHERE id = {HEAD_ID} AND (SELECT count(*) FROM chained) = %(n)s"
+)
+_SELECT_PENDING = select(*pending_table.c).order_by(pending_table.c.id).limit(bindparam("n"))
+# The chaining lock (chainers of pending events take turns), distinct from the append lock above:
+# at transaction level for chain_pending and checkpoint, at session level for chain_committed.
+_CHAIN_LOCK_PG = "SELECT pg_advisory_xact_lock(7283912)"
+# NULL when nothing is pending; else whether the lock was taken. One statement, one snapshot,
+# taken after the statement began: it sees every commit made before a holder let the lock go.
+_CHAIN_TRY_PG = (
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM audit_pending) THEN pg_try_advisory_lock(7283912) END"
+)
+_CHAIN_UNLOCK_PG = "SELECT pg_advisory_unlock(7283912)"
 _LOCK_HEAD_PG = (
     "SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head WHERE id = 1 FOR UPDATE"
 )
@@ -461,25 +546,32 @@ def _read_head(connection: Connection) -> _Head:
     return _Head(*row)
 
 
+def _outside_transaction(connection: Connection, statement: str) -> Row[Any] | None:
+    """PostgreSQL: run one statement in autocommit mode (one round trip: no BEGIN, no COMMIT)
+    on a connection with no transaction open; return its first row."""
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    before = driver.autocommit
+    driver.autocommit = True
+    try:
+        with connection.begin():  # nothing is sent for it in autocommit mode
+            return connection.exec_driver_sql(statement).first()
+    finally:
+        driver.autocommit = before
+
+
+def _release_chain_lock(connection: Connection) -> None:
+    """Let the session-level chaining lock go; if that fails, close the connection, which lets
+    it go too (a pooled connection must never keep it: chaining would stop)."""
+    try:
+        _outside_transaction(connection, _CHAIN_UNLOCK_PG)
+    except BaseException:
+        connection.invalidate()
+        raise
+
+
 def _last_checkpoint(connection: Connection) -> CheckpointRow | None:
     row = connection.execute(
         select(*checkpoint_table.c).order_by(checkpoint_table.c.seq.desc()).limit(1)
     ).one_or_none()
     return CheckpointRow(*row) if row is not None else None
-
-
-@functools.lru_cache(maxsize=32)
-def _pg_chain_sql(count: int) -> str:
-    """Insert ``count`` chained events, delete them from audit_pending, move the head.
-
-    Built from constant column names and row numbers only; every value is a bound parameter.
-    """
-    names = (*EVENT_FIELDS, "hash")
-    rows = ", ".join(
-        "(" + ", ".join(f"%({name}_{n})s" for name in names) + ")" for n in range(count)
-    )
-    return (
-        f"WITH chained AS (INSERT INTO audit_event ({', '.join(names)}) VALUES {rows}), "  # noqa: S608
-        "taken AS (DELETE FROM audit_pending WHERE id = ANY(%(ids)s)) "
-        f"UPDATE audit_head SET seq = %(s)s, hash = %(h)s WHERE id = {HEAD_ID}"
-    )

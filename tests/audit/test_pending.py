@@ -6,11 +6,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from audit import AuditLog, ChainBroken, CheckpointPolicy, ForbiddenDetail, SigningKey
+from audit.encoding import GENESIS
 from audit.events import AuditEvent
 from audit.tables import checkpoint_table, event_table, pending_table
 from portal.db import make_engine
@@ -240,6 +242,67 @@ def test_record_stores_pending_while_another_append_holds_the_head(
     engine.dispose()
 
 
+def test_chaining_without_the_head_row_keeps_the_events_pending(
+    database_url: str, signing_key: SigningKey
+) -> None:
+    """A missing head row is refused, not recreated (that could fork the chain); the events
+    wait, none lost, and the chaining lock is let go (another connection chains them later)."""
+    policy = CheckpointPolicy(every_events=EVERY)
+    engine = make_engine(database_url)
+    log = AuditLog(signing_key, policy=policy)
+    for i in range(2):
+        with engine.begin() as connection:
+            log.enqueue(connection, sample_event(i))
+    with engine.begin() as connection:
+        sql(connection, "DELETE FROM audit_head")
+    with pytest.raises(ChainBroken, match="portal init"):
+        log.chain_committed(engine)
+    assert pending_count_of(engine) == 2 and _seqs(engine) == []
+    with engine.begin() as connection:
+        sql(
+            connection,
+            "INSERT INTO audit_head (id, seq, hash, checkpoint_seq, checkpoint_us) "
+            "VALUES (1, 0, :genesis, 0, 0)",
+            genesis=GENESIS.hex(),
+        )
+    other = make_engine(database_url)  # a session-level lock left held would stop this one
+    assert AuditLog(signing_key, policy=policy).chain_committed(other) == 2
+    assert _seqs(engine) == [1, 2] and verify(engine, log).ok
+    other.dispose()
+    engine.dispose()
+
+
+def test_a_pending_event_gone_under_the_chaining_lock_moves_nothing(
+    pg_database_url: str, signing_key: SigningKey
+) -> None:
+    """The chaining statement copies the events from the pending table by id: if one of them
+    is not found there, the head does not move and the whole transaction is rolled back, so
+    the chain never gets a gap (PostgreSQL; SQLite inserts the values it read)."""
+    policy = CheckpointPolicy(every_events=EVERY)
+    engine = make_engine(pg_database_url)
+    log = AuditLog(signing_key, policy=policy)
+    for i in range(3):
+        with engine.begin() as connection:
+            log.enqueue(connection, sample_event(i))
+
+    def delete_one_first(_conn, cursor, statement, _params, _context, _many):  # type: ignore[no-untyped-def]
+        if statement.startswith("WITH chained AS"):
+            cursor.execute(
+                "DELETE FROM audit_pending WHERE id = (SELECT max(id) FROM audit_pending)"
+            )
+
+    sa_event.listen(engine, "before_cursor_execute", delete_one_first)
+    with pytest.raises(ChainBroken, match="pending events changed"):
+        log.chain_committed(engine)
+    sa_event.remove(engine, "before_cursor_execute", delete_one_first)
+    assert pending_count_of(engine) == 3 and _seqs(engine) == []  # the delete rolled back too
+    other = make_engine(pg_database_url)
+    assert AuditLog(signing_key, policy=policy).chain_committed(other) == 3
+    assert _seqs(engine) == [1, 2, 3] and verify(engine, log).ok
+    other.dispose()
+    engine.dispose()
+
+
 class _PausingLog(AuditLog):
     """Holds the chaining lock, after chaining, until the test lets it go."""
 
@@ -248,8 +311,8 @@ class _PausingLog(AuditLog):
         self.holding = threading.Event()
         self.release = threading.Event()
 
-    def _chain_locked(self, connection, *, now, batch):  # type: ignore[no-untyped-def]
-        result = super()._chain_locked(connection, now=now, batch=batch)
+    def _chain_locked(self, connection, **kwargs):  # type: ignore[no-untyped-def]
+        result = super()._chain_locked(connection, **kwargs)
         if not self.holding.is_set():
             self.holding.set()
             assert self.release.wait(30)
