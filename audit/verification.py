@@ -67,6 +67,8 @@ class Verification:
     # Events committed with their action but not chained yet (audit_pending): not part of what
     # was verified. A number that stays above zero means nothing is chaining them.
     pending: int = 0
+    # How many processes walked it (``verify_log(processes=...)``); 1: one walk.
+    parts: int = 1
 
     @property
     def ok(self) -> bool:
@@ -256,6 +258,33 @@ def load_checkpoints(
     return {row[0]: CheckpointRow(*row) for row in connection.execute(query)}
 
 
+def walk_stored(
+    connection: Connection,
+    keys: Sequence[PublicKey],
+    *,
+    start: int,
+    stop: int | None,
+    checkpoints: dict[int, CheckpointRow],
+    anchor_cp: CheckpointRow | None,
+    batch: int,
+) -> Verification:
+    """Walk the stored events after ``start`` (a signed checkpoint's sequence number, or 0) up to
+    ``stop`` (or the end), from ``anchor_cp``'s hash (or the genesis link)."""
+    query = select(*event_table.c).where(event_table.c.seq > start).order_by(event_table.c.seq)
+    if stop is not None:
+        query = query.where(event_table.c.seq <= stop)
+    # A server-side cursor read in batches: a million events never sit in memory at once.
+    rows = _stream(connection.execution_options(yield_per=batch).execute(query), batch)
+    return walk(
+        rows,
+        first_seq=start + 1,
+        anchor=bytes.fromhex(anchor_cp.hash) if anchor_cp else GENESIS,
+        checkpoints=checkpoints,
+        keys=keys,
+        anchor_checkpoint=anchor_cp,
+    )
+
+
 def verify_log(
     connection: Connection,
     keys: Sequence[PublicKey],
@@ -264,6 +293,8 @@ def verify_log(
     last: int | None = None,
     every_events: int = 1000,
     batch: int = 20_000,
+    processes: int = 1,
+    min_part: int = 100_000,
 ) -> Verification:
     """Verify the log in the database, whole or the range ``first``..``last``.
 
@@ -271,9 +302,13 @@ def verify_log(
     concurrent appends do not look like tampering. A range is widened to the signed checkpoints
     around it, so that what it reports as verified is vouched for by a signature.
     ``every_events`` is the configured checkpoint interval: an unsigned tail longer than it means
-    checkpoints were deleted.
+    checkpoints were deleted. ``processes`` > 1 (PostgreSQL): walk parts of at least
+    ``min_part`` events, cut at signed checkpoints, in that many processes at once (see
+    ``audit.parallel``); the result is the same as one walk's.
     """
-    result = _verify_stored(connection, keys, first, last, every_events, batch)
+    result = _verify_stored(
+        connection, keys, first, last, every_events, batch, max(1, processes), min_part
+    )
     return replace(result, pending=pending_count(connection))
 
 
@@ -289,6 +324,8 @@ def _verify_stored(
     last: int | None,
     every_events: int,
     batch: int,
+    processes: int,
+    min_part: int,
 ) -> Verification:
     head = connection.execute(
         select(head_table.c.seq, head_table.c.hash).where(head_table.c.id == HEAD_ID)
@@ -308,20 +345,33 @@ def _verify_stored(
         stop = connection.execute(
             select(func.min(checkpoint_table.c.seq)).where(checkpoint_table.c.seq >= last)
         ).scalar()
-    query = select(*event_table.c).where(event_table.c.seq > start).order_by(event_table.c.seq)
-    if stop is not None:
-        query = query.where(event_table.c.seq <= stop)
     checkpoints = load_checkpoints(connection, start + 1, stop)
-    # A server-side cursor read in batches: a million events never sit in memory at once.
-    rows = _stream(connection.execution_options(stream_results=True).execute(query), batch)
-    result = walk(
-        rows,
-        first_seq=start + 1,
-        anchor=bytes.fromhex(anchor_cp.hash) if anchor_cp else GENESIS,
-        checkpoints=checkpoints,
-        keys=keys,
-        anchor_checkpoint=anchor_cp,
-    )
+    result = None
+    if processes > 1 and connection.dialect.name == "postgresql":
+        from .parallel import walk_in_parts  # it runs this module's walk in each process
+
+        end = stop if stop is not None else (head.seq if head is not None else start)
+        result = walk_in_parts(
+            connection,
+            keys,
+            start=start,
+            end=end,
+            stop=stop,
+            checkpoints=checkpoints,
+            processes=processes,
+            min_part=min_part,
+            batch=batch,
+        )
+    if result is None:  # one walk: also how any break is found and named
+        result = walk_stored(
+            connection,
+            keys,
+            start=start,
+            stop=stop,
+            checkpoints=checkpoints,
+            anchor_cp=anchor_cp,
+            batch=batch,
+        )
     if result.broken is not None:
         return result
     end = result.last_seq

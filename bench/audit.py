@@ -1,5 +1,6 @@
 """Benchmark of the audit log on PostgreSQL: append rate (1 and 8 writer processes) and
-verification rate over 1,000,000 events. Prints the figures, writes bench/results/audit.json.
+verification rate over 1,000,000 events (one process, and `portal audit verify`'s default of one
+per CPU, in the same run). Prints the figures, writes bench/results/audit.json.
 
     python bench/audit.py [--server postgresql://postgres@127.0.0.1:5432] [--events 1000000]
 
@@ -203,19 +204,29 @@ def main() -> None:
         began = time.perf_counter()
         bulk_chain(psycopg_url, key, args.events)
         print(f"bulk-generated {args.events:,} events in {time.perf_counter() - began:.1f}s")
-        snapshot = engine.connect().execution_options(isolation_level="REPEATABLE READ")
-        with snapshot as connection, connection.begin():
-            began = time.perf_counter()
-            result = verify_log(connection, [key.public_key])
-            elapsed = time.perf_counter() - began
-        assert result.ok and result.events == args.events, result.broken
-        rate = args.events / elapsed
-        print(f"verify {args.events:,} events: {elapsed:.2f}s = {rate:10,.0f} events/s")
-        results["verify"] = {
-            "events": args.events,
-            "seconds": round(elapsed, 2),
-            "events_per_s": round(rate),
-        }
+        processes = min(8, os.cpu_count() or 1)
+        verification: dict[str, dict[str, float]] = {}
+        results["verify"] = verification
+        for label, parts in (("1_process", 1), (f"{processes}_processes", processes)):
+            if label in verification:
+                continue  # one CPU: the one walk is all there is
+            snapshot = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+            with snapshot as connection, connection.begin():
+                began = time.perf_counter()
+                result = verify_log(connection, [key.public_key], processes=parts)
+                elapsed = time.perf_counter() - began
+            assert result.ok and result.events == args.events, result.broken
+            rate = args.events / elapsed
+            print(
+                f"verify {args.events:,} events, {result.parts} process(es): {elapsed:.2f}s = "
+                f"{rate:10,.0f} events/s"
+            )
+            verification[label] = {
+                "events": args.events,
+                "parts": result.parts,
+                "seconds": round(elapsed, 2),
+                "events_per_s": round(rate),
+            }
 
         queries = {
             "actor": EventFilter(actor=250),

@@ -89,6 +89,13 @@ def audit() -> None:
 )
 @click.option("--from", "first", type=click.IntRange(min=1), help="First sequence number.")
 @click.option("--to", "last", type=click.IntRange(min=1), help="Last sequence number.")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1, max=64),
+    default=lambda: min(8, os.cpu_count() or 1),
+    show_default="the number of CPUs, at most 8",
+    help="Walk a long log (PostgreSQL) in this many parts at once, cut at signed checkpoints.",
+)
 @pass_cli
 def verify(
     cli: CliContext,
@@ -96,6 +103,7 @@ def verify(
     public_key: Path | None,
     first: int | None,
     last: int | None,
+    processes: int,
 ) -> None:
     """Verify the hash chain and its signed checkpoints."""
     if export_file is not None or public_key is not None:
@@ -122,6 +130,7 @@ def verify(
                 first=first,
                 last=last,
                 every_events=log.policy.every_events,
+                processes=processes,
             )
         details: dict[str, int | bool | str] = {
             "first_sequence": result.first_seq,
@@ -167,6 +176,8 @@ def _report(result: Verification, what: str) -> None:
         f"({result.events} events, {result.checkpoints} signed checkpoints, last signed at "
         f"{signed})"
     )
+    if result.parts > 1:
+        click.echo(f"walked in {result.parts} parts at once, cut at signed checkpoints")
     if result.pending:
         click.echo(
             f"{result.pending} recent events are stored but not chained yet: `portal worker` "

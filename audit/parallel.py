@@ -1,0 +1,231 @@
+"""Verifying a long log on several cores (PostgreSQL): the range is cut at signed checkpoints and
+each part is walked by a process of its own, all in the verifier's database snapshot.
+
+Why the parts add up to one walk: a signed checkpoint fixes the link at its sequence number. A
+part that starts from checkpoint ``a``'s signed hash, whose events all chain, and whose last
+event ``b`` carries exactly checkpoint ``b``'s signed hash (the walk checks that at every
+checkpoint it passes) proves what a walk from the beginning would have found between ``a`` and
+``b``; the next part starts from that same hash. So an unbroken result is taken from the parts
+only if every part verified from its first event to its last. If any part did not (or a process
+failed), ``walk_in_parts`` returns None and the caller walks the range in one process, which
+finds and names the first break exactly as always.
+
+A part's process gets its job as JSON on stdin (the database address, the exported snapshot's
+id, the public keys, the part's bounds) and answers with JSON on stdout: counts and hashes only.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import Connection, NullPool, create_engine, select
+
+from .signing import PublicKey
+from .tables import checkpoint_table
+from .verification import CheckpointRow, Verification, load_checkpoints, walk_stored
+
+# PostgreSQL's exported snapshot ids look like 00000003-0000001B-1.
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{8}-[0-9]{1,10}")
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def walk_in_parts(
+    connection: Connection,
+    keys: Sequence[PublicKey],
+    *,
+    start: int,
+    end: int,
+    stop: int | None,
+    checkpoints: dict[int, CheckpointRow],
+    processes: int,
+    min_part: int,
+    batch: int,
+) -> Verification | None:
+    """Walk the events after ``start`` in up to ``processes`` parts at once; None if the range is
+    too short to split or any part did not verify (then walk it in one process instead).
+
+    ``end``: where the range is expected to end (the head, or ``stop``), to size the parts; the
+    last part is walked here, up to ``stop`` or the end of the log, whatever ``end`` said.
+    """
+    cuts = choose_cuts(start, end, sorted(checkpoints), processes, min_part)
+    if not cuts:
+        return None
+    snapshot = connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    job = {
+        "url": connection.engine.url.render_as_string(hide_password=False),
+        "snapshot": snapshot,
+        "keys": [key.to_pem().decode("ascii") for key in keys],
+        "batch": batch,
+    }
+    bounds = [start, *cuts]
+    running = [_start({**job, "part": [a, b]}) for a, b in zip(bounds, cuts, strict=False)]
+    try:
+        tail = walk_stored(
+            connection,
+            keys,
+            start=cuts[-1],
+            stop=stop,
+            checkpoints={seq: cp for seq, cp in checkpoints.items() if seq > cuts[-1]},
+            anchor_cp=checkpoints[cuts[-1]],
+            batch=batch,
+        )
+        answers = [_answer(process) for process in running]
+    finally:
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    events = tail.events
+    passed = tail.checkpoints
+    for (a, b), answer in zip(zip(bounds, cuts, strict=False), answers, strict=True):
+        if answer is None or not _part_verified(answer, a, b, checkpoints[b]):
+            return None
+        events += b - a
+        passed += int(str(answer["checkpoints"]))
+    if tail.broken is not None:
+        return None
+    return Verification(
+        first_seq=start + 1,
+        last_seq=tail.last_seq,
+        events=events,
+        checkpoints=passed,
+        last_checkpoint=tail.last_checkpoint,
+        last_hash=tail.last_hash,
+        parts=len(cuts) + 1,
+    )
+
+
+def choose_cuts(
+    start: int, end: int, checkpoint_seqs: Sequence[int], processes: int, min_part: int
+) -> list[int]:
+    """Checkpoints at which to cut (start, end] into up to ``processes`` parts of about equal
+    size, none planned shorter than ``min_part`` events; [] if it is not worth splitting."""
+    count = min(processes, (end - start) // max(1, min_part))
+    if count < 2:
+        return []
+    inside = [seq for seq in checkpoint_seqs if start < seq < end]
+    cuts: list[int] = []
+    for i in range(1, count):
+        target = start + (end - start) * i // count
+        at = bisect.bisect_left(inside, target)
+        near = [inside[j] for j in (at - 1, at) if 0 <= j < len(inside)]
+        if not near:
+            continue
+        best = min(near, key=lambda seq: abs(seq - target))
+        if not cuts or best > cuts[-1]:
+            cuts.append(best)
+    return cuts
+
+
+def _part_verified(answer: dict[str, object], a: int, b: int, at_b: CheckpointRow) -> bool:
+    return (
+        answer.get("broken") is False
+        and answer.get("first_seq") == a + 1
+        and answer.get("last_seq") == b
+        and answer.get("events") == b - a
+        and answer.get("last_hash") == at_b.hash
+        and isinstance(answer.get("checkpoints"), int)
+    )
+
+
+def _command() -> list[str]:
+    return [sys.executable, "-m", "audit.parallel"]
+
+
+def _start(job: dict[str, object]) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        part for part in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if part
+    )
+    process = subprocess.Popen(  # our own interpreter and module, no shell
+        _command(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdin is not None
+    try:
+        process.stdin.write(json.dumps(job).encode("utf-8"))
+        process.stdin.close()
+    except OSError:
+        pass  # it exited at once: _answer sees that
+    process.stdin = None  # sent and closed: communicate() has nothing more to write
+    return process
+
+
+def _answer(process: subprocess.Popen[bytes]) -> dict[str, object] | None:
+    output, _errors = process.communicate()  # both pipes at once: neither can fill and block
+    if process.returncode != 0:
+        return None
+    try:
+        answer = json.loads(output)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def walk_part(job: dict[str, object]) -> dict[str, object]:
+    """In a part's process: import the snapshot and walk (a, b]."""
+    snapshot = job["snapshot"]
+    if not isinstance(snapshot, str) or not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise ValueError("not a snapshot id")
+    part, pems, batch = job["part"], job["keys"], job["batch"]
+    if not (isinstance(part, list) and len(part) == 2 and isinstance(pems, list)):
+        raise ValueError("not a part")
+    a, b = int(part[0]), int(part[1])
+    keys = [PublicKey.from_pem(str(pem).encode("ascii")) for pem in pems]
+    engine = create_engine(str(job["url"]), poolclass=NullPool, hide_parameters=True)
+    try:
+        with (
+            engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection,
+            connection.begin(),
+        ):
+            # Checked against the pattern above: nothing but hex digits, dashes and digits.
+            connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            anchor = None
+            if a > 0:
+                row = connection.execute(
+                    select(*checkpoint_table.c).where(checkpoint_table.c.seq == a)
+                ).one()
+                anchor = CheckpointRow(*row)
+            result = walk_stored(
+                connection,
+                keys,
+                start=a,
+                stop=b,
+                checkpoints=load_checkpoints(connection, a + 1, b),
+                anchor_cp=anchor,
+                batch=int(str(batch)),
+            )
+    finally:
+        engine.dispose()
+    return {
+        "broken": result.broken is not None,
+        "first_seq": result.first_seq,
+        "last_seq": result.last_seq,
+        "events": result.events,
+        "checkpoints": result.checkpoints,
+        "last_hash": result.last_hash,
+    }
+
+
+def main() -> int:
+    try:
+        answer = walk_part(json.loads(sys.stdin.buffer.read()))
+    except Exception as exc:  # reported by type only: no data in messages
+        print(f"part not verified: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    sys.stdout.write(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
