@@ -8,6 +8,7 @@ the variable.
 from __future__ import annotations
 
 import dataclasses
+import signal
 from typing import TYPE_CHECKING
 
 import click
@@ -202,11 +203,20 @@ def demo(cli: CliContext, host: str, port: int) -> None:
     click.echo("")
     click.echo(f"The portal is starting at {base}/  (readiness: {base}/readyz)")
     click.echo("Press Ctrl+C to stop.")
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again under the handler that
+    # was there before it: Python's default would end the process on the spot, skipping the
+    # clean-up below and leaving the private clamd running. Ours unwinds instead.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         _serve(settings, host, port)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if local_clamd is not None:
             local_clamd.stop()
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @main.command()

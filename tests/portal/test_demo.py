@@ -75,7 +75,28 @@ def test_portal_demo_runs_and_its_printed_credentials_sign_in(tmp_path: Path) ->
             # The demo review, with the demo inspector on its team, is there to work with.
             assert "CSR26" in home
     finally:
-        demo.terminate()
+        demo.terminate()  # SIGTERM, as systemd or `kill` stop it
         demo.wait(timeout=20)
     if not Path("/var/run/clamav/clamd.ctl").exists():
         assert "DEMO signature set" in output
+        # The private clamd it started stops with it (a stopped demo leaves nothing running).
+        config = str(tmp_path / "var" / "clamd" / "clamd.conf")
+        deadline = time.monotonic() + 15
+        while _running_with(config):
+            assert time.monotonic() < deadline, "the demo's clamd is still running"
+            time.sleep(0.2)
+
+
+def _running_with(argument: str) -> bool:
+    """Whether a live process (not a zombie) has ``argument`` on its command line."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if argument.encode() in arguments and state != "Z":
+            return True
+    return False
