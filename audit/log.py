@@ -557,7 +557,8 @@ def _outside_transaction(connection: Connection, statement: str) -> Row[Any] | N
         with connection.begin():  # nothing is sent for it in autocommit mode
             return connection.exec_driver_sql(statement).first()
     finally:
-        driver.autocommit = before
+        if not driver.closed:  # a lost connection: nothing to restore, SQLAlchemy reports it
+            driver.autocommit = before
 
 
 def _release_chain_lock(connection: Connection) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -107,7 +108,16 @@ def test_a_rolled_back_request_leaves_nothing_pending(
     assert _seqs(engine) == before and _pending(engine) == 0
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OperationalError("chain", {}, Exception("server closed the connection")),
+        psycopg.OperationalError("the connection is closed"),  # from the driver, unwrapped
+    ],
+    ids=["sqlalchemy", "driver"],
+)
 def test_a_chaining_that_fails_after_the_commit_is_finished_by_the_worker(
+    failure: Exception,
     settings: Settings,
     engine: Engine,
     auditor: Auditor,
@@ -120,7 +130,7 @@ def test_a_chaining_that_fails_after_the_commit_is_finished_by_the_worker(
     before = len(_seqs(engine))
 
     def database_gone(*args: object, **kwargs: object) -> int:
-        raise OperationalError("chain", {}, Exception("server closed the connection"))
+        raise failure
 
     connection, transaction = _hold_the_append_lock(auditor, engine, clock)  # type: ignore[misc]
     transaction.commit()
