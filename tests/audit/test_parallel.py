@@ -143,13 +143,13 @@ def test_a_part_refuses_anything_but_a_snapshot_id(
         walk_part(job)
 
 
-def test_sqlite_walks_in_one_process(engine: Engine, log: AuditLog) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("the SQLite case")
+def test_sqlite_walks_in_one_process(sqlite_database_url: str, log: AuditLog) -> None:
+    engine = make_engine(sqlite_database_url)
     fill(engine, log, 60)
     with engine.connect() as connection, connection.begin():
         result = verify_log(connection, [log.public_key], processes=4, min_part=10)
     assert result.ok and result.parts == 1 and result.events == 60
+    engine.dispose()
 
 
 def test_cuts_fall_on_checkpoints_near_equal_shares() -> None:
