@@ -197,15 +197,16 @@ class _Gate:
     async def asynchronous(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         # Request bodies arrive in chunks of tens of KiB; each handed to the sealing thread costs a
         # cross-thread hand-over, so they go across in batches of about 1 MiB (measured: +20-25%).
+        # Each batch is handed over as it is (no copy) and never touched again: a new one starts.
         batch = bytearray()
         async for chunk in chunks:
             if chunk:
                 batch += self.take(chunk)
                 if len(batch) >= BATCH_BYTES:
-                    yield bytes(batch)
-                    batch.clear()
+                    yield batch
+                    batch = bytearray()
         if batch:
-            yield bytes(batch)
+            yield batch
         self.check_early()
 
 
