@@ -108,7 +108,9 @@ class AuditLog:
         Any exception leaves the transaction to be rolled back by the caller, with its action.
         """
         at_us = to_us(now if now is not None else self._clock())
-        return self._append_at(connection, _lock_head(connection), event, at_us)
+        return self._append_at(
+            connection, _lock_head(connection), self._fields(event, at_us), at_us
+        )
 
     def record(
         self, connection: Connection, event: AuditEvent, *, now: datetime | None = None
@@ -122,34 +124,27 @@ class AuditLog:
         pending instead and one chaining transaction takes them all.
         """
         at_us = to_us(now if now is not None else self._clock())
+        fields = self._fields(event, at_us)
         if connection.dialect.name != "postgresql":
-            self._append_at(connection, _lock_head(connection), event, at_us)
+            self._append_at(connection, _lock_head(connection), fields, at_us)
             return False  # SQLite admits one writer at a time: nothing to gain
         # One round trip: take the append lock and the head row if both are free, else store
         # the event pending (the statement does one or the other, never waiting).
-        values = dict(zip(EVENT_FIELDS[1:], self._fields(event, at_us), strict=True))
-        row = connection.exec_driver_sql(_HEAD_OR_PENDING_PG, values).one_or_none()
+        row = connection.exec_driver_sql(_HEAD_OR_PENDING_PG, fields).one_or_none()
         if row is None:
             return True
-        self._append_at(connection, _Head(*row), event, at_us, fields=values)
+        self._append_at(connection, _Head(*row), fields, at_us)
         return False
 
     def _append_at(
-        self,
-        connection: Connection,
-        head: _Head,
-        event: AuditEvent,
-        at_us: int,
-        *,
-        fields: dict[str, object] | None = None,
+        self, connection: Connection, head: _Head, fields: dict[str, object], at_us: int
     ) -> Appended:
+        """Chain the event with ``fields`` (``_fields``; ``at_us`` among them) after ``head``."""
         seq = head.seq + 1
-        if fields is None:
-            row = (seq, *self._fields(event, at_us))
-        else:  # already drawn (record): the same salt
-            row = (seq, *(fields[name] for name in EVENT_FIELDS[1:]))
-        link = chain_hash(bytes.fromhex(head.hash), event_digest(row)).hex()
-        values: dict[str, object] = dict(zip(EVENT_FIELDS, row, strict=True))
+        values: dict[str, object] = {"seq": seq, **fields}
+        link = chain_hash(
+            bytes.fromhex(head.hash), event_digest([values[name] for name in EVENT_FIELDS])
+        ).hex()
         values["hash"] = link
         due = self._checkpoint_due(head, seq, at_us)
         # Prebuilt statements, and one round trip on PostgreSQL: the head lock is held from
@@ -176,11 +171,8 @@ class AuditLog:
         after the commit (the portal does it for every session that recorded an event); the
         worker's ``chain_committed`` picks up what a crash between the two left behind.
         """
-        self._enqueue_at(connection, event, to_us(now if now is not None else self._clock()))
-
-    def _enqueue_at(self, connection: Connection, event: AuditEvent, at_us: int) -> None:
-        values = dict(zip(EVENT_FIELDS[1:], self._fields(event, at_us), strict=True))
-        connection.execute(_INSERT_PENDING, values)
+        at_us = to_us(now if now is not None else self._clock())
+        connection.execute(_INSERT_PENDING, self._fields(event, at_us))
 
     def chain_pending(
         self, connection: Connection, *, now: datetime | None = None, batch: int = 1000
@@ -261,7 +253,7 @@ class AuditLog:
             if not rows:
                 return 0, False
             if rows[0][-1] is None:
-                _read_head(connection)  # raises: the head row is missing
+                raise _head_missing()
             head = _Head(*rows[0][-4:])
             waiting: Sequence[Sequence[Any]] = [row[:-4] for row in rows]
         else:
@@ -327,10 +319,10 @@ class AuditLog:
             or at_us - head.checkpoint_us >= self.policy.every_seconds * 1_000_000
         )
 
-    def _fields(self, event: AuditEvent, at_us: int) -> tuple[object, ...]:
-        """An event's stored fields after ``seq``, in EVENT_FIELDS order."""
+    def _fields(self, event: AuditEvent, at_us: int) -> dict[str, object]:
+        """An event's stored fields after ``seq`` (EVENT_FIELDS[1:]), by name."""
         actor, target = event.actor, event.target
-        return (
+        values = (
             at_us,
             self._random(16).hex(),  # salt: a hidden event's digest in an export reveals nothing
             actor.user_id,
@@ -346,6 +338,7 @@ class AuditLog:
             event.request_id,
             encode_details(event.details),
         )
+        return dict(zip(EVENT_FIELDS[1:], values, strict=True))
 
     def checkpoint(self, connection: Connection, *, now: datetime | None = None) -> int:
         """Chain what is pending, then sign a checkpoint at the head unless one is there; return
@@ -482,19 +475,26 @@ _HEAD_OR_PENDING_PG = (
     "WHERE NOT EXISTS (SELECT 1 FROM head)) "
     "SELECT seq, hash, checkpoint_seq, checkpoint_us FROM head"
 )
+
+
 # The oldest pending events with the head row, locked, on each (a missing head: NULLs). FOR
 # UPDATE waits for an append holding the row and reads the head as that append left it; the
 # pending rows cannot change meanwhile (only the chaining lock's holder deletes them).
-_PENDING_AND_HEAD_PG = (
-    f"SELECT waiting.id, {_PENDING_FIELDS}, head.seq, head.hash, "  # noqa: S608
-    "head.checkpoint_seq, head.checkpoint_us "
-    f"FROM (SELECT id, {_PENDING_FIELDS} FROM audit_pending ORDER BY id LIMIT %(n)s) AS waiting "
-    "LEFT JOIN (SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head WHERE id = 1 "
-    "FOR UPDATE) AS head ON true ORDER BY waiting.id"
-)
+def _pending_and_head_sql(also: str = "") -> str:
+    """``also``: one more item for the FROM list (constant text)."""
+    return (
+        f"SELECT waiting.id, {_PENDING_FIELDS}, head.seq, head.hash, "  # noqa: S608
+        "head.checkpoint_seq, head.checkpoint_us "
+        f"FROM (SELECT id, {_PENDING_FIELDS} FROM audit_pending ORDER BY id LIMIT %(n)s) "
+        "AS waiting LEFT JOIN (SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head "
+        f"WHERE id = 1 FOR UPDATE) AS head ON true{also} ORDER BY waiting.id"
+    )
+
+
+_PENDING_AND_HEAD_PG = _pending_and_head_sql()
 # The same, turning synchronous_commit off for the transaction (whenever it has rows to chain).
-_PENDING_AND_HEAD_NO_FLUSH_PG = _PENDING_AND_HEAD_PG.replace(
-    " ORDER BY waiting.id", ", set_config('synchronous_commit', 'off', true) ORDER BY waiting.id"
+_PENDING_AND_HEAD_NO_FLUSH_PG = _pending_and_head_sql(
+    ", set_config('synchronous_commit', 'off', true)"
 )
 # Every value a bound parameter (arrays of ids, sequence numbers and links); the head moves only
 # if every pending row was found (else rowcount 0 and the caller raises, rolling back).
@@ -538,12 +538,16 @@ def _read_head(connection: Connection) -> _Head:
     else:
         row = connection.execute(_LOCK_HEAD).one_or_none()
     if row is None:
-        # Migration 0002_audit creates the row; its absence means a schema built some other way.
-        # Creating it here could fork the chain under concurrency, so refuse loudly instead.
-        raise ChainBroken(
-            Break(1, BreakKind.HEAD_MISMATCH, "the audit_head row is missing: run `portal init`")
-        )
+        raise _head_missing()
     return _Head(*row)
+
+
+def _head_missing() -> ChainBroken:
+    # Migration 0002_audit creates the row; its absence means a schema built some other way.
+    # Creating it here could fork the chain under concurrency, so refuse loudly instead.
+    return ChainBroken(
+        Break(1, BreakKind.HEAD_MISMATCH, "the audit_head row is missing: run `portal init`")
+    )
 
 
 def _outside_transaction(connection: Connection, statement: str) -> Row[Any] | None:

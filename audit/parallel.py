@@ -25,10 +25,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import Connection, NullPool, create_engine, select
+from sqlalchemy import Connection, NullPool, create_engine
 
 from .signing import PublicKey
-from .tables import checkpoint_table
 from .verification import CheckpointRow, Verification, load_checkpoints, walk_stored
 
 # PostgreSQL's exported snapshot ids look like 00000003-0000001B-1.
@@ -190,18 +189,15 @@ def walk_part(job: dict[str, object]) -> dict[str, object]:
         ):
             # Checked against the pattern above: nothing but hex digits, dashes and digits.
             connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            anchor = None
-            if a > 0:
-                row = connection.execute(
-                    select(*checkpoint_table.c).where(checkpoint_table.c.seq == a)
-                ).one()
-                anchor = CheckpointRow(*row)
+            # The part's checkpoints and, at ``a`` (0: the genesis), the one it starts from.
+            checkpoints = load_checkpoints(connection, a, b)
+            anchor = checkpoints.pop(a) if a > 0 else None
             result = walk_stored(
                 connection,
                 keys,
                 start=a,
                 stop=b,
-                checkpoints=load_checkpoints(connection, a + 1, b),
+                checkpoints=checkpoints,
                 anchor_cp=anchor,
                 batch=int(str(batch)),
             )

@@ -83,8 +83,19 @@ def fill(engine: Engine, log: AuditLog, count: int, start: int = 0) -> None:
             log.append(connection, sample_event(i))
 
 
+def enqueue(engine: Engine, log: AuditLog, count: int, start: int = 0) -> None:
+    """``count`` events stored pending, one transaction each, none chained yet."""
+    for i in range(start, start + count):
+        with engine.begin() as connection:
+            log.enqueue(connection, sample_event(i))
+
+
 def verify(engine: Engine, log: AuditLog, **kwargs: int) -> Verification:
-    with engine.connect() as connection, connection.begin():
+    """In one snapshot, as ``portal audit verify`` runs it (REPEATABLE READ on PostgreSQL)."""
+    connection = engine.connect()
+    if engine.dialect.name == "postgresql":
+        connection = connection.execution_options(isolation_level="REPEATABLE READ")
+    with connection, connection.begin():
         return verify_log(
             connection, [log.public_key], every_events=log.policy.every_events, **kwargs
         )

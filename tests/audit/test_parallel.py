@@ -15,7 +15,7 @@ from audit import AuditLog, SigningKey, Verification, parallel, verify_log
 from audit.parallel import choose_cuts, walk_part
 from portal.db import make_engine
 
-from .conftest import fill, sql
+from .conftest import fill, sql, verify
 
 EVENTS = 300  # checkpoints every 10 events (EVERY): 30 of them, plus the first event's
 
@@ -28,22 +28,12 @@ def pg_filled(pg_database_url: str, log: AuditLog) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _verify(engine: Engine, log: AuditLog, **kwargs: int) -> Verification:
-    with (
-        engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection,
-        connection.begin(),
-    ):
-        return verify_log(
-            connection, [log.public_key], every_events=log.policy.every_events, **kwargs
-        )
-
-
 def _in_parts(engine: Engine, log: AuditLog, **kwargs: int) -> Verification:
-    return _verify(engine, log, processes=3, min_part=50, **kwargs)
+    return verify(engine, log, processes=3, min_part=50, **kwargs)
 
 
 def test_parts_give_the_same_answer_as_one_walk(pg_filled: Engine, log: AuditLog) -> None:
-    one = _verify(pg_filled, log)
+    one = verify(pg_filled, log)
     parts = _in_parts(pg_filled, log)
     assert one.ok and one.parts == 1 and one.events == EVENTS
     assert parts.parts == 3  # it did split
@@ -51,7 +41,7 @@ def test_parts_give_the_same_answer_as_one_walk(pg_filled: Engine, log: AuditLog
 
 
 def test_a_range_in_parts(pg_filled: Engine, log: AuditLog) -> None:
-    one = _verify(pg_filled, log, first=95, last=260)
+    one = verify(pg_filled, log, first=95, last=260)
     parts = _in_parts(pg_filled, log, first=95, last=260)
     assert one.ok and (one.first_seq, one.last_seq) == (92, 261)  # checkpoints at 91 and 261
     assert parts.parts == 3 and replace(parts, parts=1) == one
@@ -63,7 +53,7 @@ def test_a_break_in_any_part_is_named_as_one_walk_names_it(
 ) -> None:
     with pg_filled.begin() as connection:
         sql(connection, "UPDATE audit_event SET role = 'admin' WHERE seq = :seq", seq=seq)
-    one = _verify(pg_filled, log)
+    one = verify(pg_filled, log)
     parts = _in_parts(pg_filled, log)
     assert one.broken is not None and one.broken.sequence == seq
     assert parts == one and parts.parts == 1  # walked again in one process, same diagnosis
@@ -74,7 +64,7 @@ def test_a_tail_cut_off_is_found_in_parts_too(pg_filled: Engine, log: AuditLog) 
         sql(connection, "DELETE FROM audit_event WHERE seq > 280")
     parts = _in_parts(pg_filled, log)
     # The parts verified; the end of the log, checked after the walk, does not match the head.
-    assert replace(parts, parts=1) == _verify(pg_filled, log)
+    assert replace(parts, parts=1) == verify(pg_filled, log)
     assert parts.broken is not None and parts.broken.sequence == 281
 
 

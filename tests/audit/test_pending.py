@@ -22,6 +22,7 @@ from .conftest import (
     EVERY,
     START,
     Clock,
+    enqueue,
     pending_count_of,
     sample_event,
     sql,
@@ -99,9 +100,7 @@ def test_an_event_refused_at_enqueue_rolls_back_its_action(engine: Engine, log: 
 def test_a_backlog_is_chained_with_a_checkpoint_at_every_interval(
     engine: Engine, log: AuditLog
 ) -> None:
-    for i in range(3 * EVERY + 5):
-        with engine.begin() as connection:
-            log.enqueue(connection, sample_event(i))
+    enqueue(engine, log, 3 * EVERY + 5)
     # One chaining transaction never runs past a due checkpoint.
     with engine.begin() as connection:
         first = log.chain_pending(connection)
@@ -129,9 +128,7 @@ def test_appended_and_enqueued_events_share_one_chain(engine: Engine, log: Audit
 
 
 def test_a_checkpoint_chains_what_is_pending_first(engine: Engine, log: AuditLog) -> None:
-    for i in range(3):
-        with engine.begin() as connection:
-            log.enqueue(connection, sample_event(i))
+    enqueue(engine, log, 3)
     with engine.begin() as connection:
         sealed = log.checkpoint(connection)
     assert sealed == 3 and pending_count_of(engine) == 0
@@ -144,9 +141,7 @@ def test_events_left_by_a_crash_after_commit_are_chained_later(
     """The writer committed and died before chaining: another process chains the events."""
     engine = make_engine(database_url)
     writer = AuditLog(signing_key, policy=CheckpointPolicy(every_events=EVERY))
-    for i in range(4):
-        with engine.begin() as connection:
-            writer.enqueue(connection, sample_event(i))
+    enqueue(engine, writer, 4)
     engine.dispose()  # the writer's process is gone
     survivor_engine = make_engine(database_url)
     survivor = AuditLog(signing_key, policy=CheckpointPolicy(every_events=EVERY))
@@ -164,9 +159,7 @@ def test_a_broken_chain_is_never_extended_by_a_checkpoint(engine: Engine, log: A
         log.chain_committed(engine)
     with engine.begin() as connection:
         sql(connection, "UPDATE audit_event SET review = 'XYZ99' WHERE seq = 3")
-    for i in range(5):
-        with engine.begin() as connection:
-            log.enqueue(connection, sample_event(100 + i))
+    enqueue(engine, log, 5, start=100)
     with pytest.raises(ChainBroken) as broken:
         log.chain_committed(engine)
     assert broken.value.broken.sequence == 3
@@ -250,9 +243,7 @@ def test_chaining_without_the_head_row_keeps_the_events_pending(
     policy = CheckpointPolicy(every_events=EVERY)
     engine = make_engine(database_url)
     log = AuditLog(signing_key, policy=policy)
-    for i in range(2):
-        with engine.begin() as connection:
-            log.enqueue(connection, sample_event(i))
+    enqueue(engine, log, 2)
     with engine.begin() as connection:
         sql(connection, "DELETE FROM audit_head")
     with pytest.raises(ChainBroken, match="portal init"):
@@ -281,9 +272,7 @@ def test_a_pending_event_gone_under_the_chaining_lock_moves_nothing(
     policy = CheckpointPolicy(every_events=EVERY)
     engine = make_engine(pg_database_url)
     log = AuditLog(signing_key, policy=policy)
-    for i in range(3):
-        with engine.begin() as connection:
-            log.enqueue(connection, sample_event(i))
+    enqueue(engine, log, 3)
 
     def delete_one_first(_conn, cursor, statement, _params, _context, _many):  # type: ignore[no-untyped-def]
         if statement.startswith("WITH chained AS"):
