@@ -70,7 +70,7 @@ class SegmentSealer:
         self._index = 0
         self._finished = False
 
-    def seal(self, plaintext: bytes | bytearray, *, last: bool) -> bytes:
+    def seal(self, plaintext: bytes | bytearray | memoryview, *, last: bool) -> bytes:
         if self._finished:
             raise InvalidInput("the stream was already finished")
         nonce = segment_nonce(self._prefix, self._index, last=last)

@@ -15,16 +15,15 @@ erasing its wrapped key (the caller's row) and deleting its blob.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import secrets
-import threading
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, replace
 
 from . import crypto
 from .backend import BlobStore, check_blob_id, new_blob_id
 from .errors import IntegrityError, InvalidInput, KeyNotFound, StorageError
+from .handover import Handover
 from .keystore import KeyStatus, KeyStore, check_review_code
 from .stream import KEY_ID_SIZE, SEGMENT_SIZE, Tally, check_segment_size, open_stream, seal_stream
 
@@ -34,6 +33,8 @@ _VERSION_ID_SIZE = 8  # review key version ids are 8 bytes, shown as 16 hex char
 _DATA_KEY_HEADER = len(_DATA_KEY_MAGIC) + 1 + _VERSION_ID_SIZE + KEY_ID_SIZE
 _SECRET_VERSION = 1
 MAX_SECRET_SIZE = 64 * 1024
+# Bytes of an async source read ahead of the sealing thread (per upload: memory stays flat).
+READ_AHEAD = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -176,18 +177,26 @@ class Vault:
     async def write_async(self, key: DocumentKey, chunks: AsyncIterable[bytes]) -> StoredBlob:
         """``write`` for an async iterator (a request body): sealing runs in a worker thread.
 
-        If the calling task is cancelled, the write is abandoned and leaves no blob.
+        The loop reads ahead (up to ``READ_AHEAD`` bytes) while the thread seals and stores, so
+        receiving and storing overlap. If the calling task is cancelled, or the source raises,
+        the write is abandoned and leaves no blob.
         """
         loop = asyncio.get_running_loop()
-        source = _Bridge(chunks.__aiter__(), loop)
+        source = Handover(loop, limit=READ_AHEAD)
         work = loop.run_in_executor(None, self.write, key, source)
+        filling = asyncio.ensure_future(source.fill(chunks))
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
-            source.cancel()
+            source.abandon()
             with suppress(BaseException):
                 await work  # let the store abort its upload before we report the cancellation
             raise
+        finally:
+            if not filling.done():  # the write ended before the source did (it failed)
+                source.abandon()
+                filling.cancel()
+            await asyncio.wait([filling])
 
     def read(
         self, key: DocumentKey, blob_id: str, *, start: int = 0, end: int | None = None
@@ -293,40 +302,3 @@ def _check_id(document_id: str) -> str:
     if not isinstance(document_id, str) or not 0 < len(document_id) <= 200 or "\x00" in document_id:
         raise InvalidInput(f"document id {document_id!r} must be 1..200 characters, without NUL")
     return document_id
-
-
-class _Cancelled(Exception):
-    """The async writer's task was cancelled: abandon the upload."""
-
-
-class _Bridge(Iterator[bytes]):
-    """A plain iterator, consumed in a worker thread, over an async iterator on the event loop."""
-
-    def __init__(self, chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> None:
-        self._chunks = chunks
-        self._loop = loop
-        self._cancelled = threading.Event()
-        self._pending: concurrent.futures.Future[bytes | None] | None = None
-
-    def __next__(self) -> bytes:
-        if self._cancelled.is_set():
-            raise _Cancelled()
-        self._pending = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
-        try:
-            chunk = self._pending.result()
-        except concurrent.futures.CancelledError:
-            raise _Cancelled() from None
-        if chunk is None:
-            raise StopIteration
-        return chunk
-
-    async def _next(self) -> bytes | None:
-        try:
-            return await self._chunks.__anext__()
-        except StopAsyncIteration:
-            return None
-
-    def cancel(self) -> None:
-        self._cancelled.set()
-        if self._pending is not None:
-            self._pending.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from storage import (
     StorageUnavailable,
     Vault,
 )
-from storage.backend import BlobStore
+from storage.backend import BlobStore, new_blob_id
 
 from .conftest import chunked
 
@@ -301,3 +302,30 @@ def test_local_store_without_o_tmpfile(
     assert local_store.remove_incomplete(datetime.now(UTC) - timedelta(hours=1)) == 0
     assert local_store.remove_incomplete(datetime.now(UTC) + timedelta(minutes=1)) == 1
     assert not stale.exists()
+
+
+def test_a_durable_local_write_starts_the_disk_on_each_stretch_before_its_fsync(
+    local_store: LocalFolderStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storage import localfolder
+
+    asked: list[tuple[int, int]] = []
+    fadvise = os.posix_fadvise
+
+    def recording(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        asked.append((offset, length))
+        fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(localfolder, "_WRITEBACK_BYTES", 100_000)
+    monkeypatch.setattr(os, "posix_fadvise", recording)
+    data = os.urandom(1_000_000)
+    blob_id = new_blob_id(os.urandom)
+    local_store.put(blob_id, chunked(data, 30_000))
+    assert b"".join(local_store.get(blob_id)) == data
+    # Consecutive stretches from the start, each at least the stretch length; the tail is left
+    # to the fsync.
+    assert asked and asked[0][0] == 0
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(asked))
+    assert all(n >= 100_000 for _, n in asked)
+    assert sum(n for _, n in asked) > len(data) - 100_000 - 30_000

@@ -200,3 +200,40 @@ def test_chunks_must_be_bytes(vault: Vault) -> None:
     with pytest.raises(InvalidInput):
         vault.write(key, ["text is not bytes"])  # type: ignore[list-item]
     assert list(vault.store.list_blobs()) == []
+
+
+def test_segment_buffers_are_used_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage import stream
+
+    made: list[bytearray] = []
+    take = stream._Segments._buffer
+
+    def counting(self: stream._Segments) -> bytearray:
+        buffer = take(self)
+        if not any(buffer is seen for seen in made):
+            made.append(buffer)
+        return buffer
+
+    monkeypatch.setattr(stream._Segments, "_buffer", counting)
+    data = os.urandom(200 * 240 + 17)  # about 200 segments of 240 plaintext bytes
+    blob = seal(data, ikm=b"k" * 32, key_id=b"i" * 16, document_id="D", segment=256)
+    opened = open_stream(memory_fetch(blob), ikm=b"k" * 32, key_id=b"i" * 16, document_id="D")
+    assert b"".join(opened) == data
+    # One being filled and the few in the hashing and sealing threads, whatever the length.
+    assert len(made) <= stream._QUEUE + 2
+
+
+def test_a_chunk_the_caller_reuses_does_not_change_what_was_sealed(vault: Vault) -> None:
+    vault.create_review_key("R")
+    key = vault.issue_document_key(review="R", document_id="D")
+    chunk = bytearray(100)
+    sent = []
+
+    def source() -> Iterator[bytearray]:
+        for i in range(50):
+            chunk[:] = bytes([i]) * len(chunk)  # the same buffer, overwritten each time
+            sent.append(bytes(chunk))
+            yield chunk
+
+    stored = vault.write(key, source())
+    assert b"".join(vault.read(key, stored.blob_id)) == b"".join(sent)

@@ -1,0 +1,115 @@
+"""Chunks read ahead on an event loop and consumed, as a plain iterator, by a worker thread.
+
+An async writer (a request body) feeds a blocking one (sealing and storing in a thread). Pulling
+each chunk from the thread stalls both sides: while the thread seals and writes, nobody reads the
+socket, and while the loop waits for the socket, the thread idles. Here a task on the loop
+(``fill``) keeps reading into a bounded buffer while the thread consumes it, so both run at once.
+
+The bound (``limit`` bytes held, and always at least one chunk) keeps memory constant whatever
+the size. Each side wakes the other only past a mark (the consumer once a quarter of the limit
+is waiting for it, the reader once the buffer is half empty), not for every chunk: a wake-up per
+chunk of tens of KiB handed the GIL back and forth thousands of times a second. An exception raised by the source reaches the consumer unchanged, at the point in the
+stream where it happened: everything before it has been consumed first, nothing after it exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import AsyncIterable, Iterator
+
+
+class Abandoned(Exception):
+    """The hand-over was cancelled: the consumer must stop and keep nothing."""
+
+
+class _End:
+    pass
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = _End()
+
+
+class Handover(Iterator[bytes]):
+    """Fed on the loop by ``fill``; iterated in one worker thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, limit: int) -> None:
+        self._loop = loop
+        self._limit = limit
+        self._items: deque[bytes | _End | _Failure] = deque()
+        self._held = 0
+        self._ready = threading.Condition(threading.Lock())
+        self._space = asyncio.Event()
+        self._filler_waits = False
+        self._abandoned = False
+
+    async def fill(self, chunks: AsyncIterable[bytes]) -> None:
+        """Read ``chunks`` into the buffer until they end, fail, or the hand-over is abandoned."""
+        try:
+            async for chunk in chunks:
+                while (taken := self._offer(chunk)) is False:
+                    await self._space.wait()
+                if taken is None:
+                    return
+        except asyncio.CancelledError:
+            self.abandon()
+            raise
+        except BaseException as error:  # handed over: the consumer raises it where it happened
+            self._put(_Failure(error))
+        else:
+            self._put(_END)
+
+    def _offer(self, chunk: bytes) -> bool | None:
+        """True: taken; False: full, wait for space; None: abandoned, stop reading."""
+        with self._ready:
+            if self._abandoned:
+                return None
+            if self._items and self._held + len(chunk) > self._limit:
+                # Cleared under the lock: the consumer's wake-up is scheduled after this, never lost.
+                self._space.clear()
+                self._filler_waits = True
+                self._ready.notify()  # whatever the mark: there is no room until it takes some
+                return False
+            self._items.append(chunk)
+            self._held += len(chunk)
+            if self._held >= self._limit // 4:
+                self._ready.notify()
+            return True
+
+    def _put(self, item: _End | _Failure) -> None:
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify()
+
+    def __next__(self) -> bytes:
+        with self._ready:
+            while not self._items and not self._abandoned:
+                self._ready.wait()
+            if self._abandoned:
+                raise Abandoned()
+            item = self._items[0]
+            if isinstance(item, _End):
+                raise StopIteration
+            if isinstance(item, _Failure):
+                raise item.error
+            self._items.popleft()
+            self._held -= len(item)
+            if self._filler_waits and self._held <= self._limit // 2:
+                self._filler_waits = False
+                self._loop.call_soon_threadsafe(self._space.set)
+            return item
+
+    def abandon(self) -> None:
+        """Stop both sides: the consumer raises ``Abandoned``, ``fill`` stops reading."""
+        with self._ready:
+            self._abandoned = True
+            self._items.clear()
+            self._held = 0
+            self._ready.notify_all()
+        self._loop.call_soon_threadsafe(self._space.set)
