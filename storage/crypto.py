@@ -90,7 +90,7 @@ class SegmentOpener:
         salt, self._prefix = header[1 : 1 + SALT_SIZE], header[1 + SALT_SIZE :]
         self._aead = AESGCM(derive_stream_key(ikm, salt, associated_data))
 
-    def open(self, ciphertext: bytes, *, index: int, last: bool) -> bytes:
+    def open(self, ciphertext: bytes | memoryview, *, index: int, last: bool) -> bytes:
         if not 0 <= index < SEGMENT_LIMIT or len(ciphertext) < TAG_SIZE:
             raise IntegrityError()
         try:

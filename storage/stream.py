@@ -271,9 +271,11 @@ class _SegmentReader:
         want = self._seg - HEADER_SIZE if self._index == 0 else self._seg
         self._fill(want + 1)  # one byte more: is there anything after this segment?
         last = len(self._buffer) <= want
-        ciphertext = bytes(self._buffer[:want])
+        # Opened in place (no copy of the segment first); the views are released before the
+        # buffer is cut, which a live view would forbid.
+        with memoryview(self._buffer) as buffer, buffer[:want] as ciphertext:
+            plaintext = self._opener.open(ciphertext, index=self._index, last=last)
         del self._buffer[:want]
-        plaintext = self._opener.open(ciphertext, index=self._index, last=last)
         # Threat: an empty final segment after others is not what a writer produces; refuse it.
         if last and not plaintext and self._index > 0:
             raise IntegrityError()
