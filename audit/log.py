@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql
 
 from .encoding import (
@@ -130,7 +130,7 @@ class AuditLog:
             return False  # SQLite admits one writer at a time: nothing to gain
         # One round trip: take the append lock and the head row if both are free, else store
         # the event pending (the statement does one or the other, never waiting).
-        row = connection.exec_driver_sql(_HEAD_OR_PENDING_PG, fields).one_or_none()
+        row = _driver_row(connection, _HEAD_OR_PENDING_PG, fields)
         if row is None:
             return True
         self._append_at(connection, _Head(*row), fields, at_us)
@@ -156,7 +156,7 @@ class AuditLog:
                 _UPDATE_HEAD_CHECKPOINT, {"s": seq, "h": link, "cs": seq, "cu": at_us}
             )
         elif connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(_PG_APPEND, values)
+            _driver_row(connection, _PG_APPEND, values)
         else:
             connection.execute(_INSERT_EVENT, values)
             connection.execute(_UPDATE_HEAD, {"s": seq, "h": link})
@@ -550,7 +550,24 @@ def _head_missing() -> ChainBroken:
     )
 
 
-def _outside_transaction(connection: Connection, statement: str) -> Row[Any] | None:
+def _driver_row(
+    connection: Connection, statement: str, params: dict[str, object] | None = None
+) -> tuple[Any, ...] | None:
+    """PostgreSQL, for the statements every event runs: execute on the driver's cursor in the
+    connection's transaction, and return the first row (None if none). SQLAlchemy's statement
+    machinery measured about 100 µs of CPU a statement, a tenth of a writer's CPU per event
+    with 8 writers on 2 cores; the driver prepares the statement all the same."""
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        cursor.execute(statement, params)
+        return cursor.fetchone() if cursor.description is not None else None
+    finally:
+        cursor.close()
+
+
+def _outside_transaction(connection: Connection, statement: str) -> tuple[Any, ...] | None:
     """PostgreSQL: run one statement in autocommit mode (one round trip: no BEGIN, no COMMIT)
     on a connection with no transaction open; return its first row."""
     driver = connection.connection.dbapi_connection
@@ -558,10 +575,9 @@ def _outside_transaction(connection: Connection, statement: str) -> Row[Any] | N
     before = driver.autocommit
     driver.autocommit = True
     try:
-        with connection.begin():  # nothing is sent for it in autocommit mode
-            return connection.exec_driver_sql(statement).first()
+        return _driver_row(connection, statement)
     finally:
-        if not driver.closed:  # a lost connection: nothing to restore, SQLAlchemy reports it
+        if not driver.closed:  # a lost connection: nothing to restore
             driver.autocommit = before
 
 
