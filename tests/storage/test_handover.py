@@ -105,6 +105,21 @@ def test_the_source_failure_reaches_the_consumer_after_what_came_before() -> Non
     assert raised is failure
 
 
+async def running(
+    chunks: AsyncIterator[bytes], limit: int
+) -> tuple[Handover, asyncio.Future[None], asyncio.Future[None]]:
+    """A hand-over being filled from ``chunks`` and drained in a thread: (it, filling, draining)."""
+    loop = asyncio.get_running_loop()
+    handover = Handover(loop, limit=limit)
+    filling = asyncio.ensure_future(handover.fill(chunks))
+
+    def drain() -> None:
+        for _ in handover:
+            pass
+
+    return handover, filling, loop.run_in_executor(None, drain)
+
+
 def test_abandoning_stops_the_consumer_and_the_reader() -> None:
     read = 0
 
@@ -116,19 +131,11 @@ def test_abandoning_stops_the_consumer_and_the_reader() -> None:
             yield b"y" * 1000
 
     async def scenario() -> tuple[int, int]:
-        loop = asyncio.get_running_loop()
-        handover = Handover(loop, limit=10_000)
-        filling = asyncio.ensure_future(handover.fill(endless()))
-
-        def consume() -> None:
-            for _ in handover:
-                pass
-
-        consuming = loop.run_in_executor(None, consume)
+        handover, filling, draining = await running(endless(), 10_000)
         await asyncio.sleep(0.05)
         handover.abandon()
         with pytest.raises(Abandoned):
-            await consuming
+            await draining
         await asyncio.wait_for(filling, 5)
         stopped_at = read
         await asyncio.sleep(0.05)
@@ -145,20 +152,12 @@ def test_cancelling_the_reader_abandons_the_consumer() -> None:
             yield b"z"
 
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        handover = Handover(loop, limit=1 << 20)
-        filling = asyncio.ensure_future(handover.fill(endless()))
-
-        def consume() -> None:
-            for _ in handover:
-                pass
-
-        consuming = loop.run_in_executor(None, consume)
+        _, filling, draining = await running(endless(), 1 << 20)
         await asyncio.sleep(0.02)
         filling.cancel()
         with pytest.raises(asyncio.CancelledError):
             await filling
         with pytest.raises(Abandoned):
-            await asyncio.wait_for(consuming, 5)
+            await asyncio.wait_for(draining, 5)
 
     run_async(scenario)
