@@ -25,6 +25,7 @@ import click
 
 from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
 from portal.cli_client import api_base_url, read_token
+from portal.text import is_whole_number
 
 if TYPE_CHECKING:
     import requests
@@ -95,7 +96,7 @@ def _server_file_name(disposition: str) -> str | None:
 
 def _announced(response: requests.Response) -> Announced:
     length = response.headers.get("content-length", "")
-    if not length.isdigit():
+    if not is_whole_number(length):
         raise CheckFailure("The server did not say how large the document is; nothing was saved.")
     found = _REPR_DIGEST.search(response.headers.get("repr-digest", ""))
     digest = b""

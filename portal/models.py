@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime
 from sqlmodel import Enum, Field, SQLModel
 
+from portal.text import is_whole_number
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -42,7 +44,7 @@ MAX_ID = 2**31 - 1  # the largest INTEGER primary key on PostgreSQL
 
 def parse_id(text: str | None) -> int | None:
     """A row id typed in a path or query, or None when it cannot be one (never a database error)."""
-    if text is None or not text.isdigit() or len(text) > 10:
+    if text is None or not is_whole_number(text) or len(text) > 10:
         return None
     number = int(text)
     return number if 0 < number <= MAX_ID else None

@@ -14,6 +14,16 @@ class TextRefused(ValueError):
     pass
 
 
+def is_whole_number(value: str) -> bool:
+    """Whether ``value`` is a whole number written in ASCII digits.
+
+    ``str.isdigit()`` alone is also true of "³" (which ``int()`` refuses: a server error instead
+    of a clear answer) and of other scripts' digits (which ``int()`` reads as a number nobody
+    typed). Header values are Latin-1, so "³" can arrive in a Content-Length too.
+    """
+    return value.isascii() and value.isdigit()
+
+
 def has_control_characters(value: str, *, allow_newlines: bool = False) -> bool:
     allowed = "\n\r\t" if allow_newlines else ""
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") and ch not in allowed for ch in value)

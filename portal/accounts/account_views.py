@@ -14,7 +14,7 @@ from portal.accounts.signin import SignInRefused
 from portal.auditing import Action, Target, TargetKind
 from portal.exchange.scans import scan_backlog
 from portal.models import Organisation, as_utc, parse_id
-from portal.text import TextRefused, clean_text
+from portal.text import TextRefused, clean_text, is_whole_number
 from portal.web.access import ANY_API_USER, ANY_USER, form_value, principal_of, roles, route
 from portal.web.errors import HttpProblem
 from portal.web.principal import Principal
@@ -53,7 +53,7 @@ def token_create(request: Request) -> Response:
             name = clean_text(name, what="token's name", longest=100)
         except TextRefused as refused:
             errors["name"] = str(refused)
-    if not days_text.isdigit() or not 1 <= int(days_text) <= tokens.MAX_DAYS:
+    if not is_whole_number(days_text) or not 1 <= int(days_text) <= tokens.MAX_DAYS:
         errors["days"] = f"Enter a number of days from 1 to {tokens.MAX_DAYS}."
     if not code.strip():
         errors["code"] = "Enter the 6-digit code from your authenticator app."

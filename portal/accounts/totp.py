@@ -11,6 +11,8 @@ from datetime import datetime
 
 import pyotp
 
+from portal.text import is_whole_number
+
 STEP_SECONDS = 30
 DIGITS = 6
 # One step either side of now: clocks on phones drift, and typing a code takes time.
@@ -33,7 +35,7 @@ def code_at(secret: str, now: datetime) -> str:
 def matching_step(secret: str, typed: str, now: datetime) -> int | None:
     """The time step whose code ``typed`` is, within the window around ``now``; else None."""
     code = "".join(ch for ch in typed if not ch.isspace())
-    if len(code) != DIGITS or not code.isdigit():
+    if len(code) != DIGITS or not is_whole_number(code):
         return None
     totp = pyotp.TOTP(secret)
     current = totp.timecode(now)

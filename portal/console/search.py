@@ -27,7 +27,7 @@ from portal.accounts.models import User
 from portal.auditing import Auditor
 from portal.exchange.acting import Acting
 from portal.references import InvalidReference, parse_reference
-from portal.text import has_control_characters
+from portal.text import has_control_characters, is_whole_number
 
 FIELDS = ("actor", "action", "review", "document", "outcome", "from", "to")
 MAX_CURSOR = 2**63 - 1
@@ -93,7 +93,7 @@ def read_filters(db: Session, params: Mapping[str, str]) -> SearchForm:
 
 
 def _user_id(db: Session, typed: str) -> int | None:
-    if typed.isdigit() and len(typed) <= 18:
+    if is_whole_number(typed) and len(typed) <= 18:
         return int(typed)
     if "@" not in typed or has_control_characters(typed):
         return None  # no account has such an address (and a NUL would be a database error)

@@ -28,6 +28,7 @@ from portal.exchange.serialize import (
     review_json,
 )
 from portal.models import parse_id
+from portal.text import is_whole_number
 from portal.web.access import ANY_API_USER, api_roles, route
 from portal.web.jsonbody import date_field, int_field, json_body, text_field
 from portal.web.requests import acting_of, runtime_of
@@ -218,7 +219,7 @@ async def receive_document(
     passes ``body``: the file's bytes out of its multipart body (so Content-Length is not theirs)."""
     runtime = runtime_of(request)
     declared = request.headers.get("content-length", "") if body is None else ""
-    if declared.isdigit() and int(declared) > runtime.settings.max_upload_bytes:
+    if is_whole_number(declared) and int(declared) > runtime.settings.max_upload_bytes:
         exc: ExchangeError = TooLarge(
             f"The file is larger than the limit of {runtime.settings.max_upload_bytes:,} bytes. "
             "Nothing was kept."

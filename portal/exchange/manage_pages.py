@@ -19,7 +19,7 @@ from portal.exchange import reviews
 from portal.exchange.errors import ExchangeError, NotFound, Refused
 from portal.exchange.models import Review, ReviewMember, ReviewOrganisation, ReviewState
 from portal.models import Organisation, OrganisationKind
-from portal.text import has_control_characters
+from portal.text import has_control_characters, is_whole_number
 from portal.web.access import form_value, principal_of, roles, route
 from portal.web.rendering import render
 from portal.web.requests import acting_of, runtime_of, submitted_form
@@ -54,7 +54,7 @@ def _whole_number(form: Any, name: str, message: str, default: int | None = None
     typed = form_value(form, name, 12).strip()
     if not typed and default is not None:
         return default
-    if not typed.isascii() or not typed.isdigit():
+    if not is_whole_number(typed):
         raise FormMistake(name, message)
     return int(typed)
 

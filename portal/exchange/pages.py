@@ -45,6 +45,7 @@ from portal.exchange.serialize import document_json
 from portal.models import Organisation
 from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
+from portal.text import is_whole_number
 from portal.web.access import ANY_USER, form_value, principal_of, roles, route
 from portal.web.rendering import render
 from portal.web.requests import acting_of, runtime_of, submitted_form
@@ -212,7 +213,7 @@ def _document_filter(
 
 
 def _cursor(value: str | None) -> int | None:
-    if not value or not value.isdigit() or len(value) > 18:
+    if not value or not is_whole_number(value) or len(value) > 18:
         return None
     return int(value)
 

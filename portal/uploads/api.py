@@ -22,6 +22,7 @@ from portal.exchange.acting import Acting
 from portal.exchange.api import schedule_scan
 from portal.exchange.errors import NotFound, TooLarge
 from portal.exchange.serialize import document_json
+from portal.text import is_whole_number
 from portal.uploads import protocol, sessions
 from portal.uploads.errors import (
     BadTusRequest,
@@ -185,7 +186,7 @@ async def append(request: Request) -> Response:
     if part.document_reference is not None:  # finished already: say so again (idempotent)
         return _offset_response(part.start, part.document_reference)
     declared = headers.get("content-length", "").strip()
-    if declared.isdigit() and int(declared) > part.remaining:
+    if is_whole_number(declared) and int(declared) > part.remaining:
         raise TooLarge(
             f"This upload has {part.remaining:,} bytes still to come, fewer than this request's "
             "body. Nothing was kept."

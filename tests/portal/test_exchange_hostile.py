@@ -415,3 +415,25 @@ def test_documents_the_scanner_keeps_failing_on_are_flagged_to_administrators(
     page = admin.get("/admin/users")
     assert page.status_code == 200
     assert "1 document could not be scanned" in page.text
+
+
+@pytest.mark.parametrize("typed", ["³", "\u0663", "1\u00b2", "\uff11"])
+def test_numbers_in_other_digits_are_a_clear_answer_never_a_server_error(
+    exchange: Exchange, typed: str
+) -> None:
+    """``str.isdigit()`` is true of "³" and of other scripts' digits; ids, cursors and counts
+    take ASCII digits only (schemathesis found "³" answered with a 500)."""
+    from portal.text import is_whole_number
+
+    assert not is_whole_number(typed) and is_whole_number("123")
+    dpo, uploader = exchange.tokens["dpo"], exchange.tokens["uploader"]
+    history = exchange.client.get(f"/api/v1/audit/users/{typed}", headers=dpo)
+    assert history.status_code == 404, history.text[:200]
+    search = exchange.client.get("/api/v1/audit/events", params={"actor": typed}, headers=dpo)
+    assert search.status_code == 400 and search.json()["error"]["code"] == "invalid_filter"
+    upload = exchange.upload("uploader", b"minutes\n", request=typed)
+    assert upload.status_code in (400, 404), upload.text[:200]
+    listing = exchange.client.get(
+        "/api/v1/reviews/SWG24/documents", params={"before": typed}, headers=uploader
+    )
+    assert listing.status_code < 500, listing.text[:200]
