@@ -77,6 +77,7 @@ def start_seaweedfs(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         f"-debug.port={free_port()}",
         f"-iam.port={free_port()}",
         "-s3.port.iceberg=0",
+        "-s3.port.lance=0",  # its default, 9101, clashes when two test workers each start one
         f"-metricsPort={free_port()}",
     ]
     log = open(folder / "weed.log", "wb")  # noqa: SIM115 (kept open for the child)
