@@ -34,7 +34,7 @@ from .signing import (
     load_public_key,
     load_signing_key,
 )
-from .verification import Break, BreakKind, Verification, verify_log
+from .verification import Break, BreakKind, Verification, parts_by_default, verify_log
 
 __all__ = [
     "DETAIL_KEYS",
@@ -73,6 +73,7 @@ __all__ = [
     "load_or_create_signing_key",
     "load_public_key",
     "load_signing_key",
+    "parts_by_default",
     "search",
     "to_us",
     "utc_now",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
@@ -283,6 +284,12 @@ def walk_stored(
         keys=keys,
         anchor_checkpoint=anchor_cp,
     )
+
+
+def parts_by_default() -> int:
+    """How many processes a verification walks a long log in, unless told: one per CPU, at
+    most 8 (``portal audit verify`` and the DPO console both)."""
+    return min(8, os.cpu_count() or 1)
 
 
 def verify_log(

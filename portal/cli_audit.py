@@ -35,6 +35,7 @@ from audit import (
     Verification,
     load_or_create_signing_key,
     load_public_key,
+    parts_by_default,
     verify_export,
     verify_log,
 )
@@ -92,7 +93,7 @@ def audit() -> None:
 @click.option(
     "--processes",
     type=click.IntRange(min=1, max=64),
-    default=lambda: min(8, os.cpu_count() or 1),
+    default=parts_by_default,
     show_default="the number of CPUs, at most 8",
     help="Walk a long log (PostgreSQL) in this many parts at once, cut at signed checkpoints.",
 )

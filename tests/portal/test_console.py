@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
@@ -199,6 +201,26 @@ def test_exports_in_both_formats_verify_offline_with_the_public_key(exchange: Ex
     assert "not an audit export" in junk.text
     empty = dpo.post(url, files={"other": ("x.txt", b"", "text/plain")})
     assert empty.status_code == 400 and "Choose an export file" in empty.text
+
+
+def test_the_console_verifies_in_parts_as_the_command_line_does(
+    exchange: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long log is walked in one process per CPU from the browser too (a short one, as here,
+    is one walk whatever is asked: the parts' own correctness is tests/audit/test_parallel.py)."""
+    asked: list[int] = []
+    real = audit.verify_log
+
+    def noting(*args: Any, **kwargs: Any) -> audit.Verification:
+        asked.append(kwargs.get("processes", 1))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "verify_log", noting)
+    dpo = _dpo(exchange)
+    token = csrf_from(dpo.get("/console/audit/verify").text)
+    assert 'data-ok="true"' in dpo.post("/console/audit/verify", data={"csrf_token": token}).text
+    assert exchange.client.post("/api/v1/audit/verify", headers=exchange.tokens["dpo"]).is_success
+    assert asked == [audit.parts_by_default()] * 2
 
 
 def test_a_tampered_row_is_reported_at_its_sequence_number(exchange: Exchange) -> None:
