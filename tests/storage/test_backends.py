@@ -309,23 +309,72 @@ def test_a_durable_local_write_starts_the_disk_on_each_stretch_before_its_fsync(
 ) -> None:
     from storage import localfolder
 
-    asked: list[tuple[int, int]] = []
-    fadvise = os.posix_fadvise
+    calls: list[tuple[str, int, int]] = []
+    fadvise, fsync = os.posix_fadvise, os.fsync
 
     def recording(fd: int, offset: int, length: int, advice: int) -> None:
         assert advice == os.POSIX_FADV_DONTNEED
-        asked.append((offset, length))
+        calls.append(("fadvise", offset, length))
         fadvise(fd, offset, length, advice)
 
-    monkeypatch.setattr(localfolder, "_WRITEBACK_BYTES", 100_000)
+    def syncing(fd: int) -> None:
+        calls.append(("fsync", fd, 0))
+        fsync(fd)
+
+    stretch = 100_000
+    monkeypatch.setattr(localfolder, "_WRITEBACK_BYTES", stretch)
     monkeypatch.setattr(os, "posix_fadvise", recording)
+    monkeypatch.setattr(os, "fsync", syncing)
     data = os.urandom(1_000_000)
     blob_id = new_blob_id(os.urandom)
     local_store.put(blob_id, chunked(data, 30_000))
     assert b"".join(local_store.get(blob_id)) == data
-    # Consecutive stretches from the start, each at least the stretch length; the tail is left
-    # to the fsync.
-    assert asked and asked[0][0] == 0
-    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(asked))
-    assert all(n >= 100_000 for _, n in asked)
-    assert sum(n for _, n in asked) > len(data) - 100_000 - 30_000
+    dropped = calls.index(("fadvise", 0, 0))
+    during = [(at, at + length) for kind, at, length in calls[:dropped] if kind == "fadvise"]
+    # While writing: each stretch as soon as it is complete (the tail is left to the fsync),
+    # with the two stretches before it, whose pages can leave the cache once on disk.
+    ends = [end for _, end in during]
+    assert during and all(b - a >= stretch for a, b in itertools.pairwise([0, *ends]))
+    assert ends[-1] > len(data) - stretch - 30_000
+    starts = [max(0, end - 2 * stretch) for end in [0, *ends[:-1]]]
+    assert [start for start, _ in during] == starts
+    # Once the blob's fsync is done, the whole file (length 0: to its end) leaves the cache.
+    assert calls[dropped - 1][0] == "fsync"
+    assert [kind for kind, *_ in calls[dropped + 1 :]] == ["fsync"]  # the folder's
+
+
+def resident_pages(path: Path) -> int:
+    """Pages of a file in the page cache: mincore(2) on a read-only mapping of it."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
+    libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size = path.stat().st_size
+    vector = (ctypes.c_ubyte * ((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE))()
+    with open(path, "rb") as file:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, file.fileno(), 0)
+        if address in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap failed")
+        try:
+            if libc.mincore(address, size, vector) != 0:
+                raise OSError(ctypes.get_errno(), "mincore failed")
+        finally:
+            libc.munmap(address, size)
+    return sum(v & 1 for v in vector)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page cache advice is Linux's")
+def test_a_durable_local_blob_does_not_stay_in_the_page_cache(
+    local_store: LocalFolderStore,
+) -> None:
+    data = os.urandom(4 * 1024 * 1024)
+    blob_id = new_blob_id(os.urandom)
+    local_store.put(blob_id, chunked(data, 65536))
+    path = local_store.root / blob_id[:2] / blob_id
+    assert resident_pages(path) <= 1  # written, on disk, and out of memory
+    assert b"".join(local_store.get(blob_id)) == data  # read back from the disk
