@@ -15,10 +15,11 @@ Writing and reading are iterators over chunks, holding a few segments in memory 
 from __future__ import annotations
 
 import hashlib
-from collections import deque
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from .crypto import HEADER_SIZE, KEY_SIZE, TAG_SIZE, RandomBytes, SegmentOpener, SegmentSealer
 from .errors import IntegrityError, InvalidInput
@@ -34,7 +35,7 @@ SEGMENT_SIZE = 1024 * 1024  # production default: 1 MiB ciphertext segments, as 
 MIN_SEGMENT_SIZE = HEADER_SIZE + TAG_SIZE + 8
 # Threat: a forged envelope announcing huge segments would make a reader allocate without bound.
 MAX_SEGMENT_SIZE = 16 * 1024 * 1024
-_QUEUE = 2  # segments in the hashing and sealing threads: bounds memory while they overlap
+_QUEUE = 2  # segments waiting for the hashing thread: bounds memory while it runs behind
 
 # fetch(offset, length) -> the blob's bytes from offset, length bytes or to the end when None.
 Fetch = Callable[[int, "int | None"], Iterator[bytes]]
@@ -112,61 +113,95 @@ def seal_stream(
     envelope = Envelope(segment_size=segment_size, key_id=key_id).encode()
     sealer = SegmentSealer(ikm, associated_data(envelope, document_id), random_bytes=random_bytes)
     hasher = hashlib.sha256()
-    # SHA-256 is the slowest step, sealing the next: both release the GIL on large buffers, so
-    # segment i is hashed in one thread and sealed in another while the caller writes segment i-1.
-    # One worker per step keeps each in order; the queue bound keeps memory constant.
-    pending: deque[tuple[Future[None], Future[bytes], bytearray]] = deque()
-    workers: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
-    segments = _Segments(*plaintext_sizes(segment_size))
+    # SHA-256 is the slowest step by far (AES-GCM is several times faster here): each segment is
+    # hashed in a thread of its own while the caller's thread seals and stores it, both outside
+    # the GIL. The hashing thread hands each buffer back when done; at most ``_QUEUE`` wait for it.
+    segments = _Segments(*plaintext_sizes(segment_size), buffers=_QUEUE + 1)
+    hashing: _Hashing | None = None
     size = stored = 0
     try:
         yield envelope + sealer.header
         stored = PREAMBLE_SIZE
         for segment, buffer, last in segments.cut(chunks):
             size += len(segment)
-            if last and workers is None:  # a one-segment blob: no thread worth starting
+            if last and hashing is None:  # a one-segment blob: no thread worth starting
                 hasher.update(segment)
-                sealed = sealer.seal(segment, last=True)
-                stored += len(sealed)
-                yield sealed
-                break
-            if workers is None:
-                workers = (_worker("blob-hash"), _worker("blob-seal"))
-            hashed = workers[0].submit(hasher.update, segment)
-            pending.append((hashed, workers[1].submit(sealer.seal, segment, last=last), buffer))
-            while len(pending) > (0 if last else _QUEUE):
-                hashed, sealing, buffer = pending.popleft()
-                hashed.result()
-                sealed = sealing.result()
-                segments.release(buffer)  # both threads are done with it
-                stored += len(sealed)
-                yield sealed
+            else:
+                if hashing is None:
+                    hashing = _Hashing(hasher, segments.release)
+                hashing.submit(segment, buffer)
+            # Read here while the hashing thread reads it too; the buffer is filled again only
+            # in this thread, after this.
+            sealed = sealer.seal(segment, last=last)
+            stored += len(sealed)
+            yield sealed
+        if hashing is not None:
+            hashing.finish()
         tally.size, tally.sha256, tally.stored_size = size, hasher.hexdigest(), stored
     finally:
-        for worker in workers or ():
-            worker.shutdown(wait=True, cancel_futures=True)
+        if hashing is not None:
+            hashing.stop()
 
 
-def _worker(name: str) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(1, thread_name_prefix=name)
+class _Hashing:
+    """Feeds segments to a hash in one thread, in order; releases each buffer once hashed."""
+
+    def __init__(self, hasher: Any, release: Callable[[bytearray], None]) -> None:
+        self._hasher, self._release = hasher, release
+        self._jobs: queue.SimpleQueue[tuple[memoryview, bytearray] | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="blob-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            segment, buffer = job
+            if self._error is None:
+                try:
+                    self._hasher.update(segment)
+                except BaseException as error:  # raised in the caller's thread by ``finish``
+                    self._error = error
+            self._release(buffer)  # always: the caller may be waiting for a buffer
+
+    def submit(self, segment: memoryview, buffer: bytearray) -> None:
+        self._jobs.put((segment, buffer))
+
+    def finish(self) -> None:
+        """Wait until every segment is hashed; raise what hashing raised."""
+        self.stop()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
 
 
 class _Segments:
-    """Cuts chunks into segment plaintexts, in buffers that are used again once released.
+    """Cuts chunks into segment plaintexts, in at most ``buffers`` buffers used again in turn.
 
     A fresh 1 MiB buffer per segment costs 256 page faults (and zeroing) on every segment with
     the C library's default allocator settings, which measured as a third of the sealing CPU.
+    ``release`` may be called from another thread; a cut waits for a buffer once all are out.
     """
 
-    def __init__(self, first: int, rest: int) -> None:
+    def __init__(self, first: int, rest: int, *, buffers: int) -> None:
         self._first, self._rest = first, rest
-        self._free: list[bytearray] = []
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._made, self._limit = 0, max(1, buffers)
 
     def release(self, buffer: bytearray) -> None:
-        self._free.append(buffer)
+        self._free.put(buffer)
 
     def _buffer(self) -> bytearray:
-        return self._free.pop() if self._free else bytearray(self._rest)
+        if self._made >= self._limit:
+            return self._free.get()
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            self._made += 1
+            return bytearray(self._rest)
 
     def cut(self, chunks: Iterable[bytes]) -> Iterator[tuple[memoryview, bytearray, bool]]:
         """(segment plaintext, its buffer, is it the last); an empty last one only if all is."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
 
@@ -43,7 +45,7 @@ def seal(data: bytes, *, ikm: bytes, key_id: bytes, document_id: str, segment: i
         )
     )
     assert tally.size == len(data)
-    assert tally.sha256 == hashlib.sha256(data).hexdigest()
+    assert tally.sha256 == _sha256(data).hexdigest()
     return blob
 
 
@@ -237,3 +239,102 @@ def test_a_chunk_the_caller_reuses_does_not_change_what_was_sealed(vault: Vault)
 
     stored = vault.write(key, source())
     assert b"".join(vault.read(key, stored.blob_id)) == b"".join(sent)
+
+
+_sha256 = hashlib.sha256
+
+
+class _SlowHash:
+    """A SHA-256 that takes its time over each segment, as a loaded machine's would."""
+
+    def __init__(self) -> None:
+        self._hash = _sha256()
+
+    def update(self, data: memoryview) -> None:
+        copy = bytes(data)  # what the segment holds when hashing starts
+        time.sleep(0.002)
+        if bytes(data) != copy:
+            raise AssertionError("a segment's buffer was filled again while it was being hashed")
+        self._hash.update(copy)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def test_a_hashing_thread_that_runs_behind_holds_back_the_cut_and_the_hash_is_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from storage import stream
+
+    monkeypatch.setattr(stream.hashlib, "sha256", _SlowHash)
+    data = os.urandom(100 * 240 + 5)
+    tally = Tally()
+    blob = b"".join(
+        seal_stream(
+            chunked(data, 1000),
+            ikm=b"k" * 32,
+            key_id=b"i" * 16,
+            document_id="D",
+            tally=tally,
+            random_bytes=os.urandom,
+            segment_size=256,
+        )
+    )
+    assert tally.sha256 == _sha256(data).hexdigest()
+    assert tally.size == len(data)
+    opened = open_stream(memory_fetch(blob), ikm=b"k" * 32, key_id=b"i" * 16, document_id="D")
+    assert b"".join(opened) == data
+
+
+def hashing_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "blob-hash"]
+
+
+def test_a_stream_left_early_or_failing_leaves_no_hashing_thread() -> None:
+    before = len(hashing_threads())
+
+    def source(fail: bool) -> Iterator[bytes]:
+        yield os.urandom(5000)
+        if fail:
+            raise RuntimeError("the request body broke off")
+        yield os.urandom(5000)
+
+    kwargs = {"ikm": b"k" * 32, "key_id": b"i" * 16, "document_id": "D", "random_bytes": os.urandom}
+    left = seal_stream(source(False), tally=Tally(), segment_size=256, **kwargs)  # type: ignore[arg-type]
+    next(left), next(left), next(left)
+    assert len(hashing_threads()) == before + 1
+    left.close()
+    assert len(hashing_threads()) == before
+    tally = Tally()
+    with pytest.raises(RuntimeError, match="broke off"):
+        for _ in seal_stream(source(True), tally=tally, segment_size=256, **kwargs):  # type: ignore[arg-type]
+            pass
+    assert len(hashing_threads()) == before
+    assert not tally.sha256
+
+
+def test_a_failure_in_the_hashing_thread_reaches_the_writer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from storage import stream
+
+    class Broken(_SlowHash):
+        def update(self, data: memoryview) -> None:
+            raise MemoryError("no room to hash")
+
+    monkeypatch.setattr(stream.hashlib, "sha256", Broken)
+    tally = Tally()
+    with pytest.raises(MemoryError, match="no room"):
+        b"".join(
+            seal_stream(
+                chunked(os.urandom(5000), 700),
+                ikm=b"k" * 32,
+                key_id=b"i" * 16,
+                document_id="D",
+                tally=tally,
+                random_bytes=os.urandom,
+                segment_size=256,
+            )
+        )
+    assert not tally.sha256
+    assert not hashing_threads()
