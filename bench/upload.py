@@ -17,7 +17,11 @@ Then, once with glibc's default allocator settings and once with
   (d) the portal's peak RSS (VmHWM, reset before each upload) for 100 MiB against SIZE;
   (e) seconds from the upload's response until the document is ``available`` (API polled);
   (f) 50 concurrent 5 MiB uploads: errors, p50 and p95 latency;
-  (g) SIZE downloaded through ``/content`` against the bare app serving as many bytes: ratio.
+  (g) SIZE downloaded through ``/content`` against the bare app serving as many bytes: ratio;
+  (h) the CPU seconds an upload cannot skip (the sink's server receiving the body, the client
+      sending it, SHA-256 and AES-GCM of every byte, the page-cache write of the disk run), each
+      measured alone in this run, against what all CPUs have at 0.5x the sink: whether that
+      target is within this machine's CPUs at all, whatever the pipeline.
 
 Prints the figures and writes bench/results/upload.json (or --output). Needs copyparty
 (``pip install copyparty``) and clamd (Debian's clamav-daemon).
@@ -31,9 +35,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -42,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -173,6 +179,11 @@ class Server:
 
     def rss_mib(self) -> float:
         return self.status_kib("VmRSS") / 1024
+
+    def cpu_s(self) -> float:
+        """User and system CPU seconds of the server process so far (all its threads)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -362,6 +373,41 @@ def mb_s(size: int, seconds: float) -> float:
     return round(size / seconds / 1e6, 1)
 
 
+def own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def with_cpu(server: Server, run: Callable[[], float]) -> tuple[float, float, float]:
+    """(seconds, the server's CPU seconds, this client's CPU seconds) of one timed run."""
+    server_before, client_before = server.cpu_s(), own_cpu_s()
+    seconds = run()
+    return seconds, server.cpu_s() - server_before, own_cpu_s() - client_before
+
+
+def crypto_cpu_s(size: int) -> dict[str, float]:
+    """CPU seconds that SHA-256 and AES-GCM (the blob format's segments) take for ``size`` bytes
+    here, each on one core: work every upload must do whatever the pipeline around it."""
+    from storage.crypto import SegmentSealer
+    from storage.stream import plaintext_sizes
+
+    sample = min(size, 256 * MiB)
+    segment = os.urandom(plaintext_sizes(1024 * 1024)[1])
+    count = sample // len(segment)
+    hasher = hashlib.sha256()
+    start = time.thread_time()
+    for _ in range(count):
+        hasher.update(segment)
+    sha = time.thread_time() - start
+    sealer = SegmentSealer(os.urandom(32), b"bench", random_bytes=os.urandom)
+    start = time.thread_time()
+    for _ in range(count):
+        sealer.seal(segment, last=False)
+    aes = time.thread_time() - start
+    scale = size / (count * len(segment))
+    return {"sha256": round(sha * scale, 3), "aes_gcm": round(aes * scale, 3)}
+
+
 async def concurrent_uploads(base: str, token: str, count: int, size: int) -> dict[str, Any]:
     latencies: list[float] = []
     errors: list[str] = []
@@ -492,9 +538,12 @@ def _measure(
 
         # (a) + (d) + (e): the full size, best of ``repeat``, each scanned before the next.
         portal_s, rss_big, rss_big_scan, to_available, reference = [], [], [], [], ""
+        portal_cpu: list[tuple[float, float]] = []
         for _ in range(plan.repeat):
             portal.reset_peak()
+            before = portal.cpu_s(), own_cpu_s()
             seconds, response = timed_post(client, upload_url, plan.size, bearer(up))
+            portal_cpu.append((portal.cpu_s() - before[0], own_cpu_s() - before[1]))
             rss_big.append(portal.peak_mib())
             reference = response.json()["reference"]
             assert response.json()["size"] == plan.size
@@ -505,12 +554,18 @@ def _measure(
             portal_s.append(seconds)
 
         # The disk's own pace for a durable write of the same size (the portal fsyncs its blobs).
-        disk_s = [timed_disk_write(shared.parent, plan.size) for _ in range(plan.repeat)]
+        disk_s, disk_cpu = [], []
+        for _ in range(plan.repeat):
+            before = own_cpu_s()
+            disk_s.append(timed_disk_write(shared.parent, plan.size))
+            disk_cpu.append(own_cpu_s() - before)
 
         # (b) the bare sink, (c) copyparty's PUT
-        bare_s = [
-            timed_post(client, f"{bare.url}/sink", plan.size, {})[0] for _ in range(plan.repeat)
+        sink_runs = [
+            with_cpu(bare, lambda: timed_post(client, f"{bare.url}/sink", plan.size, {})[0])
+            for _ in range(plan.repeat)
         ]
+        bare_s = [seconds for seconds, _, _ in sink_runs]
         copy_s = []
         for i in range(plan.repeat):
             copy_s.append(timed_put(client, f"{copyparty.url}/bench-{i}.txt", plan.size))
@@ -588,12 +643,47 @@ def _measure(
                 f"upload_and_scan_{size // MiB}_mib": round(max(rss_big_scan), 1),
                 "idle_after": round(rss_idle, 1),
             },
+            "cpu_bound": cpu_bound(plan.size, best["bare"], sink_runs, disk_cpu, portal_cpu),
             "seconds_until_available": round(min(to_available), 3),
             "scan_mb_s": mb_s(size, min(to_available)),
             "concurrent": crowd,
         }
     )
     return result
+
+
+def cpu_bound(
+    size: int,
+    bare_s: float,
+    sink_runs: list[tuple[float, float, float]],
+    disk_cpu: list[float],
+    portal_cpu: list[tuple[float, float]],
+) -> dict[str, Any]:
+    """Can 0.5x the sink be reached on this machine's CPUs at all?
+
+    The CPU time of the work an upload cannot skip, each part measured alone in this run: the
+    bare sink's server receiving the body, the client sending it, SHA-256 and AES-GCM of every
+    byte, and writing it into the page cache. At 0.5x the sink the upload may take twice the
+    sink's time, so all CPUs together have ``cpus * 2 * bare_s`` CPU seconds for it.
+    """
+    _, sink_server, sink_client = min(sink_runs)
+    necessary = {
+        "receive": round(sink_server, 3),
+        "send": round(sink_client, 3),
+        **crypto_cpu_s(size),
+        "page_cache_write": round(min(disk_cpu), 3),
+    }
+    cpus = os.cpu_count() or 1
+    total = sum(necessary.values())
+    server, client = min(portal_cpu)
+    return {
+        "necessary_cpu_s": necessary,
+        "necessary_total_cpu_s": round(total, 3),
+        "cpus": cpus,
+        "available_cpu_s_at_half_the_sink": round(cpus * 2 * bare_s, 3),
+        "half_the_sink_reachable": total <= cpus * 2 * bare_s,
+        "portal_upload_cpu_s": {"server": round(server, 3), "client": round(client, 3)},
+    }
 
 
 def check_targets(variant: dict[str, Any]) -> dict[str, bool]:
@@ -629,6 +719,14 @@ def report(results: dict[str, Any]) -> None:
         )
         print(
             f"                  disk write+fsync {up['disk_write_fsync_mb_s']:>7} MB/s (the same bytes)"
+        )
+        bound = variant["cpu_bound"]
+        parts = ", ".join(f"{k} {v}" for k, v in bound["necessary_cpu_s"].items())
+        print(
+            f"                  CPU s it cannot skip {bound['necessary_total_cpu_s']} ({parts})"
+            f" vs {bound['available_cpu_s_at_half_the_sink']} on {bound['cpus']} CPUs at 0.5x"
+            f" the sink: {'within' if bound['half_the_sink_reachable'] else 'beyond'} the CPUs;"
+            f" the portal's upload took {bound['portal_upload_cpu_s']['server']} s in the server"
         )
         print(
             f"download          portal {down['portal_mb_s']:>7} MB/s   bare {down['bare_source_mb_s']:>7} MB/s"

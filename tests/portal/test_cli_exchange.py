@@ -473,3 +473,12 @@ def test_the_upload_benchmark_runs_quickly(tmp_path: Path) -> None:
     for variant in results["variants"].values():
         assert variant["upload"]["portal_mb_s"] > 0 and variant["download"]["ratio_vs_bare"] > 0
         assert variant["concurrent"]["errors"] == 0
+        bound = variant["cpu_bound"]
+        parts = bound["necessary_cpu_s"]
+        assert set(parts) == {"receive", "send", "sha256", "aes_gcm", "page_cache_write"}
+        assert all(seconds > 0 for seconds in parts.values())
+        assert bound["necessary_total_cpu_s"] == pytest.approx(sum(parts.values()), abs=0.002)
+        assert bound["half_the_sink_reachable"] == (
+            bound["necessary_total_cpu_s"] <= bound["available_cpu_s_at_half_the_sink"]
+        )
+        assert bound["portal_upload_cpu_s"]["server"] > 0
