@@ -197,7 +197,9 @@ class Server:
 
 def start_server(name: str, argv: list[str], env: dict[str, str], url: str, log: Path) -> Server:
     with open(log, "wb") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # In this checkout's folder: ``python -c`` puts the working folder first on sys.path, so
+        # started elsewhere (in another checkout) the server would run that folder's portal.
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
     server = Server(name, process, url, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
