@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -261,6 +261,19 @@ class _SlowHash:
         return self._hash.hexdigest()
 
 
+def small_segments(chunks: Iterable[bytes], tally: Tally) -> Iterator[bytes]:
+    """A blob of 256-byte segments (240 plaintext bytes each after the first)."""
+    return seal_stream(
+        chunks,
+        ikm=b"k" * 32,
+        key_id=b"i" * 16,
+        document_id="D",
+        tally=tally,
+        random_bytes=os.urandom,
+        segment_size=256,
+    )
+
+
 def test_a_hashing_thread_that_runs_behind_holds_back_the_cut_and_the_hash_is_right(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -269,17 +282,7 @@ def test_a_hashing_thread_that_runs_behind_holds_back_the_cut_and_the_hash_is_ri
     monkeypatch.setattr(stream.hashlib, "sha256", _SlowHash)
     data = os.urandom(100 * 240 + 5)
     tally = Tally()
-    blob = b"".join(
-        seal_stream(
-            chunked(data, 1000),
-            ikm=b"k" * 32,
-            key_id=b"i" * 16,
-            document_id="D",
-            tally=tally,
-            random_bytes=os.urandom,
-            segment_size=256,
-        )
-    )
+    blob = b"".join(small_segments(chunked(data, 1000), tally))
     assert tally.sha256 == _sha256(data).hexdigest()
     assert tally.size == len(data)
     opened = open_stream(memory_fetch(blob), ikm=b"k" * 32, key_id=b"i" * 16, document_id="D")
@@ -299,15 +302,14 @@ def test_a_stream_left_early_or_failing_leaves_no_hashing_thread() -> None:
             raise RuntimeError("the request body broke off")
         yield os.urandom(5000)
 
-    kwargs = {"ikm": b"k" * 32, "key_id": b"i" * 16, "document_id": "D", "random_bytes": os.urandom}
-    left = seal_stream(source(False), tally=Tally(), segment_size=256, **kwargs)  # type: ignore[arg-type]
+    left = small_segments(source(False), Tally())
     next(left), next(left), next(left)
     assert len(hashing_threads()) == before + 1
     left.close()
     assert len(hashing_threads()) == before
     tally = Tally()
     with pytest.raises(RuntimeError, match="broke off"):
-        for _ in seal_stream(source(True), tally=tally, segment_size=256, **kwargs):  # type: ignore[arg-type]
+        for _ in small_segments(source(True), tally):
             pass
     assert len(hashing_threads()) == before
     assert not tally.sha256
@@ -325,16 +327,6 @@ def test_a_failure_in_the_hashing_thread_reaches_the_writer(
     monkeypatch.setattr(stream.hashlib, "sha256", Broken)
     tally = Tally()
     with pytest.raises(MemoryError, match="no room"):
-        b"".join(
-            seal_stream(
-                chunked(os.urandom(5000), 700),
-                ikm=b"k" * 32,
-                key_id=b"i" * 16,
-                document_id="D",
-                tally=tally,
-                random_bytes=os.urandom,
-                segment_size=256,
-            )
-        )
+        b"".join(small_segments(chunked(os.urandom(5000), 700), tally))
     assert not tally.sha256
     assert not hashing_threads()
