@@ -27,7 +27,7 @@ _NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)  # the file system 
 _NOFOLLOW = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 # Durable writes start the disk on each stretch this long as soon as it is written, so that the
 # fsync at the end waits for the last stretch only, not for the whole blob, and let go of the
-# cached pages that are on disk (see ``_write`` and ``_start_writeback``).
+# cached pages that are on disk (see ``_write`` and ``_let_go``); long reads let go of theirs too.
 _WRITEBACK_BYTES = 8 * 1024 * 1024
 
 
@@ -80,14 +80,14 @@ class LocalFolderStore:
                 written += len(chunk)
                 if self._durable and written - started >= _WRITEBACK_BYTES:
                     # The new stretch starts its write-back; the two before it, if the disk has
-                    # finished with them, leave the page cache (see ``_start_writeback``).
+                    # finished with them, leave the page cache (see ``_let_go``).
                     since = max(0, started - 2 * _WRITEBACK_BYTES)
-                    _start_writeback(fd, since, written - since)
+                    _let_go(fd, since, written - since)
                     started = written
             try:
                 if self._durable:
                     os.fsync(fd)
-                    _start_writeback(fd, 0, 0)  # all clean now: the whole file leaves the cache
+                    _let_go(fd, 0, 0)  # all clean now: the whole file leaves the cache
                 if temp_name is None:
                     # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N names the unnamed file; it
                     # fails rather than replace an existing blob.
@@ -232,12 +232,18 @@ class LocalFolderStore:
 
 
 class _FileChunks(Iterator[bytes]):
-    """Chunks of an open file; closes it when exhausted, closed or collected."""
+    """Chunks of an open file; closes it when exhausted, closed or collected.
+
+    A long read (a download, a scan) lets go of the pages it has read, stretch by stretch, as a
+    durable write does (see ``_let_go``); a short one (a range, a look inside a zip) leaves the
+    page cache as it is, since the same bytes are likely read again soon.
+    """
 
     def __init__(self, fd: int, offset: int, length: int | None) -> None:
         self._file = open(fd, "rb", buffering=0)  # noqa: SIM115 (closed by close())
         self._file.seek(offset)
         self._left = length
+        self._start = self._kept_from = self._position = offset
 
     def __next__(self) -> bytes:
         if self._file.closed or self._left == 0:
@@ -250,27 +256,36 @@ class _FileChunks(Iterator[bytes]):
             raise StopIteration
         if self._left is not None:
             self._left -= len(chunk)
+        self._position += len(chunk)
+        if self._position - self._kept_from >= _WRITEBACK_BYTES:
+            _let_go(self._file.fileno(), self._kept_from, self._position - self._kept_from)
+            self._kept_from = self._position
         return chunk
 
     def close(self) -> None:
+        if self._file.closed:
+            return
+        if self._position - self._start >= _WRITEBACK_BYTES and self._position > self._kept_from:
+            _let_go(self._file.fileno(), self._kept_from, self._position - self._kept_from)
         self._file.close()
 
     def __del__(self) -> None:
         self.close()
 
 
-def _start_writeback(fd: int, offset: int, length: int) -> None:
+def _let_go(fd: int, offset: int, length: int) -> None:
     """Ask the kernel to write a stretch to disk now, without waiting for it (not a durability
-    promise: the fsync at the end of the write is), and to drop the stretch's pages that are
+    promise: the fsync at the end of a write is), and to drop the stretch's pages that are
     already on disk from the page cache (``length`` 0: to the end of the file).
 
     Linux does both for POSIX_FADV_DONTNEED: it starts write-back of the dirty pages, then frees
     the clean ones; pages still dirty or being written are left alone. A blob is written once
-    and read later, if at all, by the scanner or an inspector, so keeping it cached only takes
-    memory: without dropping, every upload takes fresh pages for the cache, which measured as
-    most of the write's cost in the virtual machines here (2.4 s of system time per GiB against
-    0.25 s when the pages are used again; docs/performance.md). Elsewhere, or if it fails, the
-    fsync simply has more to do and the kernel reclaims the pages itself."""
+    and read later, seldom more than a few times, by the scanner or an inspector, so keeping it
+    cached only takes memory, and every long write or read then takes fresh pages for the cache,
+    which measured as most of its cost in the virtual machines here (about 2 s of system time per
+    GiB against 0.1-0.25 s when a few pages are used again and again; docs/performance.md).
+    Elsewhere, or if it fails, the fsync simply has more to do and the kernel reclaims the pages
+    itself."""
     if hasattr(os, "posix_fadvise"):
         with contextlib.suppress(OSError):
             os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)

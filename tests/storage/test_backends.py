@@ -328,9 +328,10 @@ def test_a_durable_local_write_starts_the_disk_on_each_stretch_before_its_fsync(
     data = os.urandom(1_000_000)
     blob_id = new_blob_id(os.urandom)
     local_store.put(blob_id, chunked(data, 30_000))
+    written = calls[:]  # the write's (reading it back lets go of pages too)
     assert b"".join(local_store.get(blob_id)) == data
-    dropped = calls.index(("fadvise", 0, 0))
-    during = [(at, at + length) for kind, at, length in calls[:dropped] if kind == "fadvise"]
+    dropped = written.index(("fadvise", 0, 0))
+    during = [(at, at + length) for kind, at, length in written[:dropped] if kind == "fadvise"]
     # While writing: each stretch as soon as it is complete (the tail is left to the fsync),
     # with the two stretches before it, whose pages can leave the cache once on disk.
     ends = [end for _, end in during]
@@ -339,8 +340,8 @@ def test_a_durable_local_write_starts_the_disk_on_each_stretch_before_its_fsync(
     starts = [max(0, end - 2 * stretch) for end in [0, *ends[:-1]]]
     assert [start for start, _ in during] == starts
     # Once the blob's fsync is done, the whole file (length 0: to its end) leaves the cache.
-    assert calls[dropped - 1][0] == "fsync"
-    assert [kind for kind, *_ in calls[dropped + 1 :]] == ["fsync"]  # the folder's
+    assert written[dropped - 1][0] == "fsync"
+    assert [kind for kind, *_ in written[dropped + 1 :]] == ["fsync"]  # the folder's
 
 
 def resident_pages(path: Path) -> int:
@@ -378,3 +379,42 @@ def test_a_durable_local_blob_does_not_stay_in_the_page_cache(
     path = local_store.root / blob_id[:2] / blob_id
     assert resident_pages(path) <= 1  # written, on disk, and out of memory
     assert b"".join(local_store.get(blob_id)) == data  # read back from the disk
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page cache advice is Linux's")
+def test_a_long_read_lets_go_of_the_pages_it_read_and_a_short_one_keeps_them(
+    local_store: LocalFolderStore,
+) -> None:
+    from storage.localfolder import _WRITEBACK_BYTES as STRETCH
+
+    # Whole stretches: the page cache keeps a file in blocks of up to 2 MiB, and lets go of a
+    # block only if the range asked for covers all of it.
+    data = os.urandom(3 * STRETCH + 12345)  # and a tail that ends inside the cache's last block
+    blob_id = new_blob_id(os.urandom)
+    local_store.put(blob_id, chunked(data, 1024 * 1024))
+    path = local_store.root / blob_id[:2] / blob_id
+    everything = resident_pages_after_reading(path)
+    assert everything == -(-len(data) // 4096)
+    # A range shorter than a stretch (a look inside a zip): the cache is left as it was.
+    short = slice(STRETCH, STRETCH + STRETCH // 4)
+    assert b"".join(local_store.get(blob_id, short.start, short.stop - short.start)) == data[short]
+    assert resident_pages(path) == everything
+    # The whole blob (a download, a scan): read, checked, and out of memory.
+    assert b"".join(local_store.get(blob_id)) == data
+    assert resident_pages(path) == 0
+    # A long read lets go as it goes; given up, it has let go of what it read and nothing else.
+    resident_pages_after_reading(path)
+    reading = local_store.get(blob_id)
+    read = b"".join(next(reading) for _ in range(2 * STRETCH // (1024 * 1024)))
+    assert read == data[: 2 * STRETCH]
+    assert resident_pages(path) == everything - 2 * STRETCH // 4096
+    reading.close()  # type: ignore[attr-defined]
+    assert resident_pages(path) == everything - 2 * STRETCH // 4096
+
+
+def resident_pages_after_reading(path: Path) -> int:
+    """Read the file the ordinary way (into the page cache); then its resident pages."""
+    with open(path, "rb") as file:
+        while file.read(1024 * 1024):
+            pass
+    return resident_pages(path)
