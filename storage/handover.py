@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 
 
 class Abandoned(Exception):
@@ -113,3 +113,89 @@ class Handover(Iterator[bytes]):
             self._held = 0
             self._ready.notify_all()
         self._loop.call_soon_threadsafe(self._space.set)
+
+
+async def read_ahead(chunks: Iterator[bytes], *, limit: int) -> AsyncIterator[bytes]:
+    """The other way round: a blocking iterator (a blob being read and opened) read in a thread of
+    its own, up to ``limit`` bytes ahead of the loop that consumes it (a response being sent).
+
+    Without it each chunk was read, then sent, then the next read: the disk and the network took
+    turns. The thread is its own, not the loop's pool, whose few workers a slow client must not
+    hold. However the consumer stops (the end, an error, a client gone), the thread stops and
+    ``chunks`` is closed; an exception from ``chunks`` is raised here where it happened.
+    """
+    reader = _ReadAhead(chunks, asyncio.get_running_loop(), limit=limit)
+    try:
+        while (chunk := await reader.next()) is not None:
+            yield chunk
+    finally:
+        reader.close()
+
+
+class _ReadAhead:
+    def __init__(
+        self, chunks: Iterator[bytes], loop: asyncio.AbstractEventLoop, *, limit: int
+    ) -> None:
+        self._chunks, self._loop, self._limit = chunks, loop, limit
+        self._items: deque[bytes | _End | _Failure] = deque()
+        self._held = 0
+        self._space = threading.Condition(threading.Lock())
+        self._ready = asyncio.Event()
+        self._consumer_waits = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._produce, name="read-ahead", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        try:
+            for chunk in self._chunks:
+                if not self._put(chunk):
+                    return
+            self._put(_END)
+        except BaseException as error:  # raised on the loop, after the chunks before it
+            self._put(_Failure(error))
+        finally:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, item: bytes | _End | _Failure) -> bool:
+        """Queue ``item`` once there is room; False if the consumer has stopped."""
+        size = len(item) if isinstance(item, bytes | bytearray | memoryview) else 0
+        with self._space:
+            while self._items and self._held + size > self._limit and not self._closed:
+                self._space.wait()
+            if self._closed:
+                return False
+            self._items.append(item)
+            self._held += size
+            wake, self._consumer_waits = self._consumer_waits, False
+        if wake:
+            self._loop.call_soon_threadsafe(self._ready.set)
+        return True
+
+    async def next(self) -> bytes | None:
+        """The next chunk; None at the end."""
+        while True:
+            with self._space:
+                if self._items:
+                    item = self._items[0]
+                    if isinstance(item, _End):
+                        return None
+                    if isinstance(item, _Failure):
+                        raise item.error
+                    self._items.popleft()
+                    self._held -= len(item)
+                    self._space.notify()
+                    return item
+                # Cleared under the lock: the producer's wake-up is scheduled after this.
+                self._ready.clear()
+                self._consumer_waits = True
+            await self._ready.wait()
+
+    def close(self) -> None:
+        with self._space:
+            self._closed = True
+            self._items.clear()
+            self._held = 0
+            self._space.notify_all()
