@@ -36,6 +36,17 @@ class _Failure:
 _END = _End()
 
 
+def _take(items: deque[bytes | _End | _Failure]) -> bytes | None:
+    """The first chunk, taken off; None at the end (which stays); a failure is raised."""
+    item = items[0]
+    if isinstance(item, _End):
+        return None
+    if isinstance(item, _Failure):
+        raise item.error
+    items.popleft()
+    return item
+
+
 class Handover(Iterator[bytes]):
     """Fed on the loop by ``fill``; iterated in one worker thread."""
 
@@ -93,12 +104,9 @@ class Handover(Iterator[bytes]):
                 self._ready.wait()
             if self._abandoned:
                 raise Abandoned()
-            item = self._items[0]
-            if isinstance(item, _End):
+            item = _take(self._items)
+            if item is None:
                 raise StopIteration
-            if isinstance(item, _Failure):
-                raise item.error
-            self._items.popleft()
             self._held -= len(item)
             if self._filler_waits and self._held <= self._limit // 2:
                 self._filler_waits = False
@@ -179,14 +187,10 @@ class _ReadAhead:
         while True:
             with self._space:
                 if self._items:
-                    item = self._items[0]
-                    if isinstance(item, _End):
-                        return None
-                    if isinstance(item, _Failure):
-                        raise item.error
-                    self._items.popleft()
-                    self._held -= len(item)
-                    self._space.notify()
+                    item = _take(self._items)
+                    if item is not None:
+                        self._held -= len(item)
+                        self._space.notify()
                     return item
                 # Cleared under the lock: the producer's wake-up is scheduled after this.
                 self._ready.clear()
