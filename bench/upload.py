@@ -52,13 +52,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
+R = TypeVar("R")
 MiB = 1024 * 1024
 RESULTS = REPO / "bench" / "results" / "upload.json"
 REVIEW = "BENCH"
@@ -380,11 +381,11 @@ def own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def with_cpu(server: Server, run: Callable[[], float]) -> tuple[float, float, float]:
-    """(seconds, the server's CPU seconds, this client's CPU seconds) of one timed run."""
+def with_cpu(server: Server, run: Callable[[], R]) -> tuple[R, float, float]:
+    """(what ``run`` returned, the server's CPU seconds, this client's CPU seconds) of one run."""
     server_before, client_before = server.cpu_s(), own_cpu_s()
-    seconds = run()
-    return seconds, server.cpu_s() - server_before, own_cpu_s() - client_before
+    result = run()
+    return result, server.cpu_s() - server_before, own_cpu_s() - client_before
 
 
 def crypto_cpu_s(size: int) -> dict[str, float]:
@@ -543,9 +544,10 @@ def _measure(
         portal_cpu: list[tuple[float, float]] = []
         for _ in range(plan.repeat):
             portal.reset_peak()
-            before = portal.cpu_s(), own_cpu_s()
-            seconds, response = timed_post(client, upload_url, plan.size, bearer(up))
-            portal_cpu.append((portal.cpu_s() - before[0], own_cpu_s() - before[1]))
+            (seconds, response), server_cpu, client_cpu = with_cpu(
+                portal, lambda: timed_post(client, upload_url, plan.size, bearer(up))
+            )
+            portal_cpu.append((server_cpu, client_cpu))
             rss_big.append(portal.peak_mib())
             reference = response.json()["reference"]
             assert response.json()["size"] == plan.size
