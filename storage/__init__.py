@@ -1,7 +1,7 @@
 """Encrypted, streaming, crypto-shreddable blob storage for the portal; a library on its own.
 
-Start with ``Vault(store, keystore)``; the store is a ``LocalFolderStore`` or an ``S3Store``, the
-key store a ``KeyStore`` folder. The blob format is written down in docs/blob-format.md.
+Start with ``Vault(store, keys)``; the store is a ``LocalFolderStore`` or an ``S3Store``, the keys
+a key service (``open_key_service``: a ``FolderKeyService`` or a PKCS#11 token). The blob format is written down in docs/blob-format.md.
 """
 
 from .backend import BlobInfo, BlobStore
@@ -16,6 +16,15 @@ from .errors import (
     StorageError,
     StorageUnavailable,
 )
+from .keyservice import (
+    FolderKeyService,
+    Installation,
+    KeyService,
+    KeyServiceAddress,
+    ReviewKeys,
+    open_key_service,
+    parse_key_service_address,
+)
 from .keystore import KeyStatus, KeyStore
 from .localfolder import LocalFolderStore
 from .s3 import S3Store
@@ -28,18 +37,25 @@ __all__ = [
     "BlobNotFound",
     "BlobStore",
     "DocumentKey",
+    "FolderKeyService",
+    "Installation",
     "IntegrityError",
     "InvalidInput",
     "KeyDestroyed",
     "KeyInUse",
     "KeyNotFound",
+    "KeyService",
+    "KeyServiceAddress",
     "KeyStatus",
     "KeyStore",
     "KeyStoreError",
     "LocalFolderStore",
+    "ReviewKeys",
     "S3Store",
     "StorageError",
     "StorageUnavailable",
     "StoredBlob",
     "Vault",
+    "open_key_service",
+    "parse_key_service_address",
 ]

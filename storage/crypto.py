@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -121,6 +122,44 @@ def open_sealed(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
         return AESGCM(key).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], associated_data)
     except InvalidTag:
         raise IntegrityError() from None
+
+
+def ed25519_generate() -> bytes:
+    """A new Ed25519 private key, PKCS#8 PEM (for a key folder's signing key file)."""
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _ed25519_private(pem: bytes) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise InvalidInput("the signing key file is not a PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InvalidInput(f"the signing key is not an Ed25519 key ({type(key).__name__})")
+    return key
+
+
+def ed25519_sign(pem: bytes, message: bytes) -> bytes:
+    return _ed25519_private(pem).sign(message)
+
+
+def ed25519_public_key(pem: bytes) -> bytes:
+    """The raw 32-byte public key of a PEM private key."""
+    return (
+        _ed25519_private(pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+
+
+def ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def _check_key(key: bytes) -> None:

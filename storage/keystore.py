@@ -79,7 +79,7 @@ class KeyStore:
         make_private_folder(self.folder)
         for folder in (self._master, self._reviews, self._destroyed):
             make_private_folder(folder)
-        with self._locked():
+        with self.locked():
             for folder in (self._master, self._reviews):
                 for leftover in folder.glob(TEMP_PREFIX + "*"):  # from a process that died
                     erase(leftover)
@@ -119,7 +119,7 @@ class KeyStore:
 
     def add_master_key(self) -> str:
         """Generate a master key and make it primary; review keys are not re-wrapped yet."""
-        with self._locked():
+        with self.locked():
             return self._add_master_key()
 
     def rotate_master_key(self) -> str:
@@ -128,19 +128,19 @@ class KeyStore:
         Old master keys stay until ``remove_master_key``; rerunning ``rewrap_review_keys`` finishes
         a rotation interrupted by a crash.
         """
-        with self._locked():
+        with self.locked():
             key_id = self._add_master_key()
             self._rewrap_all()
             return key_id
 
     def rewrap_review_keys(self) -> int:
         """Re-wrap every review key version not under the primary master key; returns how many."""
-        with self._locked():
+        with self.locked():
             return self._rewrap_all()
 
     def remove_master_key(self, key_id: str) -> None:
         """Erase a master key no review key depends on (raises ``KeyInUse`` otherwise)."""
-        with self._locked():
+        with self.locked():
             if key_id not in self._master_ids():
                 return
             if key_id == self.primary_master_key_id():
@@ -158,7 +158,7 @@ class KeyStore:
         Raises ``KeyDestroyed`` if the review's key was destroyed: a code is never reused.
         """
         check_review_code(review)
-        with self._locked():
+        with self.locked():
             self._refuse_destroyed(review)
             if not self._review_path(review).exists():
                 self._write_review(review, {"review": review, "primary": "", "versions": {}})
@@ -177,14 +177,28 @@ class KeyStore:
             master, wrapped, _review_ad(entry["master"], version, review)
         )
 
+    def primary_version(self, review: str) -> str:
+        """The id of the review key version that wraps new document keys."""
+        return str(self._read_review(review)["primary"])
+
+    def wrap(self, review: str, version: str, plaintext: bytes, associated_data: bytes) -> bytes:
+        """Seal ``plaintext`` (a document's data key) under one of the review's key versions."""
+        _, key = self.review_key(review, version)
+        return crypto.seal(key, plaintext, associated_data, random_bytes=self._random)
+
+    def unwrap(self, review: str, version: str, wrapped: bytes, associated_data: bytes) -> bytes:
+        """Inverse of ``wrap``; ``IntegrityError`` for anything altered or misplaced."""
+        _, key = self.review_key(review, version)
+        return crypto.open_sealed(key, wrapped, associated_data)
+
     def add_review_key_version(self, review: str) -> str:
         """A new random key version for ``review``, made primary; older versions remain."""
-        with self._locked():
+        with self.locked():
             return self._add_version(review)
 
     def remove_review_key_versions(self, review: str, *, keep: Collection[str]) -> int:
         """Erase every key version of ``review`` except the primary one and those in ``keep``."""
-        with self._locked():
+        with self.locked():
             record = self._read_review(review)
             keep = {*keep, record["primary"]}
             old = [v for v in record["versions"] if v not in keep]
@@ -204,7 +218,7 @@ class KeyStore:
     def destroy_review_key(self, review: str) -> None:
         """Crypto-shred ``review``: its key is erased and a tombstone left. Idempotent."""
         check_review_code(review)
-        with self._locked():
+        with self.locked():
             # Tombstone first: a crash between the two steps still leaves the key refused.
             write_atomically(self._destroyed / _review_name(review), b"")
             erase(self._review_path(review))
@@ -225,7 +239,8 @@ class KeyStore:
     # -- private -------------------------------------------------------------------------------
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def locked(self) -> Iterator[None]:
+        """Hold the key folder's lock (between processes); not re-entrant."""
         try:
             fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:

@@ -24,7 +24,8 @@ from . import crypto
 from .backend import BlobStore, check_blob_id, new_blob_id
 from .errors import IntegrityError, InvalidInput, KeyNotFound, StorageError
 from .handover import Handover
-from .keystore import KeyStatus, KeyStore, check_review_code
+from .keyservice import ReviewKeys
+from .keystore import KeyStatus, check_review_code
 from .stream import KEY_ID_SIZE, SEGMENT_SIZE, Tally, check_segment_size, open_stream, seal_stream
 
 _DATA_KEY_MAGIC = b"DK"
@@ -70,7 +71,7 @@ class Vault:
     def __init__(
         self,
         store: BlobStore,
-        keystore: KeyStore,
+        keystore: ReviewKeys,
         *,
         segment_size: int = SEGMENT_SIZE,
         random_bytes: crypto.RandomBytes = secrets.token_bytes,
@@ -108,13 +109,12 @@ class Vault:
         No blob changes. Store the returned keys, then call ``remove_old_review_keys``.
         """
         version = self.keystore.add_review_key_version(review)
-        _, review_key = self.keystore.review_key(review, version)
         rotated = []
         for key in keys:
             if key.review != review:
                 raise InvalidInput(f"document {key.document_id!r} is not in review {review!r}")
             key_id, data_key = self._unwrap(key)
-            wrapped = self._wrap(key, version, review_key, key_id, data_key)
+            wrapped = self._wrap(key, version, key_id, data_key)
             rotated.append(replace(key, wrapped=wrapped))
         return rotated
 
@@ -145,10 +145,8 @@ class Vault:
     def issue_document_key(self, *, review: str, document_id: str) -> DocumentKey:
         """A fresh random data key for a new document, wrapped by the review's primary key."""
         key = DocumentKey(review=check_review_code(review), document_id=_check_id(document_id))
-        version, review_key = self.keystore.review_key(review)
-        wrapped = self._wrap(
-            key, version, review_key, self._random(KEY_ID_SIZE), self._random(crypto.KEY_SIZE)
-        )
+        version = self.keystore.primary_version(review)
+        wrapped = self._wrap(key, version, self._random(KEY_ID_SIZE), self._random(crypto.KEY_SIZE))
         return replace(key, wrapped=wrapped)
 
     def write(self, key: DocumentKey, chunks: Iterable[bytes]) -> StoredBlob:
@@ -249,30 +247,33 @@ class Vault:
 
     # -- data keys -----------------------------------------------------------------------------
 
-    def _wrap(
-        self, key: DocumentKey, version: str, review_key: bytes, key_id: bytes, data_key: bytes
-    ) -> bytes:
+    def _wrap(self, key: DocumentKey, version: str, key_id: bytes, data_key: bytes) -> bytes:
         header = _DATA_KEY_MAGIC + bytes([_DATA_KEY_VERSION]) + bytes.fromhex(version) + key_id
         if len(header) != _DATA_KEY_HEADER:
             raise InvalidInput("unexpected review key version or key id size")
-        ad = _data_key_ad(header, key)
-        return header + crypto.seal(review_key, data_key, ad, random_bytes=self._random)
+        # The key service seals it: a provider that keeps review keys inside (an HSM) never
+        # hands them out; the format (nonce, ciphertext, tag) is the same for every provider.
+        return header + self.keystore.wrap(key.review, version, data_key, _data_key_ad(header, key))
 
     def _unwrap(self, key: DocumentKey) -> tuple[bytes, bytes]:
         """``(key id, data key)``; ``IntegrityError`` for a key altered or of another document."""
         version, key_id = _parse_data_key(key.wrapped)
+        header = key.wrapped[:_DATA_KEY_HEADER]
         try:
-            _, review_key = self.keystore.review_key(check_review_code(key.review), version)
+            data_key = self.keystore.unwrap(
+                check_review_code(key.review),
+                version,
+                key.wrapped[_DATA_KEY_HEADER:],
+                _data_key_ad(header, key),
+            )
         except KeyNotFound:
             # The review has a key but not this version: removed after a rotation, or a wrapped
             # key from elsewhere. Either way it is a failure to open, reported as all others are.
             if self.keystore.has_review_key(key.review):
                 raise IntegrityError() from None
             raise
-        header = key.wrapped[:_DATA_KEY_HEADER]
-        data_key = crypto.open_sealed(
-            review_key, key.wrapped[_DATA_KEY_HEADER:], _data_key_ad(header, key)
-        )
+        if len(data_key) != crypto.KEY_SIZE:
+            raise IntegrityError()
         return key_id, data_key
 
 

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.harness.database",
     "tests.harness.clamd",
     "tests.harness.seaweedfs",
+    "tests.harness.softhsm",
 ]
