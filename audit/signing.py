@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -65,11 +66,36 @@ class PublicKey:
 
 
 class SigningKey:
-    """An Ed25519 private key. Never printed, never stored in the database."""
+    """An Ed25519 private key, or a signer that keeps it (an HSM). Never printed or stored here."""
 
     def __init__(self, key: Ed25519PrivateKey) -> None:
-        self._key = key
+        self._key: Ed25519PrivateKey | None = key
+        self._sign: Callable[[bytes], bytes] = key.sign
         self.public_key = PublicKey(key.public_key())
+
+    @classmethod
+    def from_signer(cls, sign: Callable[[bytes], bytes], public_key: bytes) -> SigningKey:
+        """A key held elsewhere (a key service): ``sign`` returns the 64-byte signature.
+
+        The first signature is checked against ``public_key``, so a signer that holds another
+        key than it claims fails here, not in a DPO's verification months later.
+        """
+        try:
+            public = Ed25519PublicKey.from_public_bytes(public_key)
+        except ValueError:
+            raise SigningKeyError("the key service's public key is not an Ed25519 key") from None
+        key = cls.__new__(cls)
+        key._key = None
+        key._sign = sign
+        key.public_key = PublicKey(public)
+        probe = b"dxp signing key check"
+        try:
+            key.public_key.verify(sign(probe).hex(), probe)
+        except SignatureInvalid:
+            raise SigningKeyError(
+                "the key service signs with another key than its public key"
+            ) from None
+        return key
 
     @property
     def fingerprint(self) -> str:
@@ -81,9 +107,11 @@ class SigningKey:
 
     def sign(self, message: bytes) -> str:
         """The signature of ``message``, hex."""
-        return self._key.sign(message).hex()
+        return self._sign(message).hex()
 
     def to_pem(self) -> bytes:
+        if self._key is None:
+            raise SigningKeyError("this signing key is held by a key service: it has no PEM")
         return self._key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
