@@ -51,6 +51,7 @@ async def readyz(request: Request) -> JSONResponse:
     probes = [
         partial(health.check_database, runtime.engine),
         partial(health.check_storage, runtime.settings),
+        partial(health.check_keys, runtime.keys, runtime.engine),
         partial(health.check_scanner, Scanner(runtime.settings.clamd, timeout=5)),
     ]
     checks = await run_in_threadpool(health.run_checks, probes)

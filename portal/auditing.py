@@ -34,6 +34,7 @@ from audit import (
     TargetKind,
     load_or_create_signing_key,
 )
+from storage.keyservice import KeyService
 
 SIGNING_KEY_FILE = "audit-signing.pem"
 # Session.info key: the Auditor whose events this session's transaction holds, unchained.
@@ -60,7 +61,15 @@ class Auditor:
 
     @classmethod
     def from_key_dir(cls, key_dir: Path) -> Auditor:
+        """For tests and tools on a key folder: its keys, created if it holds none."""
         return cls(AuditLog(load_or_create_signing_key(key_dir / SIGNING_KEY_FILE)))
+
+    @classmethod
+    def from_keys(cls, keys: KeyService) -> Auditor:
+        """The portal's own: signed by the key service every node shares."""
+        from portal.keys import signing_key
+
+        return cls(AuditLog(signing_key(keys)))
 
     def record(
         self,

@@ -1,13 +1,12 @@
-"""Turn the storage settings into the ``storage`` library's objects: blob store, key store, vault."""
+"""Turn the storage settings into the ``storage`` library's objects: blob store, key service, vault."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from portal.settings import Settings
-from storage import BlobStore, KeyStore, LocalFolderStore, S3Store, Vault
-
-VAULT_KEYS = "vault"  # the key store's folder inside PORTAL_KEY_DIR
+from storage import BlobStore, LocalFolderStore, S3Store, Vault
+from storage.keyservice import KeyService, open_key_service
 
 
 def s3_client(settings: Settings) -> Any:
@@ -34,9 +33,10 @@ def open_blob_store(settings: Settings) -> BlobStore:
     return S3Store(s3_client(settings), settings.storage.bucket, settings.storage.prefix)
 
 
-def open_key_store(settings: Settings) -> KeyStore:
-    return KeyStore(settings.key_dir / VAULT_KEYS)
+def open_keys(settings: Settings) -> KeyService:
+    """The key service every node shares: ``PORTAL_KMS``, or the key folder ``PORTAL_KEY_DIR``."""
+    return open_key_service(settings.key_service)
 
 
-def open_vault(settings: Settings) -> Vault:
-    return Vault(open_blob_store(settings), open_key_store(settings))
+def open_vault(settings: Settings, keys: KeyService | None = None) -> Vault:
+    return Vault(open_blob_store(settings), keys or open_keys(settings))

@@ -50,7 +50,21 @@ class CheckFailure(click.ClickException):
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PortalGroup(click.Group):
+    """Turns a key service that does not hold this installation's keys into a clear refusal."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from portal.keys import KeyServiceRefused, NotInitialised
+
+        try:
+            return super().invoke(ctx)
+        except NotInitialised as refused:
+            raise UsageFailure(str(refused)) from None
+        except KeyServiceRefused as refused:
+            raise CheckFailure(str(refused)) from None
+
+
+@click.group(cls=PortalGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="portal")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -140,7 +154,7 @@ def check(cli: CliContext) -> None:
     click.echo(f"database  {describe_database(settings.database_url)}")
     click.echo(f"storage   {settings.storage}")
     click.echo(f"clamd     {settings.clamd}")
-    click.echo(f"keys      {settings.key_dir}")
+    click.echo(f"keys      {settings.key_service.describe()}")
     engine = make_engine(settings.database_url)
     try:
         checks = health.run_checks(
@@ -150,9 +164,12 @@ def check(cli: CliContext) -> None:
                 lambda: health.check_scanner(Scanner(settings.clamd, timeout=5)),
             ]
         )
+        from portal.blobs import open_keys
         from portal.setup import check_schema
 
         checks.append(check_schema(engine))
+        if checks[-1].ok:
+            checks.append(health.check_keys(open_keys(settings), engine))
     finally:
         engine.dispose()
     for item in checks:
@@ -249,12 +266,13 @@ def _demo_people(settings: Settings) -> list[DemoUser]:
     from sqlmodel import Session
 
     from portal.accounts.passwords import PasswordHasher
-    from portal.accounts.secrets import SecretBox
     from portal.auditing import Auditor
     from portal.blobs import open_vault
     from portal.db import make_engine
     from portal.demo import DemoRefused, create_demo
+    from portal.keys import checked_keys, secret_box
 
+    keys = checked_keys(settings)
     engine = make_engine(settings.database_url)
     try:
         with Session(engine) as db:
@@ -262,11 +280,11 @@ def _demo_people(settings: Settings) -> list[DemoUser]:
                 people = create_demo(
                     db,
                     hasher=PasswordHasher(),
-                    box=SecretBox.from_key_dir(settings.key_dir),
+                    box=secret_box(keys),
                     now=datetime.now(UTC),
                     issuer="Secure document exchange (demo)",
-                    auditor=Auditor.from_key_dir(settings.key_dir),
-                    create_key=open_vault(settings).create_review_key,
+                    auditor=Auditor.from_keys(keys),
+                    create_key=open_vault(settings, keys).create_review_key,
                 )
             except DemoRefused as refused:
                 raise UsageFailure(str(refused)) from None

@@ -18,10 +18,12 @@ import audit
 from portal.accounts import tokens, users
 from portal.accounts.models import Role
 from portal.accounts.users import AccountError
-from portal.auditing import SIGNING_KEY_FILE, Action, Auditor, Target, TargetKind
+from portal.auditing import Action, Auditor, Target, TargetKind
 from portal.cli import CliContext, UsageFailure, pass_cli
 from portal.db import make_engine
+from portal.keys import checked_keys
 from portal.models import OrganisationKind, as_utc
+from storage import StorageError
 
 CLI_ACTOR = audit.Actor.system("cli")
 
@@ -30,10 +32,8 @@ CLI_ACTOR = audit.Actor.system("cli")
 def _database(cli: CliContext) -> Iterator[tuple[Session, Auditor]]:
     settings = cli.settings
     try:
-        auditor = Auditor(
-            audit.AuditLog(audit.load_signing_key(settings.key_dir / SIGNING_KEY_FILE))
-        )
-    except audit.AuditError as exc:
+        auditor = Auditor.from_keys(checked_keys(settings))
+    except (audit.AuditError, StorageError) as exc:
         raise UsageFailure(f"{exc}") from None
     engine = make_engine(settings.database_url)
     try:

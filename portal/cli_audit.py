@@ -33,7 +33,6 @@ from audit import (
     Target,
     TargetKind,
     Verification,
-    load_or_create_signing_key,
     load_public_key,
     parts_by_default,
     verify_export,
@@ -42,20 +41,20 @@ from audit import (
 from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
 from portal.settings import Settings
 
-SIGNING_KEY_FILE = "audit-signing.pem"
 # The command line is run by an operator on the server: no user account, a role of its own.
 OPERATOR = Actor.system("operator")
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]
 
 
 def signing_key(settings: Settings) -> SigningKey:
-    """The audit signing key, created (0600, in the 0700 key store) on first use."""
-    settings.key_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.key_dir, 0o700)  # no other local account may list or read the key store
+    """The installation's signing key, from the key service (``portal init`` creates it)."""
+    from portal import keys
+    from storage import StorageError
+
     try:
-        return load_or_create_signing_key(settings.key_dir / SIGNING_KEY_FILE)
-    except SigningKeyError as exc:
-        raise UsageFailure(str(exc)) from exc
+        return keys.signing_key(keys.checked_keys(settings))
+    except (SigningKeyError, StorageError) as exc:
+        raise UsageFailure(f"{exc} Run `portal init` first.") from exc
 
 
 def _engine(settings: Settings) -> Engine:

@@ -40,17 +40,17 @@ def _exchange(cli: CliContext) -> Iterator[tuple[Session, Auditor, Acting]]:
     from sqlmodel import Session
 
     import audit
-    from portal.auditing import SIGNING_KEY_FILE, Auditor
+    from portal.auditing import Auditor
     from portal.db import make_engine
     from portal.exchange.acting import Acting
     from portal.exchange.errors import ExchangeError
+    from portal.keys import checked_keys
+    from storage import StorageError
 
     settings = cli.settings
     try:
-        auditor = Auditor(
-            audit.AuditLog(audit.load_signing_key(settings.key_dir / SIGNING_KEY_FILE))
-        )
-    except audit.AuditError as exc:
+        auditor = Auditor.from_keys(checked_keys(settings))
+    except (audit.AuditError, StorageError) as exc:
         raise UsageFailure(f"{exc} Run 'portal init' first.") from None
     engine = make_engine(settings.database_url)
     try:

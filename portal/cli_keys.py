@@ -21,6 +21,7 @@ from portal.blobs import open_vault
 from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
 from portal.db import make_engine
 from portal.exchange.models import Document, Review
+from portal.keys import checked_keys
 from storage import DocumentKey, StorageError
 
 CLI_ACTOR = audit.Actor.system("cli")
@@ -70,7 +71,7 @@ def keys_rotate(cli: CliContext, review_code: str | None, remove_old: bool) -> N
     """Rotate the master key (default) or one review's key; no blob is rewritten."""
     settings = cli.settings
     vault = open_vault(settings)
-    auditor = Auditor.from_key_dir(settings.key_dir)
+    auditor = Auditor.from_keys(checked_keys(settings))
     engine = make_engine(settings.database_url)
     now = datetime.now(UTC)
     try:

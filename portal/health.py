@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from portal.scanning import ScanError, Scanner
 from portal.settings import Settings
+from storage.keyservice import KeyService
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,19 @@ def check_storage(settings: Settings) -> Check:
     except Exception as exc:
         return Check("storage", False, f"{settings.storage} is not usable: {exc}")
     return Check("storage", True, str(settings.storage))
+
+
+def check_keys(keys: KeyService, engine: Engine) -> Check:
+    """The key service holds this database's installation keys (the same on every node)."""
+    from portal.keys import KeyServiceRefused, check_installation
+
+    try:
+        found = check_installation(keys, engine)
+    except KeyServiceRefused as refused:
+        return Check("keys", False, str(refused))
+    except Exception as exc:
+        return Check("keys", False, f"the {keys.description} is not usable: {type(exc).__name__}")
+    return Check("keys", True, f"{found.describe()} in the {keys.description}")
 
 
 def run_checks(probes: list[Callable[[], Check]]) -> list[Check]:

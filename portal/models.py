@@ -48,3 +48,20 @@ def parse_id(text: str | None) -> int | None:
         return None
     number = int(text)
     return number if 0 < number <= MAX_ID else None
+
+
+class InstallationRecord(SQLModel, table=True):
+    """Which key service's keys this database belongs to (one row, written by ``portal init``).
+
+    Nothing here is secret: the signing key's fingerprint and an HMAC check value that tells
+    whether a key service derives the same secrets, without revealing any.
+    """
+
+    __tablename__ = "installation"
+
+    id: int = Field(default=1, primary_key=True)
+    installation_id: str = Field(max_length=32)
+    signing_key_fingerprint: str = Field(max_length=64)
+    secret_check: str = Field(max_length=64)
+    key_service: str = Field(max_length=300)  # where it was at init, for messages
+    created_at: datetime = Field(sa_column=utc_column())

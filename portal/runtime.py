@@ -11,17 +11,17 @@ from sqlalchemy.engine import Engine
 
 import audit
 from portal.accounts.passwords import PasswordHasher
-from portal.accounts.secrets import SecretBox
 from portal.accounts.sessions import SessionPolicy
 from portal.accounts.signin import SignIn
-from portal.auditing import SIGNING_KEY_FILE, Auditor
-from portal.blobs import open_vault
+from portal.auditing import Auditor
+from portal.blobs import open_keys, open_vault
 from portal.db import make_engine
+from portal.keys import check_installation, csrf_key, secret_box, signing_key
 from portal.scanning import Scanner
 from portal.settings import Settings
-from portal.web import csrf
 from portal.web.rendering import make_environment
 from storage import Vault
+from storage.keyservice import KeyService
 
 Clock = Callable[[], datetime]
 
@@ -44,6 +44,7 @@ class Runtime:
     csrf_key: bytes
     templates: jinja2.Environment
     vault: Vault
+    keys: KeyService
 
 
 def build_runtime(
@@ -52,23 +53,33 @@ def build_runtime(
     clock: Clock = utc_now,
     password_hasher: PasswordHasher | None = None,
 ) -> Runtime:
-    """Everything the app needs, loaded once. Keys must exist: ``portal init`` creates them."""
-    auditor = Auditor(
-        audit.AuditLog(audit.load_signing_key(settings.key_dir / SIGNING_KEY_FILE), clock=clock)
-    )
+    """Everything the app needs, loaded once. Keys must exist: ``portal init`` creates them.
+
+    Raises ``portal.keys.KeyServiceRefused`` unless the key service holds this database's
+    installation keys: a node never runs on keys of its own.
+    """
+    keys = open_keys(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        check_installation(keys, engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    auditor = Auditor(audit.AuditLog(signing_key(keys), clock=clock))
     return Runtime(
         settings=settings,
-        engine=make_engine(settings.database_url),
+        engine=engine,
         scanner=Scanner(settings.clamd),
         clock=clock,
         auditor=auditor,
         signin=SignIn(
             hasher=password_hasher or PasswordHasher(),
-            secret_box=SecretBox.from_key_dir(settings.key_dir),
+            secret_box=secret_box(keys),
             auditor=auditor,
         ),
         session_policy=SessionPolicy(),
-        csrf_key=csrf.load_key(settings.key_dir),
+        csrf_key=csrf_key(keys),
         templates=make_environment(),
-        vault=open_vault(settings),
+        vault=open_vault(settings, keys),
+        keys=keys,
     )

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from storage import InvalidInput
+from storage.keyservice import KeyServiceAddress, parse_key_service_address
+
 DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3  # 2 GiB
 DEBIAN_CLAMD_SOCKET = "unix:///var/run/clamav/clamd.ctl"
 
@@ -79,8 +82,14 @@ class Settings:
     # Destruction notices by e-mail: off unless PORTAL_SMTP_URL is set (notices stay in the portal).
     smtp: SmtpAddress | None = None
     notice_from: str = "portal@localhost"
+    # The key service every node shares (PORTAL_KMS); None: the key folder PORTAL_KEY_DIR.
+    kms: KeyServiceAddress | None = None
     # Variables read from the environment, kept for `portal check` to report (never secrets).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def key_service(self) -> KeyServiceAddress:
+        return self.kms or KeyServiceAddress("file", folder=self.key_dir)
 
     @property
     def uses_tls(self) -> bool:
@@ -102,6 +111,16 @@ class Settings:
         if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
             raise _bad("PORTAL_S3_ENDPOINT_URL", endpoint, "an http:// or https:// URL")
         key_dir = Path(env.get("PORTAL_KEY_DIR") or home / "keys").expanduser().absolute()
+        kms = None
+        if env.get("PORTAL_KMS"):
+            try:
+                kms = parse_key_service_address(env["PORTAL_KMS"])
+            except InvalidInput:
+                raise _bad(
+                    "PORTAL_KMS",
+                    _without_pin(env["PORTAL_KMS"]),
+                    "file:///FOLDER or pkcs11:token=NAME?module-path=/PATH&pin-source=/FILE",
+                ) from None
         clamd = _clamd(env.get("PORTAL_CLAMD") or DEBIAN_CLAMD_SOCKET)
         max_upload = _positive_int("PORTAL_MAX_UPLOAD_BYTES", env.get("PORTAL_MAX_UPLOAD_BYTES"))
         public_url = env.get("PORTAL_PUBLIC_URL") or "http://127.0.0.1:8000"
@@ -130,8 +149,14 @@ class Settings:
             log_level=log_level,
             smtp=smtp,
             notice_from=notice_from,
-            sources=sources,
+            kms=kms,
+            sources={k: _without_pin(v) if k == "PORTAL_KMS" else v for k, v in sources.items()},
         )
+
+
+def _without_pin(value: str) -> str:
+    """A PKCS#11 URI as it may be shown: a pin-value is a secret."""
+    return re.sub(r"(pin-value=)[^;&?]*", r"\1…", value, flags=re.IGNORECASE)
 
 
 def _bad(name: str, value: str, accepted: str) -> SettingsError:

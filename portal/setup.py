@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from audit import load_or_create_signing_key
-from portal.accounts.secrets import ensure_secrets_key
-from portal.auditing import SIGNING_KEY_FILE
-from portal.blobs import open_key_store
+from portal.blobs import open_keys
 from portal.db import describe_database, make_engine
 from portal.health import Check
+from portal.keys import join_or_create
 from portal.migrate import current_revision, head_revision, upgrade_database
 from portal.settings import Settings
-from portal.web import csrf
+from storage.keyservice import FolderKeyService
 
 
 def _private_folder(path: Path) -> bool:
@@ -29,41 +28,36 @@ def _private_folder(path: Path) -> bool:
 
 
 def initialise(settings: Settings) -> Iterator[str]:
-    """Bring the data directory, schema and keys to what this version needs; yield what was done."""
+    """Bring the data directory, schema and keys to what this version needs; yield what was done.
+
+    On a new node of an existing installation it joins: the key service must already hold the
+    installation's keys (``portal.keys.KeyServiceRefused`` otherwise); no key is ever created
+    for a database that has an installation.
+    """
     if _private_folder(settings.home):
         yield f"created data directory {settings.home}"
-    if _private_folder(settings.key_dir):
-        yield f"created key store {settings.key_dir}"
     blob_folder = settings.storage.path if settings.storage.kind == "file" else None
     if blob_folder is not None and _private_folder(blob_folder):
         yield f"created blob folder {blob_folder}"
-    yield from _ensure_keys(settings.key_dir)
-    key_store = open_key_store(settings)
-    had_master_key = key_store.folder.is_dir() and bool(key_store.master_key_ids())
-    key_store.create()
-    if not had_master_key:
-        yield f"created the master key in {key_store.folder}"
+    keys = open_keys(settings)
     engine = make_engine(settings.database_url)
     try:
         before, after = upgrade_database(engine)
+        where = describe_database(settings.database_url)
+        if before == after:
+            yield f"database {where} is up to date (schema {after})"
+        else:
+            yield f"database {where} migrated from {before or 'empty'} to {after}"
+        if isinstance(keys, FolderKeyService) and _private_folder(keys.folder):
+            yield f"created key folder {keys.folder}"
+        yield from join_or_create(keys, engine, now=datetime.now(UTC))
+        if isinstance(keys, FolderKeyService):
+            had_master_key = bool(keys.review_keys.master_key_ids())
+            keys.create()
+            if not had_master_key:
+                yield f"created the master key in {keys.review_keys.folder}"
     finally:
         engine.dispose()
-    where = describe_database(settings.database_url)
-    if before == after:
-        yield f"database {where} is up to date (schema {after})"
-    else:
-        yield f"database {where} migrated from {before or 'empty'} to {after}"
-
-
-def _ensure_keys(key_dir: Path) -> Iterator[str]:
-    signing_key = key_dir / SIGNING_KEY_FILE
-    if not signing_key.exists():
-        load_or_create_signing_key(signing_key)
-        yield f"created audit signing key {signing_key}"
-    if ensure_secrets_key(key_dir):
-        yield "created the key that seals sign-in secrets"
-    if csrf.ensure_key(key_dir):
-        yield "created the key that signs form tokens"
 
 
 def check_schema(engine: Engine) -> Check:

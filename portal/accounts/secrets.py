@@ -10,8 +10,8 @@ mint sign-in codes.
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import os
 import secrets
 from pathlib import Path
 
@@ -52,9 +52,19 @@ class SecretBox:
         self._fernet = MultiFernet([Fernet(key) for key in keys])
 
     @classmethod
+    def from_secret(cls, material: bytes) -> SecretBox:
+        """From the key service's ``accounts-secrets``: 32 raw bytes (derived in an HSM), or a
+        key folder's file of Fernet key lines (newest first), as earlier versions wrote it."""
+        if len(material) == 32:
+            return cls([base64.urlsafe_b64encode(material)])
+        return cls([line for line in material.split() if line])
+
+    @classmethod
     def from_key_dir(cls, key_dir: Path) -> SecretBox:
-        path = key_dir / SECRETS_KEY_FILE
-        return cls([line for line in path.read_bytes().split() if line])
+        """For tests and tools on a key folder that ``portal init`` made."""
+        from storage.keyservice import FolderKeyService
+
+        return cls.from_secret(FolderKeyService(key_dir).secret("accounts-secrets"))
 
     def seal(self, value: bytes) -> bytes:
         return self._fernet.encrypt(value)
@@ -64,16 +74,3 @@ class SecretBox:
             return self._fernet.decrypt(sealed)
         except InvalidToken:
             raise ValueError("a sealed account secret could not be opened") from None
-
-
-def ensure_secrets_key(key_dir: Path) -> bool:
-    """Create the accounts key file (0600) if missing; True when it was created."""
-    path = key_dir / SECRETS_KEY_FILE
-    if path.exists():
-        return False
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(Fernet.generate_key() + b"\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    return True

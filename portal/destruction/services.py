@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session, col, select
 
 import audit
-from portal import policy
+from portal import keys, policy
 from portal.accounts.models import Role
-from portal.auditing import SIGNING_KEY_FILE
 from portal.destruction.certificates import Signed
 from portal.destruction.execution import Destroyer
 from portal.destruction.models import Certificate
@@ -31,13 +30,13 @@ def destroyer_for(runtime: Runtime) -> Destroyer:
         engine=runtime.engine,
         vault=runtime.vault,
         auditor=runtime.auditor,
-        signing_key=signing_key(runtime.settings),
+        signing_key=keys.signing_key(runtime.keys),
         public_url=runtime.settings.public_url,
     )
 
 
 def signing_key(settings: Settings) -> audit.SigningKey:
-    return audit.load_signing_key(settings.key_dir / SIGNING_KEY_FILE)
+    return keys.signing_key(keys.checked_keys(settings))
 
 
 def _may_see(db: Session, acting: Acting, review: Review | None) -> bool:

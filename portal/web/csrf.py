@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
-from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,25 +18,8 @@ from starlette.responses import Response
 from portal.web.errors import HttpProblem
 from portal.web.requests import is_urlencoded
 
-KEY_FILE = "web-csrf.key"
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
-
-
-def ensure_key(key_dir: Path) -> bool:
-    path = key_dir / KEY_FILE
-    if path.exists():
-        return False
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secrets.token_bytes(32))
-        handle.flush()
-        os.fsync(handle.fileno())
-    return True
-
-
-def load_key(key_dir: Path) -> bytes:
-    return (key_dir / KEY_FILE).read_bytes()
 
 
 def cookie_name(request: Request) -> str:
