@@ -212,6 +212,9 @@ class KeyStore:
         """True if ``review`` has a live (not destroyed) key."""
         return not self.is_destroyed(review) and self._review_path(review).exists()
 
+    def key_reference(self, review: str) -> str:
+        return f"reviews/{_review_name(check_review_code(review))}.json"
+
     def review_key_versions(self, review: str) -> list[str]:
         return sorted(self._read_review(review)["versions"])
 

@@ -218,6 +218,10 @@ class Pkcs11KeyService:
                 return False
             return self._data(session, _review_label(review)) is not None
 
+    def key_reference(self, review: str) -> str:
+        label = _review_label(check_review_code(review))
+        return f"{self.description}: objects {_PREFIX}{label}:* (every version)"
+
     def status(self) -> KeyStatus:
         with self._session() as session:
             labels = [

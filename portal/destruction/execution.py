@@ -366,6 +366,10 @@ class Destroyer:
             "data_keys_erased": len(items),
             "review_key": "destroyed" if whole else "retained_for_held_documents",
             "review_key_absent": key_destroyed,
+            # Which key object the key service destroyed, and when this run did it: the one
+            # thing a key service's own backups must not outlive (docs/destruction.md).
+            "review_key_object": keystore.key_reference(review.code),
+            "review_key_destroyed_at": iso(now) if whole else None,
             "result": "passed",
         }
 

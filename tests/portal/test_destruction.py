@@ -189,6 +189,13 @@ def test_a_review_closes_its_date_comes_and_the_worker_destroys_it(
     assert [d["reference"] for d in certificate["documents"]] == [kept]
     assert certificate["verification"]["result"] == "passed"
     assert certificate["verification"]["review_key"] == "destroyed"
+    # The key object the key service destroyed, and when: what its own backups must not outlive.
+    keys = open_vault(settings).keystore
+    assert certificate["verification"]["review_key_object"] == keys.key_reference("SWG24")
+    assert "vault/reviews/" in certificate["verification"]["review_key_object"]
+    assert certificate["verification"]["review_key_destroyed_at"].startswith(
+        world.clock().date().isoformat()
+    )
     assert certificate["authorised_by"]["basis"] == "retention_schedule"
     page = client.get(f"/destruction/certificates/{second.certificates[0]}")
     assert page.status_code in (303, 404)  # a page: signed-in DPOs and leads only
