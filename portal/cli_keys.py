@@ -38,10 +38,14 @@ def keys() -> None:
 def keys_status(cli: CliContext, as_json: bool) -> None:
     """Which master keys exist, which is primary, how many review keys each wraps."""
     try:
-        status = open_vault(cli.settings).key_status()
+        keys = checked_keys(cli.settings)
+        status = keys.status()
+        installation = keys.installation()
     except StorageError as problem:
         raise CheckFailure(str(problem)) from None
     data = {
+        "key_service": keys.description,
+        "installation": installation.id if installation else None,
         "master_keys": list(status.master_key_ids),
         "primary": status.primary_master_key_id,
         "reviews_with_a_key": status.reviews,
@@ -51,7 +55,11 @@ def keys_status(cli: CliContext, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"primary master key  {status.primary_master_key_id}")
+    click.echo(f"key service         {keys.description}")
+    if installation is not None:
+        click.echo(f"installation        {installation.describe()}")
+    if status.primary_master_key_id:
+        click.echo(f"primary master key  {status.primary_master_key_id}")
     for key_id in status.master_key_ids:
         wraps = status.review_keys_by_master.get(key_id, 0)
         click.echo(f"master key          {key_id}  wraps {wraps} review key version(s)")

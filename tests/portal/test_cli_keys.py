@@ -40,6 +40,7 @@ def test_master_key_rotation_keeps_everything_readable(exchange: Exchange) -> No
     assert code == 0
     before = json.loads(output)
     assert len(before["master_keys"]) == 1 and before["reviews_with_a_key"] == 1
+    assert before["key_service"].startswith("key folder ") and before["installation"]
     blobs = _blob_files(exchange)
     code, output = _cli(exchange, "keys", "rotate", "--remove-old")
     assert code == 0, output
