@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -34,6 +35,9 @@ from portal.web.access import PUBLIC, route
 from portal.web.errors import HttpProblem
 from portal.web.middleware import SecurityHeaders
 from portal.web.rendering import render
+from storage import KeyNotFound
+
+logger = logging.getLogger("portal.app")
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -114,6 +118,24 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return problem_response(request, exc.status_code, "http_error", str(exc.detail))
 
 
+async def on_missing_key(request: Request, exc: Exception) -> Response:
+    # A review the database holds whose key this node's key service lacks: the node is not on
+    # the installation's shared key service (the start-up check catches this; this is the
+    # fallback for a key service that changed under a running node). Never a 500, never content.
+    logger.error(
+        "a review key is missing from this node's key service (request %s)",
+        request.state.request_id,
+    )
+    return problem_response(
+        request,
+        503,
+        "keys_unavailable",
+        "This server cannot open the keys of this review just now, and nothing was changed. "
+        "Try again in a few minutes; if it keeps happening, tell your administrator the request "
+        f"id {request.state.request_id}.",
+    )
+
+
 async def on_error(request: Request, exc: Exception) -> Response:
     # The detail goes to the server log (with the request id), never to the caller.
     return problem_response(
@@ -165,6 +187,7 @@ def create_app(
             HttpProblem: on_problem,
             ExchangeError: on_exchange_error,
             HTTPException: on_http_exception,
+            KeyNotFound: on_missing_key,
             Exception: on_error,
         },
         lifespan=lifespan,

@@ -22,8 +22,9 @@ from portal.db import make_engine
 from portal.exchange.models import Review, ReviewState
 from portal.keys import KeyServiceRefused
 from portal.settings import Settings
+from storage import FolderKeyService
 from tests.harness.softhsm import SoftHsm
-from tests.portal.conftest import World
+from tests.portal.conftest import Exchange, World
 from tests.portal.test_cli_exchange import create_args
 
 KEY_FILE_SUFFIXES = {".pem", ".key", ".json"}
@@ -155,3 +156,18 @@ def test_nodes_share_one_pkcs11_token(world: World, softhsm: SoftHsm, tmp_path: 
         result = portal({**node_b, "PORTAL_KMS": stranger}, "init")
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output
+
+
+def test_a_review_key_missing_under_a_running_node_is_a_clear_503(exchange: Exchange) -> None:
+    """The start-up check refuses such a node; a key service changed under a running one gets
+    a clear answer, never a 500 and never content."""
+    reference = exchange.upload("uploader", b"Assessment notes.\n" * 20).json()["reference"]
+    keys = open_keys(exchange.world.settings)
+    assert isinstance(keys, FolderKeyService)
+    (keys.folder / "vault" / keys.review_keys.key_reference("SWG24")).unlink()
+    answer = exchange.client.get(
+        f"/api/v1/documents/{reference}/content", headers=exchange.tokens["inspector"]
+    )
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "keys_unavailable"
+    assert b"Assessment" not in answer.content
