@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from sqlmodel import Session, select
+from starlette.testclient import TestClient
 
 from portal.app import create_app
 from portal.blobs import open_keys, open_vault
@@ -171,3 +172,16 @@ def test_a_review_key_missing_under_a_running_node_is_a_clear_503(exchange: Exch
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "keys_unavailable"
     assert b"Assessment" not in answer.content
+
+
+def test_readyz_names_a_key_service_that_no_longer_matches(
+    client: TestClient, world: World
+) -> None:
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["keys"]["ok"] is True
+    check_file = world.settings.key_dir / "installation-check.key"
+    check_file.write_bytes(b"\x00" * 32)  # the secrets it derives are no longer the database's
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    keys = answer.json()["checks"]["keys"]
+    assert keys["ok"] is False and "derives other secrets" in keys["detail"]
