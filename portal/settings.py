@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from storage import InvalidInput
 from storage.keyservice import KeyServiceAddress, parse_key_service_address
@@ -71,7 +71,7 @@ class SmtpAddress:
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    database_url: str
+    database_url: str = field(repr=False)  # may hold a password (PORTAL_DATABASE_PASSWORD_FILE)
     storage: StorageLocation
     s3_endpoint_url: str | None
     key_dir: Path
@@ -106,6 +106,8 @@ class Settings:
         sources = {k: v for k, v in env.items() if k.startswith("PORTAL_")}
         home = Path(env.get("PORTAL_HOME") or "./var").expanduser().absolute()
         database_url = _database_url(env.get("PORTAL_DATABASE_URL"), home)
+        if env.get("PORTAL_DATABASE_PASSWORD_FILE"):
+            database_url = _with_password(database_url, env["PORTAL_DATABASE_PASSWORD_FILE"])
         storage = _storage(env.get("PORTAL_STORAGE"), home)
         endpoint = env.get("PORTAL_S3_ENDPOINT_URL") or None
         if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
@@ -175,6 +177,23 @@ def _database_url(value: str | None, home: Path) -> str:
     raise _bad(
         "PORTAL_DATABASE_URL", value, "a sqlite:///PATH or postgresql://USER@HOST:PORT/DB URL"
     )
+
+
+def _with_password(url: str, password_file: str) -> str:
+    """The database password from a file (a container secret), never from the environment."""
+    name = "PORTAL_DATABASE_PASSWORD_FILE"
+    if not url.startswith("postgresql"):
+        raise _bad(name, password_file, "to be set only with a postgresql:// PORTAL_DATABASE_URL")
+    try:
+        password = Path(password_file).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise _bad(name, password_file, f"a readable file ({exc.strerror})") from None
+    parts = urlsplit(url)
+    if not password or not parts.username or parts.password is not None:
+        raise _bad(name, password_file, "a non-empty file, with a user and no password in the URL")
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{quote(parts.username, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _storage(value: str | None, home: Path) -> StorageLocation:

@@ -61,3 +61,44 @@ def test_a_bad_value_names_the_variable_and_the_value(name: str, value: str) -> 
         Settings.from_environ({name: value})
     message = str(caught.value)
     assert name in message and repr(value) in message and "Expected" in message
+
+
+def test_the_database_password_comes_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "db_password"
+    secret.write_text("s3cr3t/with:odd@chars\n")
+    settings = Settings.from_environ(
+        {
+            "PORTAL_DATABASE_URL": "postgresql://portal@db:5432/portal",
+            "PORTAL_DATABASE_PASSWORD_FILE": str(secret),
+        }
+    )
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    assert (url.username, url.password, url.host, url.database) == (
+        "portal",
+        "s3cr3t/with:odd@chars",
+        "db",
+        "portal",
+    )
+    assert "s3cr3t" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "content"),
+    [
+        ("sqlite:///x.db", "pw"),  # SQLite has no password
+        ("postgresql://portal:inline@db/portal", "pw"),  # two passwords
+        ("postgresql://db/portal", "pw"),  # no user
+        ("postgresql://portal@db/portal", ""),  # empty file
+    ],
+)
+def test_a_bad_password_file_is_refused_by_name(tmp_path: Path, url: str, content: str) -> None:
+    secret = tmp_path / "db_password"
+    secret.write_text(content)
+    env = {"PORTAL_DATABASE_URL": url, "PORTAL_DATABASE_PASSWORD_FILE": str(secret)}
+    with pytest.raises(SettingsError, match="PORTAL_DATABASE_PASSWORD_FILE"):
+        Settings.from_environ(env)
+    missing = {**env, "PORTAL_DATABASE_PASSWORD_FILE": str(tmp_path / "absent")}
+    with pytest.raises(SettingsError, match="PORTAL_DATABASE_PASSWORD_FILE"):
+        Settings.from_environ(missing)
