@@ -7,15 +7,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from portal.blobs import open_keys
 from portal.db import describe_database, make_engine
 from portal.health import Check
 from portal.keys import join_or_create
-from portal.migrate import current_revision, head_revision, upgrade_database
+from portal.migrate import current_revision, head_revision, migration_lock, upgrade_database
 from portal.settings import Settings
-from storage.keyservice import FolderKeyService
+from storage.keyservice import FolderKeyService, KeyService
 
 
 def _private_folder(path: Path) -> bool:
@@ -42,22 +42,31 @@ def initialise(settings: Settings) -> Iterator[str]:
     keys = open_keys(settings)
     engine = make_engine(settings.database_url)
     try:
-        before, after = upgrade_database(engine)
-        where = describe_database(settings.database_url)
-        if before == after:
-            yield f"database {where} is up to date (schema {after})"
-        else:
-            yield f"database {where} migrated from {before or 'empty'} to {after}"
-        if isinstance(keys, FolderKeyService) and _private_folder(keys.folder):
-            yield f"created key folder {keys.folder}"
-        yield from join_or_create(keys, engine, now=datetime.now(UTC))
-        if isinstance(keys, FolderKeyService):
-            had_master_key = bool(keys.review_keys.master_key_ids())
-            keys.create()
-            if not had_master_key:
-                yield f"created the master key in {keys.review_keys.folder}"
+        # One `portal init` at a time per database, keys included: two first nodes started at
+        # once must not both create an installation's keys.
+        with migration_lock(engine) as locked:
+            yield from _initialise_locked(settings, keys, engine, locked)
     finally:
         engine.dispose()
+
+
+def _initialise_locked(
+    settings: Settings, keys: KeyService, engine: Engine, locked: Connection
+) -> Iterator[str]:
+    before, after = upgrade_database(locked)
+    where = describe_database(settings.database_url)
+    if before == after:
+        yield f"database {where} is up to date (schema {after})"
+    else:
+        yield f"database {where} migrated from {before or 'empty'} to {after}"
+    if isinstance(keys, FolderKeyService) and _private_folder(keys.folder):
+        yield f"created key folder {keys.folder}"
+    yield from join_or_create(keys, engine, now=datetime.now(UTC))
+    if isinstance(keys, FolderKeyService):
+        had_master_key = bool(keys.review_keys.master_key_ids())
+        keys.create()
+        if not had_master_key:
+            yield f"created the master key in {keys.review_keys.folder}"
 
 
 def check_schema(engine: Engine) -> Check:

@@ -21,6 +21,8 @@ from portal.migrate import (
     migration_lock,
     upgrade_database,
 )
+from storage import open_key_service, parse_key_service_address
+from tests.harness.softhsm import SoftHsm
 
 
 def _waiting_for_the_lock(database_url: str) -> int:
@@ -199,3 +201,49 @@ def test_on_sqlite_the_lock_is_a_file_beside_the_database(tmp_path: Path) -> Non
     finally:
         first.dispose()
         second.dispose()
+
+
+def test_two_first_nodes_at_once_make_one_installation(
+    empty_pg_database_url: str, tmp_path: Path, softhsm: SoftHsm
+) -> None:
+    """An empty database and an empty PKCS#11 token: the lock covers the keys too, so one init
+    creates the installation's keys and the other joins them (nothing else serialises a token)."""
+    token = softhsm.new_token()
+    go = tmp_path / "go"
+    processes = []
+    for name in ("one", "two"):
+        env = {
+            **os.environ,
+            "PORTAL_HOME": str(tmp_path / name),
+            "PORTAL_DATABASE_URL": empty_pg_database_url,
+            "PORTAL_KMS": token,
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _INIT_AT_THE_BARRIER, str(tmp_path / f"{name}.ready"), go],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        _eventually(
+            lambda: all((tmp_path / f"{n}.ready").exists() for n in ("one", "two")),
+            within=60,
+            what="the init processes did not start",
+        )
+        go.touch()
+        outputs = [process.communicate(timeout=120) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, out + err
+    created = sorted("created the installation's keys" in out for out, _ in outputs)
+    joined = sorted("joined installation" in out for out, _ in outputs)
+    assert created == [False, True] and joined == [False, True], outputs
+    keys = open_key_service(parse_key_service_address(token))
+    assert keys.installation() is not None
+    assert keys.status().reviews == 0
