@@ -18,9 +18,10 @@ from starlette.testclient import TestClient
 from portal.accounts import users
 from portal.accounts.models import Role
 from portal.accounts.passwords import PasswordHasher
-from portal.accounts.secrets import SecretBox
 from portal.app import create_app
+from portal.blobs import open_keys
 from portal.db import make_engine
+from portal.keys import secret_box
 from portal.models import OrganisationKind
 from portal.settings import ClamdAddress, Settings
 from portal.setup import initialise
@@ -90,7 +91,8 @@ class World:
 
     def add_person(self, email: str, role: Role, organisation: str) -> Person:
         engine = make_engine(self.settings.database_url)
-        box = SecretBox.from_key_dir(self.settings.key_dir)
+        # Any key service (a key folder or a PKCS#11 token), as the app itself opens it.
+        box = secret_box(open_keys(self.settings))
         try:
             with Session(engine) as db:
                 org = users.find_organisation(db, organisation)
