@@ -40,8 +40,14 @@ def signature_database() -> str:
     return f"Eicar-Test-Signature:0:*:{EICAR.hex()}\nPortal.Test.Marker:0:*:{TEST_MARKER.hex()}\n"
 
 
-def clamd_config(folder: Path, *, max_bytes: int, disable_cache: bool = False) -> str:
-    """The clamd.conf for a private clamd: limits at least ``max_bytes``, over-limit is a finding."""
+def clamd_config(
+    folder: Path, *, max_bytes: int, disable_cache: bool = False, tcp_port: int | None = None
+) -> str:
+    """The clamd.conf for a private clamd: limits at least ``max_bytes``, over-limit is a finding.
+
+    With ``tcp_port`` it also listens on 127.0.0.1 at that port, as a clamd shared by several
+    nodes does (``PORTAL_CLAMD=tcp://HOST:PORT``); never on another address.
+    """
     # The file limits equal the upload limit; the stream limit is a little above it so that an
     # over-limit stream reaches the scanner and comes back as a Heuristics.Limits.Exceeded finding.
     limit = min(max_bytes, CLAMD_LIMIT_CEILING - 1024 * 1024)
@@ -65,6 +71,8 @@ def clamd_config(folder: Path, *, max_bytes: int, disable_cache: bool = False) -
     ]
     if disable_cache:
         lines.append("DisableCache yes")
+    if tcp_port is not None:
+        lines += ["TCPAddr 127.0.0.1", f"TCPSocket {tcp_port}"]
     return "\n".join(lines) + "\n"
 
 
@@ -72,10 +80,18 @@ def clamd_config(folder: Path, *, max_bytes: int, disable_cache: bool = False) -
 class LocalClamd:
     folder: Path
     process: subprocess.Popen[bytes]
+    tcp_port: int | None = None
 
     @property
     def address(self) -> ClamdAddress:
         return ClamdAddress(kind="unix", path=str(self.folder / "clamd.sock"))
+
+    @property
+    def tcp_address(self) -> ClamdAddress:
+        """The same clamd over TCP on the loopback; only if it was started with ``tcp_port``."""
+        if self.tcp_port is None:
+            raise ClamdStartError(f"the clamd in {self.folder} was started without a TCP port")
+        return ClamdAddress(kind="tcp", host="127.0.0.1", port=self.tcp_port)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -88,9 +104,15 @@ class LocalClamd:
 
 
 def start_local_clamd(
-    folder: Path, *, max_bytes: int, disable_cache: bool = False, timeout: float = 30.0
+    folder: Path,
+    *,
+    max_bytes: int,
+    disable_cache: bool = False,
+    timeout: float = 30.0,
+    tcp_port: int | None = None,
 ) -> LocalClamd:
-    """Start clamd in ``folder`` (created 0700) and wait until it answers PING."""
+    """Start clamd in ``folder`` (created 0700) and wait until it answers PING (on its socket,
+    and on 127.0.0.1:``tcp_port`` too when given)."""
     binary = shutil.which("clamd") or "/usr/sbin/clamd"
     if not Path(binary).exists():
         raise ClamdStartError(
@@ -104,7 +126,9 @@ def start_local_clamd(
         os.chmod(folder / sub, 0o700)
     (folder / "db" / "portal-test.ndb").write_text(signature_database())
     config = folder / "clamd.conf"
-    config.write_text(clamd_config(folder, max_bytes=max_bytes, disable_cache=disable_cache))
+    config.write_text(
+        clamd_config(folder, max_bytes=max_bytes, disable_cache=disable_cache, tcp_port=tcp_port)
+    )
     socket_path = folder / "clamd.sock"
     socket_path.unlink(missing_ok=True)
     log = open(folder / "clamd.stderr", "wb")  # noqa: SIM115 (kept open for the child)
@@ -112,17 +136,19 @@ def start_local_clamd(
         [binary, "--config-file", str(config)], stdout=log, stderr=subprocess.STDOUT
     )
     log.close()
-    clamd = LocalClamd(folder=folder, process=process)
+    clamd = LocalClamd(folder=folder, process=process, tcp_port=tcp_port)
     from portal.scanning import ScanError, Scanner
 
-    scanner = Scanner(clamd.address, timeout=2)
+    scanners = [Scanner(clamd.address, timeout=2)]
+    if tcp_port is not None:
+        scanners.append(Scanner(clamd.tcp_address, timeout=2))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             break
         if socket_path.exists():
             try:
-                if scanner.ping():
+                if all(scanner.ping() for scanner in scanners):
                     return clamd
             except ScanError:
                 pass

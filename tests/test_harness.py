@@ -28,6 +28,15 @@ def test_clamd_finds_eicar_inside_a_zip(clamd_address: ClamdAddress) -> None:
     assert not Scanner(clamd_address).scan([buffer.getvalue()]).clean
 
 
+def test_clamd_answers_over_tcp_with_the_same_limits(clamd_tcp_address: ClamdAddress) -> None:
+    assert clamd_tcp_address.kind == "tcp" and clamd_tcp_address.host == "127.0.0.1"
+    scanner = Scanner(clamd_tcp_address)
+    verdict = scanner.scan([b"some text\n", EICAR])
+    assert verdict.signature is not None and verdict.signature.startswith("Eicar-Test-Signature")
+    over = scanner.scan([os.urandom(TEST_MAX_UPLOAD_BYTES + 1)])
+    assert over.signature is not None and "Limits.Exceeded" in over.signature
+
+
 def test_clamd_finds_the_projects_own_signature(clamd_address: ClamdAddress) -> None:
     verdict = Scanner(clamd_address).scan([b"x" * 5000, TEST_MARKER, b"y" * 10])
     assert verdict.signature is not None and verdict.signature.startswith("Portal.Test.Marker")
