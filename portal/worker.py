@@ -1,7 +1,8 @@
 """``portal worker``: the work that runs behind the web app.
 
-Each round: scan documents that are due (new ones, and retries with back-off), expire abandoned
-resumable uploads and sweep blobs that nothing refers to, chain audit events that a request
+Each round: finish resumable uploads whose completing process died (portal.uploads.recovery),
+scan documents that are due (new ones, retries with back-off, and scans whose process died),
+expire abandoned resumable uploads and sweep blobs that nothing refers to, chain audit events that a request
 committed but could not chain (the web app chains its own right after each commit), and seal the
 audit log with a signed checkpoint if it has been quiet. Several
 workers may run at once: they coordinate through the database (row locks with SKIP LOCKED).
@@ -18,11 +19,13 @@ from portal.destruction.rounds import DestructionRound, destruction_round
 from portal.exchange import scans
 from portal.exchange.sweep import sweep_orphan_blobs
 from portal.runtime import Runtime
+from portal.uploads.recovery import Recovered, finish_abandoned_uploads
 from portal.uploads.sweep import expire_uploads, part_blob_ids
 
 
 @dataclass
 class Round:
+    recovered: Recovered = field(default_factory=Recovered)
     scanned: list[scans.ScanOutcome] = field(default_factory=list)
     swept: int = 0
     expired_uploads: int = 0
@@ -36,6 +39,7 @@ class Round:
             states[outcome.state.value] = states.get(outcome.state.value, 0) + 1
         scanned = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none"
         return (
+            f"uploads finished: {len(self.recovered.documents)}; "
             f"scanned: {scanned}; uploads expired: {self.expired_uploads}; "
             f"blobs swept: {self.swept}; audit events chained: {self.chained}; "
             f"{self.destruction.summary()}"
@@ -53,6 +57,14 @@ class Worker:
     def run_round(self, *, force: bool = False) -> Round:
         runtime = self.runtime
         done = Round()
+        # Before the scans, so that a document made here is scanned in this round.
+        done.recovered = finish_abandoned_uploads(
+            runtime.engine,
+            runtime.vault,
+            runtime.auditor,
+            clock=runtime.clock,
+            max_bytes=runtime.settings.max_upload_bytes,
+        )
         done.scanned = scans.scan_due(
             runtime.engine, runtime.vault, runtime.scanner, runtime.auditor, clock=runtime.clock
         )
@@ -81,6 +93,7 @@ class Worker:
     def run_forever(self, *, interval: float, report: Callable[[str], None]) -> None:
         while True:
             done = self.run_round()
-            if done.scanned or done.swept or done.chained or done.destruction.busy:
+            busy = done.recovered.documents or done.scanned or done.swept or done.chained
+            if busy or done.destruction.busy:
                 report(done.summary())
             time.sleep(interval)

@@ -207,6 +207,7 @@ def schedule_scan(request: Request, reference: str) -> BackgroundTask:
         runtime.auditor,
         now=runtime.clock(),
         reference=reference,
+        clock=runtime.clock,
     )
 
 

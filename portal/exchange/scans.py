@@ -5,7 +5,9 @@ content destroyed at once. Scanner down, slow, over a limit or answering an erro
 ``pending_scan`` and is retried with back-off; after ``flag_after`` tries it is flagged to the
 administrators (and still retried). Several workers may run at once: each document is claimed
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) with a lease in a short transaction, so two never scan
-the same one, and no database lock is held while clamd reads the file.
+the same one, and no database lock is held while clamd reads the file. The lease is short and
+renewed while the scan runs (portal.leases): a process killed mid-scan leaves the document to the
+next worker within a minute, and a live scan, however long, keeps it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 
@@ -21,6 +24,7 @@ from audit import Action, Actor, Outcome, Target, TargetKind
 from portal.auditing import Auditor
 from portal.exchange.documents import key_of
 from portal.exchange.models import Document, DocumentState, Review
+from portal.leases import Clock, moving_clock, renewed
 from portal.scanning import ScanError, Scanner
 from storage import DocumentKey, StorageError, Vault
 
@@ -32,8 +36,10 @@ class ScanPolicy:
     first_retry: timedelta = timedelta(seconds=30)
     longest_retry: timedelta = timedelta(minutes=30)
     flag_after: int = 5
-    # How long a claimed document is left to the worker scanning it (longer than any scan).
-    lease: timedelta = timedelta(minutes=15)
+    # How long a claimed document is left to the process scanning it before another takes it
+    # over. Renewed every third of it while the scan runs, so it need not cover the longest scan
+    # (a 2 GiB file takes about 25 s), only a renewal or two that fail.
+    lease: timedelta = timedelta(seconds=45)
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,17 @@ def _claim(db: Session, now: datetime, reference: str | None) -> Document | None
     return db.exec(query).first()
 
 
+@dataclass(frozen=True)
+class _Claimed:
+    document_id: int
+    key: DocumentKey
+    blob_id: str
+    until: datetime
+
+
 def _claim_with_lease(
     engine: Engine, now: datetime, reference: str | None, lease: timedelta
-) -> tuple[int, DocumentKey, str] | None:
+) -> _Claimed | None:
     """Take the next due document for ``lease``, in a short transaction of its own.
 
     The scan itself runs with no transaction open: a long scan must not hold a database lock
@@ -78,7 +92,32 @@ def _claim_with_lease(
         document.next_scan_at = now + lease
         db.add(document)
         db.commit()
-        return document.id, key_of(document, review), document.blob_id
+        return _Claimed(document.id, key_of(document, review), document.blob_id, now + lease)
+
+
+def _lease_renewal(engine: Engine, claimed: _Claimed) -> Callable[[datetime], bool]:
+    """Move the lease on, if it is still the one this scan took (nobody has taken it over)."""
+    held = claimed.until
+
+    def renew(until: datetime) -> bool:
+        nonlocal held
+        with Session(engine) as db:
+            moved = db.execute(
+                update(Document)
+                .where(
+                    col(Document.id) == claimed.document_id,
+                    col(Document.state) == DocumentState.pending_scan,
+                    col(Document.next_scan_at) == held,
+                )
+                .values(next_scan_at=until)
+            )
+            db.commit()
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        held = until
+        return True
+
+    return renew
 
 
 def scan_one(
@@ -90,16 +129,26 @@ def scan_one(
     now: datetime,
     reference: str | None = None,
     policy: ScanPolicy | None = None,
+    clock: Clock | None = None,
 ) -> ScanOutcome | None:
-    """Scan the next due document (or the one named); None when nothing is due."""
+    """Scan the next due document (or the one named); None when nothing is due.
+
+    ``clock`` dates the lease's renewals while the scan runs; without it, time moves on from
+    ``now`` in real seconds.
+    """
     policy = policy or ScanPolicy()
     claimed = _claim_with_lease(engine, now, reference, policy.lease)
     if claimed is None:
         return None
-    document_id, key, blob_id = claimed
+    document_id, blob_id = claimed.document_id, claimed.blob_id
     problem: Exception | None = None
     try:
-        verdict = scanner.scan(vault.read(key, blob_id))
+        with renewed(
+            _lease_renewal(engine, claimed),
+            length=policy.lease,
+            clock=clock or moving_clock(now),
+        ):
+            verdict = scanner.scan(vault.read(claimed.key, blob_id))
     except (ScanError, StorageError) as failure:
         problem = failure
     with Session(engine) as db:
@@ -184,7 +233,7 @@ def scan_due(
 ) -> list[ScanOutcome]:
     outcomes = []
     for _ in range(limit):
-        outcome = scan_one(engine, vault, scanner, auditor, now=clock())
+        outcome = scan_one(engine, vault, scanner, auditor, now=clock(), clock=clock)
         if outcome is None:
             break
         outcomes.append(outcome)

@@ -191,7 +191,9 @@ async def append(request: Request) -> Response:
             f"This upload has {part.remaining:,} bytes still to come, fewer than this request's "
             "body. Nothing was kept."
         )
-    if part.key is None:  # every byte is in, but making the document failed before: try again
+    if part.key is None:
+        # Every byte is in but no document was made (a failure, or a process that died while
+        # making it): this request takes the completion over.
         return await _finish(request, acting, part, retry=True)
     body = _PartBody(request, part.remaining, checksum)
     stream = await _first_and_rest(body.chunks())
@@ -228,7 +230,7 @@ async def _finish(
     def work() -> str:
         if retry:
             with Session(runtime.engine) as db:
-                claimed = sessions.claim_completion(db, acting, upload_id)
+                claimed = sessions.claim_completion(db, acting, upload_id, owner=part.owner)
                 db.commit()
             if not claimed:
                 raise OffsetConflict(
@@ -242,6 +244,8 @@ async def _finish(
             acting,
             upload_id,
             max_bytes=runtime.settings.max_upload_bytes,
+            owner=part.owner,
+            clock=runtime.clock,
         )
 
     reference = await run_in_threadpool(work)

@@ -2,7 +2,9 @@
 
 Nothing here is readable without the review's key: each part is its own sealed blob under its own
 data key, bound to its upload and position; the file name is sealed under the session's key. A
-completed session keeps only a pointer to its document until it expires and is swept.
+completed session keeps only a pointer to its document until it expires and is swept. A session
+being completed holds a lease (``lease_owner``, ``lease_until``), so that the completion of a
+process that died is taken over by another.
 """
 
 from __future__ import annotations
@@ -58,6 +60,13 @@ class UploadSession(SQLModel, table=True):
     filename_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     document_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("document.id"), nullable=True)
+    )
+    # While ``completing``: which attempt is turning the parts into a document, and until when.
+    # A live attempt renews its lease; once it has run out (the process died) another request
+    # or the worker takes the completion over (portal.uploads.recovery).
+    lease_owner: str | None = Field(default=None, max_length=32)
+    lease_until: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True, index=True)
     )
     created_at: datetime = Field(sa_column=utc_column())
     updated_at: datetime = Field(sa_column=utc_column())

@@ -8,20 +8,24 @@ the exchange's one upload pipeline (``store_upload`` → ``record_upload``): the
 check and checksum as every other way in. Only then are the parts deleted.
 
 Concurrency: a part is committed with a compare-and-set on the session's offset, so two PATCHes
-racing for the same offset cannot both land; the loser's blob is deleted and it gets 409.
+racing for the same offset cannot both land; the loser's blob is deleted and it gets 409. The
+completion holds a lease on the session (``lease_owner``, ``lease_until``), renewed while it runs
+(portal.leases): if the process dies meanwhile, the lease runs out and the client's next request
+or the worker (portal.uploads.recovery) takes the completion over; the document is recorded only
+with a compare-and-set on the lease, so exactly one attempt makes it.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -30,6 +34,7 @@ from portal.exchange import documents
 from portal.exchange.acting import Acting
 from portal.exchange.errors import NotFound, Refused, TooLarge, TypeRefused
 from portal.exchange.models import Case, Document, Review
+from portal.leases import Clock, moving_clock, renewed
 from portal.models import as_utc
 from portal.uploads.errors import OffsetConflict, TooManyUploads, UploadExpired
 from portal.uploads.models import UploadPart, UploadSession, UploadState
@@ -39,6 +44,9 @@ from storage import DocumentKey, StorageError, StoredBlob, Vault
 UPLOAD_TTL = timedelta(hours=24)  # after the last PATCH (or the creation)
 MAX_OPEN_UPLOADS = 50  # unfinished uploads per person: each may hold up to the size limit
 MAX_PARTS = 10_000  # a client sending one byte per PATCH would otherwise make a blob per byte
+# How long the completion of an upload is left to the attempt that claimed it before another may
+# take it over; renewed every third of it while the completion runs.
+COMPLETION_LEASE = timedelta(seconds=45)
 FILENAME_PURPOSE = "upload file name"
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 
@@ -46,6 +54,11 @@ _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 def new_upload_id() -> str:
     """192 random bits, URL-safe: the upload's address cannot be guessed or enumerated."""
     return secrets.token_urlsafe(24)
+
+
+def new_lease_owner() -> str:
+    """Names one attempt at completing an upload (not a secret: it only tells attempts apart)."""
+    return secrets.token_hex(16)
 
 
 def session_key_id(upload_id: str) -> str:
@@ -165,6 +178,8 @@ class PartPlan:
     length: int
     key: DocumentKey | None  # None: nothing more to receive
     document_reference: str | None = None  # the upload is complete already
+    # The lease owner this request writes if it claims the completion.
+    owner: str = field(default_factory=new_lease_owner)
 
     @property
     def remaining(self) -> int:
@@ -187,14 +202,13 @@ def plan_part(
             None,
             found[0].reference if found else None,
         )
-    if upload.state is UploadState.completing:
-        raise OffsetConflict(
-            "This upload has all its bytes and is being turned into a document. "
-            "Ask for its state (GET) in a moment."
-        )
+    if upload.state is UploadState.completing and lease_held(upload, acting.now):
+        raise _being_completed()
     if offset != upload.received:
         raise _offset_conflict(upload.received, offset)
     if upload.received == upload.length:
+        # Every byte is in and nobody is completing it (a completion failed, or the process
+        # doing it died and its lease ran out): this request tries again.
         return PartPlan(upload.id, upload.parts, upload.received, upload.length, None)
     if upload.parts >= MAX_PARTS:
         raise Refused(
@@ -208,6 +222,18 @@ def plan_part(
         review=review.code, document_id=part_key_id(upload.id, upload.parts)
     )
     return PartPlan(upload.id, upload.parts, upload.received, upload.length, key)
+
+
+def lease_held(upload: UploadSession, now: datetime) -> bool:
+    """Is an attempt at completing this upload still live? (A missing lease has run out.)"""
+    return upload.lease_until is not None and as_utc(upload.lease_until) > now
+
+
+def _being_completed() -> OffsetConflict:
+    return OffsetConflict(
+        "This upload has all its bytes and is being turned into a document. "
+        "Ask for its state (GET) in a moment."
+    )
 
 
 def _offset_conflict(actual: int, sent: int) -> OffsetConflict:
@@ -224,7 +250,8 @@ def commit_part(db: Session, acting: Acting, plan: PartPlan, blob: StoredBlob) -
     """
     assert plan.key is not None
     new_offset = plan.start + blob.size
-    state = UploadState.completing if new_offset == plan.length else UploadState.receiving
+    last = new_offset == plan.length
+    state = UploadState.completing if last else UploadState.receiving
     moved = db.execute(
         update(UploadSession)
         .where(
@@ -238,6 +265,9 @@ def commit_part(db: Session, acting: Acting, plan: PartPlan, blob: StoredBlob) -
             received=new_offset,
             parts=plan.index + 1,
             state=state,
+            # The last part claims the completion for this request, in the same write.
+            lease_owner=plan.owner if last else None,
+            lease_until=acting.now + COMPLETION_LEASE if last else None,
             updated_at=acting.now,
             expires_at=acting.now + UPLOAD_TTL,
         )
@@ -261,19 +291,56 @@ def commit_part(db: Session, acting: Acting, plan: PartPlan, blob: StoredBlob) -
     return new_offset
 
 
-def claim_completion(db: Session, acting: Acting, upload_id: str) -> bool:
-    """Retry a completion that failed (all bytes in, state back to receiving). The caller commits."""
+def claim_completion(db: Session, acting: Acting, upload_id: str, *, owner: str) -> bool:
+    """Claim the completion of an upload that has every byte and nobody completing it: one that
+    failed (back to ``receiving``) or one whose completing process died (its lease ran out).
+
+    A compare-and-set: of two requests (or a request and the worker) claiming at once, one wins.
+    The caller commits.
+    """
+    lease_over = or_(
+        col(UploadSession.lease_until).is_(None), col(UploadSession.lease_until) <= acting.now
+    )
     moved = db.execute(
         update(UploadSession)
         .where(
             col(UploadSession.id) == upload_id,
             col(UploadSession.user_id) == acting.user_id,
-            col(UploadSession.state) == UploadState.receiving,
             col(UploadSession.received) == col(UploadSession.length),
+            or_(
+                col(UploadSession.state) == UploadState.receiving,
+                (col(UploadSession.state) == UploadState.completing) & lease_over,
+            ),
         )
-        .values(state=UploadState.completing, updated_at=acting.now)
+        .values(
+            state=UploadState.completing,
+            lease_owner=owner,
+            lease_until=acting.now + COMPLETION_LEASE,
+            updated_at=acting.now,
+        )
+        # Rows the caller has loaded are not brought up to date in Python (SQLite's naive
+        # datetimes do not compare with ``now``): the database's answer is the one that counts.
+        .execution_options(synchronize_session=False)
     )
     return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _lease_renewal(engine: Engine, upload_id: str, owner: str) -> Callable[[datetime], bool]:
+    def renew(until: datetime) -> bool:
+        with Session(engine) as db:
+            moved = db.execute(
+                update(UploadSession)
+                .where(
+                    col(UploadSession.id) == upload_id,
+                    col(UploadSession.state) == UploadState.completing,
+                    col(UploadSession.lease_owner) == owner,
+                )
+                .values(lease_until=until)
+            )
+            db.commit()
+        return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+    return renew
 
 
 # --- Completion -------------------------------------------------------------------------------
@@ -300,19 +367,26 @@ def complete_upload(
     upload_id: str,
     *,
     max_bytes: int,
+    owner: str,
+    clock: Clock | None = None,
 ) -> str:
     """Parts → the upload pipeline → a document (``pending_scan``); returns its reference.
 
-    The session must be ``completing`` (claimed by ``commit_part`` or ``claim_completion``).
-    A refusal for the content (type, size, checksum) or for the target (review closed since)
-    leaves nothing: no parts, no session, no document; it is audited like any refused upload.
-    Any other failure puts the session back to ``receiving`` with its parts, so that an empty
-    PATCH at the final offset tries again.
+    The session must be ``completing`` under ``owner``'s lease (claimed by ``commit_part`` or
+    ``claim_completion``); the lease is renewed while the parts are read, dated by ``clock``
+    (without it, time moves on from ``acting.now`` in real seconds). A refusal for the content
+    (type, size, checksum) or for the target (review closed since) leaves nothing: no parts, no
+    session, no document; it is audited like any refused upload. Any other failure puts the
+    session back to ``receiving`` with its parts, so that an empty PATCH at the final offset
+    tries again. If another attempt took the completion over meanwhile (this one's lease ran
+    out), this one records nothing and raises OffsetConflict.
     """
     with Session(engine) as db:
         upload = db.get(UploadSession, upload_id)
-        if upload is None or upload.state is not UploadState.completing:
+        if upload is None:
             raise _not_found()
+        if upload.state is not UploadState.completing or upload.lease_owner != owner:
+            raise _being_completed()
         review = db.get(Review, upload.review_id)
         assert review is not None
         rows = db.exec(
@@ -350,27 +424,42 @@ def complete_upload(
             target, refusal = None, refused
     if target is None:
         assert refusal is not None
-        _discard_now(engine, vault, upload_id)
+        with Session(engine) as db:
+            blob_ids = _delete_held(db, upload_id, owner)
+            db.commit()
+        _destroy_quietly(vault, blob_ids or [])
         raise refusal
     try:
         _check_contiguous(parts, length)
-        stored = documents.store_upload(
-            vault,
-            target,
-            _plaintext(vault, parts),
-            max_bytes=max_bytes,
-            expected_sha256=expected_sha256,
-            filename=filename,
-        )
+        with renewed(
+            _lease_renewal(engine, upload_id, owner),
+            length=COMPLETION_LEASE,
+            clock=clock or moving_clock(acting.now),
+        ):
+            stored = documents.store_upload(
+                vault,
+                target,
+                _plaintext(vault, parts),
+                max_bytes=max_bytes,
+                expected_sha256=expected_sha256,
+                filename=filename,
+            )
     except (TooLarge, Refused) as refused:
         with Session(engine) as db:
             documents.audit_refused_upload(db, auditor, acting, target, refused.code)
-            blob_ids = _delete_rows(db, upload_id)
+            # If another attempt has taken over, this rolls back: that one audits what it finds.
+            blob_ids = _delete_held(db, upload_id, owner)
             db.commit()
-        _destroy_quietly(vault, blob_ids)
+        _destroy_quietly(vault, blob_ids or [])
+        raise
+    except Exception as failure:
+        if _back_to_receiving(engine, upload_id, owner) is False:
+            # Taken over while this attempt ran (its lease ran out): the other attempt may well
+            # have deleted the parts this one was reading. It makes the document.
+            raise _being_completed() from failure
         raise
     except BaseException:
-        _back_to_receiving(engine, upload_id)
+        _back_to_receiving(engine, upload_id, owner)
         raise
     try:
         with Session(engine) as db:
@@ -378,22 +467,33 @@ def complete_upload(
                 db, auditor, acting, target, stored, filename=filename, vault=vault
             )
             blob_ids = _delete_parts(db, upload_id)
-            db.execute(
+            done = db.execute(
                 update(UploadSession)
-                .where(col(UploadSession.id) == upload_id)
+                .where(
+                    col(UploadSession.id) == upload_id,
+                    col(UploadSession.state) == UploadState.completing,
+                    col(UploadSession.lease_owner) == owner,
+                )
                 .values(
                     state=UploadState.complete,
                     document_id=document.id,
+                    lease_owner=None,
+                    lease_until=None,
                     updated_at=acting.now,
                     expires_at=acting.now + UPLOAD_TTL,
                 )
             )
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                # Taken over (or cancelled) while this attempt ran: the other one makes the
+                # document; this one's row, event and blob must not exist.
+                db.rollback()
+                raise _being_completed()
             db.commit()
             reference = document.reference
     except BaseException:
         # The row did not commit: remove the document's blob now rather than leave it to the sweep.
         vault.destroy_document(stored.blob.blob_id)
-        _back_to_receiving(engine, upload_id)
+        _back_to_receiving(engine, upload_id, owner)
         raise
     _destroy_quietly(vault, blob_ids)
     return reference
@@ -410,17 +510,24 @@ def _check_contiguous(parts: list[_Part], length: int) -> None:
         raise StorageError("the parts of an upload do not cover it exactly")
 
 
-def _back_to_receiving(engine: Engine, upload_id: str) -> None:
-    with suppress(Exception), Session(engine) as db:
-        db.execute(
-            update(UploadSession)
-            .where(
-                col(UploadSession.id) == upload_id,
-                col(UploadSession.state) == UploadState.completing,
+def _back_to_receiving(engine: Engine, upload_id: str, owner: str) -> bool | None:
+    """Give the completion up (it failed), if it is still this attempt's to give: True when it
+    was, False when another attempt holds it now, None when the database could not say."""
+    try:
+        with Session(engine) as db:
+            moved = db.execute(
+                update(UploadSession)
+                .where(
+                    col(UploadSession.id) == upload_id,
+                    col(UploadSession.state) == UploadState.completing,
+                    col(UploadSession.lease_owner) == owner,
+                )
+                .values(state=UploadState.receiving, lease_owner=None, lease_until=None)
             )
-            .values(state=UploadState.receiving)
-        )
-        db.commit()
+            db.commit()
+    except Exception:
+        return None  # the lease runs out by itself: the next attempt takes the completion over
+    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
 
 # --- Removing ---------------------------------------------------------------------------------
@@ -438,6 +545,23 @@ def _delete_rows(db: Session, upload_id: str) -> list[str]:
     """Delete a session and its parts' rows; returns the blobs to destroy after the commit."""
     blob_ids = _delete_parts(db, upload_id)
     db.execute(delete(UploadSession).where(col(UploadSession.id) == upload_id))
+    return blob_ids
+
+
+def _delete_held(db: Session, upload_id: str, owner: str) -> list[str] | None:
+    """``_delete_rows`` if this attempt still holds the completion, else None (the caller then
+    rolls back: the parts' rows are deleted first, the session only if its lease is ours)."""
+    blob_ids = _delete_parts(db, upload_id)
+    gone = db.execute(
+        delete(UploadSession).where(
+            col(UploadSession.id) == upload_id,
+            col(UploadSession.state) == UploadState.completing,
+            col(UploadSession.lease_owner) == owner,
+        )
+    )
+    if gone.rowcount != 1:  # type: ignore[attr-defined]
+        db.rollback()
+        return None
     return blob_ids
 
 
