@@ -151,8 +151,15 @@ def verify(cli: CliContext, file: Path, public_key_file: Path | None) -> None:
         content = verify_export(file.read_bytes(), key)
     except CertificateInvalid as invalid:
         raise CheckFailure(f"INVALID: {invalid}") from None
+    uploads = content.get("unfinished_uploads")
+    discarded = (
+        f", {uploads.get('count')} unfinished upload(s) with "
+        f"{uploads.get('part_blobs_deleted')} part(s) discarded"
+        if isinstance(uploads, dict)
+        else ""  # a certificate issued before uploads were counted
+    )
     click.echo(
         f"valid: certificate {content.get('reference')} for review "
         f"{content.get('review', {}).get('code')}, {len(content.get('documents', []))} "
-        f"document(s), issued {content.get('issued_at')}, key {key.fingerprint}"
+        f"document(s){discarded}, issued {content.get('issued_at')}, key {key.fingerprint}"
     )

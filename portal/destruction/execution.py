@@ -8,11 +8,15 @@ For one due review, a *run* (one open run per review, whatever the number of wor
    ``destruction_item`` row written (unique per document: no document is destroyed twice) and
    ``document.destroyed`` audited, all in one transaction; then, once committed, the blobs are
    deleted (every version). Key first: a blob whose deletion is interrupted is already unreadable,
-   and the verification below deletes it.
+   and the verification below deletes it. Before the documents, the review's resumable uploads go
+   the same way, a batch at a time: the session and part rows (which hold their wrapped keys and
+   the sealed file name) are deleted, each unfinished upload (``receiving`` or ``completing``)
+   leaving a ``destruction_upload`` row with its part blobs' ids, and the part blobs are deleted.
 2. when no document is left but held ones, one worker (holding the run's row lock) finishes: if
    nothing is held, the review key is erased (``vault.destroy_review``: every copy of every blob of
    the review, backups included, is then beyond use); every blob of the run is checked absent
-   (deleted again if needed), the key checked absent; the signed certificate is stored, the review
+   (deleted again if needed), the part blobs of the run's unfinished uploads too, the key checked
+   absent; the signed certificate is stored, the review
    marked ``destroyed``, and it is all audited, in one transaction.
 
 Idempotent: a run killed anywhere completes on the next call, nothing destroyed twice, nothing
@@ -40,6 +44,7 @@ from portal.destruction import certificates
 from portal.destruction.errors import DestructionIncomplete
 from portal.destruction.models import (
     Certificate,
+    DestroyedUpload,
     DestructionItem,
     DestructionRun,
     EarlyDestruction,
@@ -51,6 +56,8 @@ from portal.destruction.record import certificate_content, iso
 from portal.destruction.schedule import Entry, due_reviews, entry_for
 from portal.exchange.models import Document, DocumentState, Review, ReviewState
 from portal.references import new_reference
+from portal.uploads.models import UploadSession, UploadState
+from portal.uploads.sessions import delete_upload_rows
 from storage import StorageError, Vault
 
 DESTRUCTION = Actor.system("destruction")
@@ -75,6 +82,7 @@ class RunReport:
 
     certificates: list[str] = field(default_factory=list)
     destroyed: int = 0
+    unfinished_uploads: int = 0  # resumable uploads in progress, discarded with their parts
     held: list[Held] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)  # another worker is finishing them
@@ -86,6 +94,8 @@ class RunReport:
 
     def summary(self) -> str:
         parts = [f"destroyed {self.destroyed} document(s)"]
+        if self.unfinished_uploads:
+            parts.append(f"{self.unfinished_uploads} unfinished upload(s) discarded")
         if self.certificates:
             parts.append("certificates " + ", ".join(self.certificates))
         if self.held:
@@ -136,6 +146,14 @@ class Destroyer:
         run_id = self._open_run(review.id, now)
         if run_id is None:
             return
+        # Uploads first: a completion racing the run finds its session gone and makes nothing.
+        while True:
+            taken = self._destroy_uploads_batch(run_id, review, now)
+            if taken is None:
+                break
+            unfinished, part_blobs = taken
+            report.unfinished_uploads += unfinished
+            self._in_parallel(self._delete_blob, part_blobs)
         while True:
             destroyed = self._destroy_batch(run_id, review, now)
             if not destroyed:
@@ -163,7 +181,9 @@ class Destroyer:
                 entry = entry_for(db, review, now.date())
                 if not entry.due:
                     return None
-                destroyable = entry.documents - len(entry.held_documents)
+                destroyable = (
+                    entry.documents - len(entry.held_documents) + _unfinished_uploads(db, review_id)
+                )
                 if destroyable == 0 and entry.held_documents:
                     return None  # only held documents left: nothing to do until a hold lifts
                 early = (
@@ -244,6 +264,47 @@ class Destroyer:
             db.commit()
             return blob_ids
 
+    def _destroy_uploads_batch(
+        self, run_id: int, review: Review, now: datetime
+    ) -> tuple[int, list[str]] | None:
+        """Delete up to ``batch`` upload sessions of the review, with their parts, in one
+        transaction; returns (how many were unfinished, their part blobs), None when none is left.
+
+        Completed sessions go too (they still hold the sealed file name for a day) but are not
+        counted: their document is destroyed, and certified, as a document.
+        """
+        with Session(self.engine) as db:
+            query = (
+                select(UploadSession)
+                .where(UploadSession.review_id == review.id)
+                .order_by(col(UploadSession.id))
+                .limit(self.batch)
+            )
+            if db.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            uploads = list(db.exec(query).all())
+            if not uploads:
+                return None
+            unfinished, part_blobs = 0, []
+            for upload in uploads:
+                state = upload.state
+                blob_ids = delete_upload_rows(db, upload.id)
+                if state is UploadState.complete:
+                    continue
+                unfinished += 1
+                part_blobs += blob_ids
+                db.add(
+                    DestroyedUpload(
+                        run_id=run_id,
+                        previous_state=state.value,
+                        parts=len(blob_ids),
+                        blob_ids=" ".join(blob_ids) or None,
+                        destroyed_at=now,
+                    )
+                )
+            db.commit()
+            return unfinished, part_blobs
+
     def _delete_blob(self, blob_id: str) -> bool:
         # Unreadable already (its key is gone); if this fails, the verification deletes it.
         with contextlib.suppress(StorageError):
@@ -271,6 +332,8 @@ class Destroyer:
             entry = entry_for(db, review, now.date())
             if entry.review_holds or entry.documents > len(entry.held_documents):
                 return None  # held meanwhile, or another worker still has documents in hand
+            if _upload_sessions(db, review.id):
+                return None  # another worker still has uploads in hand
             whole = not entry.held_documents
             if whole:
                 # The review key goes first: from here every copy of every blob is beyond use.
@@ -278,7 +341,10 @@ class Destroyer:
             items = list(
                 db.exec(select(DestructionItem).where(DestructionItem.run_id == run.id)).all()
             )
-            verification = self._verify(db, review, items, whole=whole, now=now)
+            uploads = list(
+                db.exec(select(DestroyedUpload).where(DestroyedUpload.run_id == run.id)).all()
+            )
+            verification = self._verify(db, review, items, uploads, whole=whole, now=now)
             early = db.get(EarlyDestruction, run.early_id) if run.early_id else None
             reference = new_reference()
             content = certificate_content(
@@ -287,6 +353,7 @@ class Destroyer:
                 review=review,
                 run=run,
                 items=items,
+                uploads=uploads,
                 held=entry.held_documents,
                 early=early,
                 verification=verification,
@@ -316,6 +383,11 @@ class Destroyer:
                 .where(col(DestructionItem.run_id) == run_id)
                 .values(blob_id=None)
             )
+            db.execute(
+                update(DestroyedUpload)
+                .where(col(DestroyedUpload.run_id) == run_id)
+                .values(blob_ids=None)
+            )
             self._record_finish(db, review, run, early, reference, items, whole=whole, now=now)
             db.commit()
             return reference
@@ -325,12 +397,14 @@ class Destroyer:
         db: Session,
         review: Review,
         items: Sequence[DestructionItem],
+        uploads: Sequence[DestroyedUpload],
         *,
         whole: bool,
         now: datetime,
     ) -> dict[str, Any]:
         store, keystore = self.vault.store, self.vault.keystore
         blobs = [item.blob_id for item in items if item.blob_id]
+        parts = [blob_id for upload in uploads for blob_id in upload.part_blob_ids()]
 
         def absent_now(blob_id: str) -> bool:
             if store.exists(blob_id):
@@ -338,6 +412,9 @@ class Destroyer:
             return not store.exists(blob_id)
 
         absent = sum(self._in_parallel(absent_now, blobs))
+        parts_absent = sum(self._in_parallel(absent_now, parts))
+        assert review.id is not None
+        sessions_left = _upload_sessions(db, review.id)
         keys_left = (
             db.exec(
                 select(func.count())
@@ -353,16 +430,25 @@ class Destroyer:
         key_destroyed = keystore.is_destroyed(review.code) and not keystore.has_review_key(
             review.code
         )
-        if absent != len(blobs) or keys_left or (whole and not key_destroyed):
+        if (
+            absent != len(blobs)
+            or parts_absent != len(parts)
+            or keys_left
+            or sessions_left
+            or (whole and not key_destroyed)
+        ):
             raise DestructionIncomplete(
-                f"review {review.code}: {len(blobs) - absent} blob(s) still present, "
-                f"{keys_left} data key(s) left, review key destroyed: {key_destroyed}; "
-                "no certificate issued, the next run retries"
+                f"review {review.code}: {len(blobs) - absent} blob(s) and "
+                f"{len(parts) - parts_absent} upload part(s) still present, {keys_left} data "
+                f"key(s) and {sessions_left} upload session(s) left, review key destroyed: "
+                f"{key_destroyed}; no certificate issued, the next run retries"
             )
         return {
             "checked_at": iso(now),
             "blobs_checked": len(blobs),
             "blobs_absent": absent,
+            "part_blobs_checked": len(parts),
+            "part_blobs_absent": parts_absent,
             "data_keys_erased": len(items),
             "review_key": "destroyed" if whole else "retained_for_held_documents",
             "review_key_absent": key_destroyed,
@@ -416,6 +502,30 @@ class Destroyer:
         record(
             Action.CERTIFICATE_ISSUED, Target(TargetKind.CERTIFICATE, reference), count=len(items)
         )
+
+
+def _upload_sessions(db: Session, review_id: int) -> int:
+    """Upload sessions of the review still in the database (each holds wrapped keys)."""
+    return int(
+        db.exec(
+            select(func.count())
+            .select_from(UploadSession)
+            .where(UploadSession.review_id == review_id)
+        ).one()
+    )
+
+
+def _unfinished_uploads(db: Session, review_id: int) -> int:
+    return int(
+        db.exec(
+            select(func.count())
+            .select_from(UploadSession)
+            .where(
+                UploadSession.review_id == review_id,
+                UploadSession.state != UploadState.complete,
+            )
+        ).one()
+    )
 
 
 def _erase(document: Document, now: datetime) -> None:

@@ -146,6 +146,28 @@ class DestructionItem(SQLModel, table=True):
     destroyed_at: datetime = Field(sa_column=utc_column())
 
 
+class DestroyedUpload(SQLModel, table=True):
+    """An unfinished resumable upload of the review (``receiving`` or ``completing``) destroyed by
+    a run: its session and part rows (and with them their wrapped keys and the sealed file name)
+    are deleted in the run's batch; this row is what the certificate counts.
+
+    Keeps its part blobs' ids (space-separated) until the verification has checked them gone; no
+    upload id, no name, nothing that leads back to the person.
+    """
+
+    __tablename__ = "destruction_upload"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(sa_column=_fk("destruction_run.id"))
+    previous_state: str = Field(max_length=20)
+    parts: int
+    blob_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    destroyed_at: datetime = Field(sa_column=utc_column())
+
+    def part_blob_ids(self) -> list[str]:
+        return self.blob_ids.split() if self.blob_ids else []
+
+
 class Certificate(SQLModel, table=True):
     """A signed destruction certificate: its canonical JSON, as signed, and the signature."""
 

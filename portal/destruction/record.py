@@ -16,6 +16,7 @@ from portal.accounts.models import User
 from portal.destruction.certificates import FORMAT
 from portal.destruction.models import (
     Certificate,
+    DestroyedUpload,
     DestructionItem,
     DestructionRun,
     EarlyDestruction,
@@ -32,7 +33,10 @@ METHOD = {
         "Each document's data key, wrapped by the review key, and its sealed file name were "
         "erased from the database; its ciphertext was deleted from storage, every version; the "
         "review key was erased from the key store (outside the database and its backups), which "
-        "puts every remaining copy of the review's ciphertext, backups included, beyond use."
+        "puts every remaining copy of the review's ciphertext, backups included, beyond use. "
+        "Uploads still in progress were discarded the same way: the wrapped keys of their parts "
+        "and their sealed file names were erased from the database, and their parts deleted from "
+        "storage."
     ),
 }
 
@@ -56,6 +60,7 @@ def certificate_content(
     review: Review,
     run: DestructionRun,
     items: Sequence[DestructionItem],
+    uploads: Sequence[DestroyedUpload],
     held: Sequence[str],
     early: EarlyDestruction | None,
     verification: dict[str, Any],
@@ -109,6 +114,11 @@ def certificate_content(
         "review": {"code": review.code, "scope": "whole_review" if whole else "documents_only"},
         "documents": documents,
         "held_documents": sorted(held),
+        # Resumable uploads that never became documents: counted, since they name nothing.
+        "unfinished_uploads": {
+            "count": len(uploads),
+            "part_blobs_deleted": sum(upload.parts for upload in uploads),
+        },
         "method": METHOD,
         "authorised_by": authority,
         "verification": verification,

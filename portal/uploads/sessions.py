@@ -541,16 +541,19 @@ def _delete_parts(db: Session, upload_id: str) -> list[str]:
     return blob_ids
 
 
-def _delete_rows(db: Session, upload_id: str) -> list[str]:
-    """Delete a session and its parts' rows; returns the blobs to destroy after the commit."""
+def delete_upload_rows(db: Session, upload_id: str) -> list[str]:
+    """Delete a session and its parts' rows; returns the blobs to destroy after the commit.
+
+    The rows hold the wrapped keys of the session and of every part: deleting them is the
+    cryptographic erase of an upload (destruction uses it too)."""
     blob_ids = _delete_parts(db, upload_id)
     db.execute(delete(UploadSession).where(col(UploadSession.id) == upload_id))
     return blob_ids
 
 
 def _delete_held(db: Session, upload_id: str, owner: str) -> list[str] | None:
-    """``_delete_rows`` if this attempt still holds the completion, else None (the caller then
-    rolls back: the parts' rows are deleted first, the session only if its lease is ours)."""
+    """``delete_upload_rows`` if this attempt still holds the completion, else None (after a
+    rollback: the parts' rows are deleted first, the session only if its lease is ours)."""
     blob_ids = _delete_parts(db, upload_id)
     gone = db.execute(
         delete(UploadSession).where(
@@ -575,7 +578,7 @@ def _destroy_quietly(vault: Vault, blob_ids: list[str]) -> None:
 
 def _discard_now(engine: Engine, vault: Vault, upload_id: str) -> None:
     with Session(engine) as db:
-        blob_ids = _delete_rows(db, upload_id)
+        blob_ids = delete_upload_rows(db, upload_id)
         db.commit()
     _destroy_quietly(vault, blob_ids)
 
@@ -605,7 +608,7 @@ def discard_expired(engine: Engine, vault: Vault, *, now: datetime, batch: int =
             expired = list(db.exec(query).all())
             blob_ids: list[str] = []
             for upload_id in expired:
-                blob_ids += _delete_rows(db, upload_id)
+                blob_ids += delete_upload_rows(db, upload_id)
             db.commit()
         _destroy_quietly(vault, blob_ids)
         removed += len(expired)
