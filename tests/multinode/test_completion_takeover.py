@@ -1,7 +1,8 @@
-"""NOT COMMITTED (issue: "an upload left in `completing` by a killed process is taken over within
-a minute", another engineer's). Node B is killed (SIGKILL) while it turns a complete tus upload into
-a document; node A must finish it within a minute, and the client learns the document's reference
-by asking (HEAD, or an empty PATCH at the final offset)."""
+"""An upload left in `completing` by a killed node is taken over within a minute.
+
+Node B is killed (SIGKILL) while it turns a complete tus upload into a document; once its lease
+runs out, node A or a worker finishes it, and the client learns the document's reference by asking
+(HEAD, or an empty PATCH at the final offset)."""
 
 from __future__ import annotations
 
