@@ -131,37 +131,10 @@ def test_two_portal_init_at_once_on_an_empty_database_both_succeed(
         capture_output=True,
         timeout=120,
     )
-    go = tmp_path / "go"
-    processes = []
-    for name in ("one", "two"):
-        env = {
-            **base,
-            "PORTAL_HOME": str(tmp_path / name),
-            "PORTAL_DATABASE_URL": empty_pg_database_url,
-        }
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-c", _INIT_AT_THE_BARRIER, str(tmp_path / f"{name}.ready"), go],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    try:
-        _eventually(
-            lambda: all((tmp_path / f"{n}.ready").exists() for n in ("one", "two")),
-            within=60,
-            what="the init processes did not start",
-        )
-        go.touch()  # both start migrating within a millisecond or so of each other
-        outputs = [process.communicate(timeout=120) for process in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-    for process, (out, err) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, out + err
+    outputs = _init_at_once(
+        tmp_path,
+        {**base, "PORTAL_DATABASE_URL": empty_pg_database_url},
+    )
     said = sorted("migrated from empty" in out for out, _ in outputs)
     assert said == [False, True], outputs  # one migrated, the other found it done
     engine = make_engine(empty_pg_database_url)
@@ -209,31 +182,37 @@ def test_two_first_nodes_at_once_make_one_installation(
     """An empty database and an empty PKCS#11 token: the lock covers the keys too, so one init
     creates the installation's keys and the other joins them (nothing else serialises a token)."""
     token = softhsm.new_token()
+    env = {**os.environ, "PORTAL_DATABASE_URL": empty_pg_database_url, "PORTAL_KMS": token}
+    outputs = _init_at_once(tmp_path, env)
+    created = sorted("created the installation's keys" in out for out, _ in outputs)
+    joined = sorted("joined installation" in out for out, _ in outputs)
+    assert created == [False, True] and joined == [False, True], outputs
+    keys = open_key_service(parse_key_service_address(token))
+    assert keys.installation() is not None
+    assert keys.status().reviews == 0
+
+
+def _init_at_once(tmp_path: Path, env: dict[str, str]) -> list[tuple[str, str]]:
+    """Two `portal init` (homes one/ and two/) released together at a file barrier; both must
+    exit 0. Returns their (stdout, stderr)."""
     go = tmp_path / "go"
-    processes = []
-    for name in ("one", "two"):
-        env = {
-            **os.environ,
-            "PORTAL_HOME": str(tmp_path / name),
-            "PORTAL_DATABASE_URL": empty_pg_database_url,
-            "PORTAL_KMS": token,
-        }
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-c", _INIT_AT_THE_BARRIER, str(tmp_path / f"{name}.ready"), go],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _INIT_AT_THE_BARRIER, str(tmp_path / f"{name}.ready"), go],
+            env={**env, "PORTAL_HOME": str(tmp_path / name)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
+        for name in ("one", "two")
+    ]
     try:
         _eventually(
             lambda: all((tmp_path / f"{n}.ready").exists() for n in ("one", "two")),
             within=60,
             what="the init processes did not start",
         )
-        go.touch()
+        go.touch()  # both start within a millisecond or so of each other
         outputs = [process.communicate(timeout=120) for process in processes]
     finally:
         for process in processes:
@@ -241,9 +220,4 @@ def test_two_first_nodes_at_once_make_one_installation(
                 process.kill()
     for process, (out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, out + err
-    created = sorted("created the installation's keys" in out for out, _ in outputs)
-    joined = sorted("joined installation" in out for out, _ in outputs)
-    assert created == [False, True] and joined == [False, True], outputs
-    keys = open_key_service(parse_key_service_address(token))
-    assert keys.installation() is not None
-    assert keys.status().reviews == 0
+    return outputs
