@@ -325,15 +325,22 @@ def claim_completion(db: Session, acting: Acting, upload_id: str, *, owner: str)
     return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def _completing_by(upload_id: str, owner: str) -> tuple[Any, ...]:
+    """The compare-and-set condition: the upload is still completing under this attempt's lease."""
+    return (
+        col(UploadSession.id) == upload_id,
+        col(UploadSession.state) == UploadState.completing,
+        col(UploadSession.lease_owner) == owner,
+    )
+
+
 def _lease_renewal(engine: Engine, upload_id: str, owner: str) -> Callable[[datetime], bool]:
     def renew(until: datetime) -> bool:
         with Session(engine) as db:
             moved = db.execute(
                 update(UploadSession)
                 .where(
-                    col(UploadSession.id) == upload_id,
-                    col(UploadSession.state) == UploadState.completing,
-                    col(UploadSession.lease_owner) == owner,
+                    *_completing_by(upload_id, owner),
                 )
                 .values(lease_until=until)
             )
@@ -470,9 +477,7 @@ def complete_upload(
             done = db.execute(
                 update(UploadSession)
                 .where(
-                    col(UploadSession.id) == upload_id,
-                    col(UploadSession.state) == UploadState.completing,
-                    col(UploadSession.lease_owner) == owner,
+                    *_completing_by(upload_id, owner),
                 )
                 .values(
                     state=UploadState.complete,
@@ -518,9 +523,7 @@ def _back_to_receiving(engine: Engine, upload_id: str, owner: str) -> bool | Non
             moved = db.execute(
                 update(UploadSession)
                 .where(
-                    col(UploadSession.id) == upload_id,
-                    col(UploadSession.state) == UploadState.completing,
-                    col(UploadSession.lease_owner) == owner,
+                    *_completing_by(upload_id, owner),
                 )
                 .values(state=UploadState.receiving, lease_owner=None, lease_until=None)
             )
@@ -557,9 +560,7 @@ def _delete_held(db: Session, upload_id: str, owner: str) -> list[str] | None:
     blob_ids = _delete_parts(db, upload_id)
     gone = db.execute(
         delete(UploadSession).where(
-            col(UploadSession.id) == upload_id,
-            col(UploadSession.state) == UploadState.completing,
-            col(UploadSession.lease_owner) == owner,
+            *_completing_by(upload_id, owner),
         )
     )
     if gone.rowcount != 1:  # type: ignore[attr-defined]
