@@ -259,3 +259,37 @@ def test_canonical_json_sorts_keys_has_no_whitespace_and_refuses_floats() -> Non
     assert canonical({"b": 1, "a": ["é", None, True]}) == '{"a":["é",null,true],"b":1}'.encode()
     with pytest.raises(ValueError):
         canonical({"size": 1.5})
+
+
+def test_a_dpos_hold_on_the_whole_review_keeps_every_document(exchange: Exchange) -> None:
+    """Found by mutation (issue 16): removing both whole-review hold checks, in the schedule and
+    in the run, left the whole suite green. The review is closed and its date has passed."""
+    world, client, tokens = exchange.world, exchange.client, exchange.tokens
+    refs = [exchange.upload("uploader", MINUTES).json()["reference"] for _ in range(2)]
+    worker = Worker(
+        build_runtime(world.settings, clock=world.clock, password_hasher=cheap_hasher())
+    )
+    worker.run_round(force=True)
+    held = client.post(
+        "/api/v1/holds",
+        json={"review": "SWG24", "reason": "safeguarding"},
+        headers=tokens["dpo"],
+    )
+    assert held.status_code == 201 and held.json()["state"] == "active", held.text
+    closed = client.post("/api/v1/reviews/SWG24/close", headers=tokens["lead"], json={})
+    assert closed.status_code == 200, closed.text
+    world.clock.advance(days=120)  # well past destroy_on (90 days)
+    tokens = {who: api_token(world, who) for who in world.people}
+    report = worker.run_round().destruction.report
+    assert report.destroyed == 0 and not report.certificates
+    assert [(h.review, h.document) for h in report.held] == [("SWG24", None)]
+    schedule = client.get("/api/v1/destruction/schedule", headers=tokens["dpo"]).json()["items"]
+    assert [(e["review"], e["status"]) for e in schedule] == [("SWG24", "held")]
+    for reference in refs:
+        content = client.get(f"/api/v1/documents/{reference}/content", headers=tokens["inspector"])
+        assert content.status_code == 200 and content.content == MINUTES
+    assert open_vault(world.settings).keystore.has_review_key("SWG24")
+    # Lifted, the next run destroys the review as scheduled.
+    lifted = client.post(f"/api/v1/holds/{held.json()['id']}/lift", headers=tokens["dpo"])
+    assert lifted.status_code == 200, lifted.text
+    assert worker.run_round().destruction.report.destroyed == 2
