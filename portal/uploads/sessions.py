@@ -482,6 +482,10 @@ def complete_upload(
                 .values(
                     state=UploadState.complete,
                     document_id=document.id,
+                    # The document holds its own key and sealed name now: the session's copies are
+                    # erased at once, not left for a day (the row stays, for the client's HEAD).
+                    wrapped_key=b"",
+                    filename_sealed=b"",
                     lease_owner=None,
                     lease_until=None,
                     updated_at=acting.now,

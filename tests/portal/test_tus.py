@@ -170,6 +170,10 @@ def test_an_upload_in_parts_becomes_a_scanned_document(exchange: Exchange) -> No
     assert document["filename"] == NAME and document["request"] == exchange.request_id
     assert document["state"] == "available"  # the scan ran behind the response
     assert part_rows(exchange) == []  # the parts are gone once the document exists
+    # And the session's wrapped key and sealed name (issue 16: they stayed for a day, so a key
+    # store from before destruction recovered every file name from the live database).
+    (session,) = session_rows(exchange)
+    assert session.wrapped_key == b"" and session.filename_sealed == b""
     content = exchange.client.get(
         f"/api/v1/documents/{reference}/content", headers=exchange.tokens["inspector"]
     )
