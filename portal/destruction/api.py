@@ -54,8 +54,11 @@ def _optional_text(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
+HOLD_FIELDS = frozenset({"review", "document", "reason", "order_reference"})
+
+
 async def place_hold(request: Request) -> Response:
-    data = await json_body(request)
+    data = await json_body(request, fields=HOLD_FIELDS)
 
     def work() -> dict[str, Any]:
         runtime = runtime_of(request)

@@ -13,7 +13,12 @@ from portal.web.errors import HttpProblem
 MAX_JSON_BODY = 64 * 1024
 
 
-async def json_body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request, *, fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """The request's JSON object; with ``fields``, any other field is refused by name.
+
+    Threat: a field the route does not know is silently dropped, so a request meant to be narrow
+    (a hold on a case) does something wider (a hold on the whole review).
+    """
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise HttpProblem.bad_request(
             "invalid_body", "Send the body as JSON (Content-Type: application/json)."
@@ -27,6 +32,13 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise HttpProblem.bad_request("invalid_body", "The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise HttpProblem.bad_request("invalid_body", "The body must be a JSON object.")
+    unknown = sorted(set(data) - fields) if fields is not None else []
+    if unknown:
+        raise HttpProblem.bad_request(
+            "unknown_field",
+            f"This request does not take the field(s) {', '.join(map(repr, unknown))}; it takes "
+            f"{', '.join(map(repr, sorted(fields or ())))}. Nothing was changed.",
+        )
     return data
 
 

@@ -119,6 +119,18 @@ def test_a_review_closes_its_date_comes_and_the_worker_destroys_it(
         headers=tokens["dpo"],
     )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_order_reference"
+    # A field the route does not take is refused by name, never dropped: {"case": …} used to
+    # place a hold on the whole review (issue 16).
+    for_case = client.post(
+        "/api/v1/holds",
+        json={"review": "SWG24", "case": "ABCD-EFGH-JKMN", "reason": "legal"},
+        headers=tokens["dpo"],
+    )
+    assert for_case.status_code == 400, for_case.text
+    assert for_case.json()["error"]["code"] == "unknown_field"
+    assert "'case'" in for_case.json()["error"]["message"]
+    listed = client.get("/api/v1/holds", headers=tokens["dpo"]).json()["items"]
+    assert [h["document"] for h in listed] == [kept]  # no whole-review hold appeared
 
     closed = client.post("/api/v1/reviews/SWG24/close", headers=tokens["lead"], json={})
     assert closed.status_code == 200, closed.text
