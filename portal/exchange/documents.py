@@ -49,7 +49,7 @@ from portal.exchange.reviews import find_case, find_request, find_review
 from portal.models import as_utc
 from portal.references import InvalidReference as BadReference
 from portal.references import new_reference, parse_reference
-from storage import DocumentKey, StoredBlob, Vault
+from storage import DocumentKey, KeyDestroyed, StoredBlob, Vault
 
 MAX_FILENAME = 200
 
@@ -401,9 +401,22 @@ def view_document(
 
 
 def file_name(vault: Vault, document: Document, review: Review) -> str | None:
+    """The original file name, or None when there is none or its review key was destroyed."""
     if document.wrapped_key is None or document.filename_sealed is None:
         return None
-    return vault.open_secret(key_of(document, review), document.filename_sealed).decode()
+    try:
+        return vault.open_secret(key_of(document, review), document.filename_sealed).decode()
+    except KeyDestroyed:
+        # A database restored from before the review's destruction still holds the sealed name;
+        # the key service no longer holds the key that opens it.
+        return None
+
+
+def _key_destroyed(document: Document, review: Review) -> Gone:
+    return Gone(
+        f"Document {document.reference} cannot be opened: the key of review {review.code} was "
+        "destroyed, so its content is beyond use. Its record remains in the audit log."
+    )
 
 
 def open_content(
@@ -432,7 +445,12 @@ def open_content(
         raise NotFound()
     assert document.wrapped_key is not None and document.blob_id is not None
     # Opening reads the header: a bad blob fails here, before the download is recorded.
-    stream = vault.read(key_of(document, review), document.blob_id)
+    try:
+        stream = vault.read(key_of(document, review), document.blob_id)
+    except KeyDestroyed:
+        # Rows from before the review's destruction (a restored database backup): the key
+        # service destroyed the review key, which puts every copy of the content beyond use.
+        raise _key_destroyed(document, review) from None
     _audit_document(
         db,
         auditor,
