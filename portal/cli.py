@@ -305,3 +305,8 @@ from portal.destruction.cli import certificate, destroy  # noqa: E402
 
 main.add_command(destroy)
 main.add_command(certificate)
+
+from portal.cli_backup import backup, restore  # noqa: E402
+
+main.add_command(backup)
+main.add_command(restore)
