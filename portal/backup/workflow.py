@@ -339,7 +339,7 @@ def _reviews_without_keys(settings: Settings) -> list[str]:
                 elif not keys.has_review_key(review.code):
                     lines.append(
                         f"WARNING: review {review.code}: the key service holds no key for it; "
-                        "check that PORTAL_KMS is the key service the backup was made with"
+                        "check that PORTAL_KEY_DIR is the key service the backup was made with"
                     )
     finally:
         engine.dispose()
