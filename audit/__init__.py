@@ -27,6 +27,7 @@ from .exports import FORMATS, ExportFormat, ExportSummary, export_log
 from .log import Appended, AuditLog, CheckpointPolicy, utc_now
 from .offline import ExportCheck, verify_export
 from .queries import EventFilter, Page, search
+from .retention import Disposal, disposable_through, dispose
 from .signing import (
     PublicKey,
     SigningKey,
@@ -51,6 +52,7 @@ __all__ = [
     "ChainBroken",
     "CheckpointPolicy",
     "DetailKind",
+    "Disposal",
     "EventFilter",
     "EventRejected",
     "ExportCheck",
@@ -67,6 +69,8 @@ __all__ = [
     "Target",
     "TargetKind",
     "Verification",
+    "disposable_through",
+    "dispose",
     "export_log",
     "from_us",
     "iso",

@@ -16,6 +16,7 @@ from .errors import EventRejected
 EVENT_TAG = "audit-event/1"
 CHECKPOINT_TAG = "audit-checkpoint/1"
 SEAL_TAG = "audit-export-seal/1"
+EPOCH_TAG = "audit-epoch/1"
 EXPORT_FORMAT = "audit-export/1"
 GENESIS = bytes(32)  # the "previous hash" of event 1
 
@@ -79,6 +80,22 @@ def checkpoint_message(
     return _encode(
         [CHECKPOINT_TAG, seq, hash_hex, at_us, every_events, previous_seq, fingerprint]
     ).encode("ascii")
+
+
+def epoch_message(
+    *,
+    seq: int,
+    hash_hex: str,
+    before_us: int,
+    at_us: int,
+    previous_seq: int,
+    fingerprint: str,
+) -> bytes:
+    """What an epoch signs: the log now starts after ``seq`` (a signed checkpoint, whose link is
+    ``hash_hex``); the events up to it, all older than ``before_us``, were disposed of."""
+    return _encode([EPOCH_TAG, seq, hash_hex, before_us, at_us, previous_seq, fingerprint]).encode(
+        "ascii"
+    )
 
 
 def seal_message(body_sha256_hex: str, fingerprint: str) -> bytes:

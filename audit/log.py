@@ -100,6 +100,17 @@ class AuditLog:
     def public_key(self) -> PublicKey:
         return self._key.public_key
 
+    @property
+    def signing_fingerprint(self) -> str:
+        return self._key.fingerprint
+
+    def sign(self, message: bytes) -> str:
+        """Sign one of the log's own records (a checkpoint, an epoch) with its key."""
+        return self._key.sign(message)
+
+    def now(self) -> datetime:
+        return self._clock()
+
     def append(
         self, connection: Connection, event: AuditEvent, *, now: datetime | None = None
     ) -> Appended:

@@ -85,3 +85,17 @@ pending_table = Table(
     ),
     *_event_fields(),
 )
+
+epoch_table = Table(
+    "audit_epoch",
+    SQLModel.metadata,
+    # The log starts after ``seq``: events up to it were disposed of at the end of their
+    # retention period; the checkpoint at ``seq`` is kept as the anchor (docs/audit-format.md).
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("before_us", BigInteger, nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("previous_seq", BigInteger, nullable=False),
+    Column("key_fingerprint", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+)

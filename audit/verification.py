@@ -16,10 +16,17 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, func, select
 
-from .encoding import GENESIS, chain_hash, checkpoint_message, event_digest_as
+from .encoding import GENESIS, chain_hash, checkpoint_message, epoch_message, event_digest_as
 from .errors import SignatureInvalid
 from .signing import PublicKey
-from .tables import HEAD_ID, checkpoint_table, event_table, head_table, pending_table
+from .tables import (
+    HEAD_ID,
+    checkpoint_table,
+    epoch_table,
+    event_table,
+    head_table,
+    pending_table,
+)
 
 
 class BreakKind(enum.StrEnum):
@@ -54,6 +61,18 @@ class CheckpointRow(NamedTuple):
     signature: str
 
 
+class EpochRow(NamedTuple):
+    """Where the log starts after a disposal: after ``seq``, whose link is ``hash``."""
+
+    seq: int
+    hash: str
+    before_us: int
+    at_us: int
+    previous_seq: int
+    key_fingerprint: str
+    signature: str
+
+
 @dataclass(frozen=True)
 class Verification:
     """What a verification found. ``broken`` is None when everything verified."""
@@ -70,6 +89,9 @@ class Verification:
     pending: int = 0
     # How many processes walked it (``verify_log(processes=...)``); 1: one walk.
     parts: int = 1
+    # The log starts after this sequence number: the events up to it were disposed of at the
+    # end of their retention period (a signed epoch says so). 0: nothing disposed of.
+    epoch_seq: int = 0
 
     @property
     def ok(self) -> bool:
@@ -101,6 +123,53 @@ def check_checkpoint(checkpoint: CheckpointRow, keys: Sequence[PublicKey]) -> bo
     except SignatureInvalid:
         return False
     return True
+
+
+def check_epoch(epoch: EpochRow, keys: Sequence[PublicKey]) -> bool:
+    key = next((k for k in keys if k.fingerprint == epoch.key_fingerprint), None)
+    if key is None:
+        return False
+    message = epoch_message(
+        seq=epoch.seq,
+        hash_hex=epoch.hash,
+        before_us=epoch.before_us,
+        at_us=epoch.at_us,
+        previous_seq=epoch.previous_seq,
+        fingerprint=epoch.key_fingerprint,
+    )
+    try:
+        key.verify(epoch.signature, message)
+    except SignatureInvalid:
+        return False
+    return True
+
+
+def latest_epoch(connection: Connection) -> EpochRow | None:
+    row = connection.execute(
+        select(*epoch_table.c).order_by(epoch_table.c.seq.desc()).limit(1)
+    ).one_or_none()
+    return EpochRow(*row) if row is not None else None
+
+
+def epoch_anchor(
+    connection: Connection, keys: Sequence[PublicKey]
+) -> tuple[EpochRow | None, CheckpointRow | None, Break | None]:
+    """The latest epoch and the checkpoint it starts from, or the break that makes them
+    untrustworthy: an epoch not signed by a trusted key, or whose checkpoint is gone or
+    disagrees with it."""
+    epoch = latest_epoch(connection)
+    if epoch is None:
+        return None, None, None
+    if not check_epoch(epoch, keys):
+        detail = f"the epoch starting after {epoch.seq} is not signed by a trusted key"
+        return epoch, None, Break(epoch.seq + 1, BreakKind.BAD_SIGNATURE, detail)
+    row = connection.execute(
+        select(*checkpoint_table.c).where(checkpoint_table.c.seq == epoch.seq)
+    ).one_or_none()
+    if row is None or row.hash != epoch.hash:
+        detail = f"the checkpoint at {epoch.seq} that the epoch starts from is missing or altered"
+        return epoch, None, Break(epoch.seq + 1, BreakKind.TRUNCATED, detail)
+    return epoch, CheckpointRow(*row), None
 
 
 def walk(
@@ -275,7 +344,8 @@ def walk_stored(
     if stop is not None:
         query = query.where(event_table.c.seq <= stop)
     # A server-side cursor read in batches: a million events never sit in memory at once.
-    rows = _stream(connection.execution_options(yield_per=batch).execute(query), batch)
+    # Set on the statement, not the connection (whose options would stay for the caller).
+    rows = _stream(connection.execute(query.execution_options(yield_per=batch)), batch)
     return walk(
         rows,
         first_seq=start + 1,
@@ -337,6 +407,12 @@ def _verify_stored(
     head = connection.execute(
         select(head_table.c.seq, head_table.c.hash).where(head_table.c.id == HEAD_ID)
     ).one_or_none()
+    epoch, epoch_cp, epoch_break = epoch_anchor(connection, keys)
+    if epoch_break is not None:
+        at = epoch_break.sequence
+        return Verification(at, at - 1, 0, 0, None, "", epoch_break)
+    if epoch is not None and (first is None or first <= epoch.seq + 1):
+        first = None  # the log starts at the epoch: verify from it
     last_cp_before = None
     if first is not None and first > 1:
         last_cp_before = connection.execute(
@@ -345,7 +421,7 @@ def _verify_stored(
             .order_by(checkpoint_table.c.seq.desc())
             .limit(1)
         ).one_or_none()
-    anchor_cp = CheckpointRow(*last_cp_before) if last_cp_before is not None else None
+    anchor_cp = CheckpointRow(*last_cp_before) if last_cp_before is not None else epoch_cp
     start = anchor_cp.seq if anchor_cp is not None else 0
     stop = None
     if last is not None:
@@ -379,6 +455,8 @@ def _verify_stored(
             anchor_cp=anchor_cp,
             batch=batch,
         )
+    if epoch is not None:
+        result = replace(result, epoch_seq=epoch.seq)
     if result.broken is not None:
         return result
     end = result.last_seq
