@@ -90,6 +90,19 @@ def test_an_upload_event_names_its_case(exchange: Exchange) -> None:
     assert len(other) == 1 and "case" not in other[0].details
 
 
+def test_a_resumable_upload_event_names_its_case_too(exchange: Exchange) -> None:
+    from tests.portal.test_tus import RECORD, patch, start
+
+    case = exchange.client.post("/api/v1/reviews/SWG24/cases", headers=exchange.tokens["uploader"])
+    reference = case.json()["reference"]
+    url = start(exchange, RECORD, case=reference)
+    last = patch(exchange, url, 0, RECORD)
+    assert last.status_code == 204, last.text
+    document = last.headers["upload-document-reference"]
+    uploaded = _events(exchange, audit.EventFilter(action="document.uploaded", document=document))
+    assert [e.details.get("case") for e in uploaded] == [reference]
+
+
 def test_destruction_keeps_the_case_link_and_names_the_certificate(exchange: Exchange) -> None:
     case, documents = _case_with_documents(exchange)
     _destroy_early(exchange)
