@@ -89,6 +89,8 @@ DETAIL_KEYS: Mapping[str, DetailKind] = MappingProxyType(
         "filter_action": DetailKind.ACTION,
         "filter_review": DetailKind.REVIEW,
         "filter_document": DetailKind.REFERENCE,
+        "case": DetailKind.REFERENCE,
+        "filter_case": DetailKind.REFERENCE,
     }
 )
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
 from .actions import TargetKind
 from .encoding import from_us, to_us
@@ -35,6 +35,10 @@ class EventFilter:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # A case (its reference): events whose target is the case, or that name one of its
+    # documents (``case_documents``, the references the caller found for it).
+    case: str | None = None
+    case_documents: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -59,6 +63,12 @@ class EventFilter:
             found.append(_c.at_us >= to_us(self.since))
         if self.until is not None:
             found.append(_c.at_us < to_us(self.until))
+        if self.case is not None:
+            about_case = and_(_c.target_kind == str(TargetKind.CASE), _c.target_ref == self.case)
+            if self.case_documents:
+                found.append(or_(about_case, _c.document.in_(self.case_documents)))
+            else:
+                found.append(about_case)
         return found
 
     def matcher(self) -> Any:
@@ -80,7 +90,13 @@ class EventFilter:
         since = to_us(self.since) if self.since is not None else None
         until = to_us(self.until) if self.until is not None else None
 
+        case, case_documents = self.case, frozenset(self.case_documents)
+
         def matches(row: Sequence[Any]) -> bool:
+            if case is not None and not (
+                (row[7] == str(TargetKind.CASE) and row[8] == case) or row[10] in case_documents
+            ):
+                return False
             if since is not None and row[1] < since:
                 return False
             if until is not None and row[1] >= until:

@@ -300,3 +300,55 @@ def _record(
     )
     with engine.begin() as connection:
         log.append(connection, event)
+
+
+@audit.command("subject-access")
+@click.argument("case")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["json", "csv"]),
+    default="json",
+    show_default=True,
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (readable by its owner only) instead of standard output.",
+)
+@pass_cli
+def subject_access(cli: CliContext, case: str, format_: str, output: Path | None) -> None:
+    """What the portal held for one case reference: its documents, every access to each, holds,
+    and the destruction that ended each (audited, as the console's page is)."""
+    import json
+
+    from sqlmodel import Session
+
+    from portal.auditing import Auditor
+    from portal.cli import require_current_schema
+    from portal.console.subject_access import as_csv, view_subject_access
+    from portal.exchange.acting import Acting
+    from portal.exchange.errors import ExchangeError, NotFound
+
+    settings = cli.settings
+    require_current_schema(settings)
+    auditor = Auditor(AuditLog(signing_key(settings)))
+    engine = _engine(settings)
+    try:
+        with Session(engine) as db:
+            try:
+                found = view_subject_access(db, auditor, Acting.operator(datetime.now(UTC)), case)
+            except NotFound as missing:
+                raise CheckFailure(missing.message) from None
+            except ExchangeError as refused:
+                raise UsageFailure(refused.message) from None
+            db.commit()
+    finally:
+        engine.dispose()
+    text = as_csv(found) if format_ == "csv" else json.dumps(found, indent=2, sort_keys=True) + "\n"
+    with _open_output(output) as out:
+        out.write(text.encode("utf-8"))
+    click.echo(
+        f"case {found['case']['reference']}: {len(found['documents'])} document(s)", err=True
+    )

@@ -19,6 +19,7 @@ from portal.console import display, history, integrity
 from portal.console.anomalies import find_anomalies
 from portal.console.search import cursor, find_events, read_filters, record_search
 from portal.console.streaming import export_response
+from portal.console.subject_access import as_csv, view_subject_access
 from portal.exchange.errors import TooLarge
 from portal.web.access import api_roles, route
 from portal.web.errors import HttpProblem
@@ -174,6 +175,30 @@ def anomalies(request: Request) -> Response:
     return JSONResponse({"items": items, "next": None})
 
 
+SUBJECT_ACCESS_FORMATS = ("json", "csv")
+
+
+def subject_access(request: Request) -> Response:
+    """Everything held for one case: documents, every access, holds, destruction (audited)."""
+    runtime, acting = runtime_of(request), acting_of(request)
+    chosen = request.query_params.get("format", "json")
+    if chosen not in SUBJECT_ACCESS_FORMATS:
+        raise HttpProblem.bad_request("invalid_format", "format must be json or csv.")
+    with _session(request) as db:
+        found = view_subject_access(db, runtime.auditor, acting, request.path_params["reference"])
+        db.commit()
+    return subject_access_response(found, chosen, download=chosen == "csv")
+
+
+def subject_access_response(found: dict[str, Any], chosen: str, *, download: bool) -> Response:
+    """JSON or CSV; as a download, named after the case (a pseudonymous reference)."""
+    name = f"subject-access-{found['case']['reference']}.{chosen}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'} if download else {}
+    if chosen == "csv":
+        return Response(as_csv(found), media_type="text/csv; charset=utf-8", headers=headers)
+    return JSONResponse(found, headers=headers)
+
+
 ROUTES = [
     route("/api/v1/audit/events", search_events, rule=DPO_API, methods=["GET"]),
     route("/api/v1/audit/export", export, rule=DPO_API, methods=["GET"]),
@@ -181,4 +206,10 @@ ROUTES = [
     route("/api/v1/audit/documents/{ref}", document_history, rule=DPO_API, methods=["GET"]),
     route("/api/v1/audit/users/{user_id}", user_history, rule=DPO_API, methods=["GET"]),
     route("/api/v1/audit/anomalies", anomalies, rule=DPO_API, methods=["GET"]),
+    route(
+        "/api/v1/cases/{reference}/subject-access",
+        subject_access,
+        rule=DPO_API,
+        methods=["GET"],
+    ),
 ]

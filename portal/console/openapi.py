@@ -20,6 +20,11 @@ FILTERS = [
     _query("action", "One action of the registry.", {"enum": [a.value for a in Action]}),
     _query("review", "A review code.", {"type": "string", "maxLength": 32}),
     _query("document", "A document reference.", {"type": "string", "maxLength": 64}),
+    _query(
+        "case",
+        "A case reference: events about the case or any of its documents.",
+        {"type": "string", "maxLength": 64},
+    ),
     _query("outcome", "success, failure or denied.", {"enum": [o.value for o in Outcome]}),
     _query("from", "First day (UTC), included.", {"type": "string", "format": "date"}),
     _query("to", "Last day (UTC), included.", {"type": "string", "format": "date"}),
@@ -229,6 +234,30 @@ PATHS: Json = {
                         },
                     },
                     "The user and their events.",
+                ),
+                **_errors(400, 404),
+            },
+        }
+    },
+    "/api/v1/cases/{reference}/subject-access": {
+        "get": {
+            "summary": "Everything held for one case: documents, accesses, holds, destruction "
+            "(DPOs; audited)",
+            "parameters": [
+                _path("reference", "The case reference."),
+                _query("format", "json (the default) or csv.", {"enum": ["json", "csv"]}),
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["case", "documents"],
+                        "properties": {
+                            "case": {"type": "object"},
+                            "documents": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                    "The case and every document held for it (CSV with format=csv).",
                 ),
                 **_errors(400, 404),
             },

@@ -19,8 +19,10 @@ from audit import FORMATS, EventFilter, Outcome
 from portal.accounts.models import Role
 from portal.console import display, history, integrity, overview
 from portal.console.anomalies import BULK_DOWNLOADS, FAILED_SIGN_INS, WINDOW, find_anomalies
+from portal.console.api import SUBJECT_ACCESS_FORMATS, subject_access_response
 from portal.console.search import cursor, find_events, read_filters, record_search
 from portal.console.streaming import export_response
+from portal.console.subject_access import view_subject_access
 from portal.console.uploads import read_small_file
 from portal.destruction import early, holds, services
 from portal.destruction.models import HoldReason, HoldState
@@ -221,6 +223,52 @@ def user_history(request: Request) -> Response:
     )
 
 
+# --- Subject access -----------------------------------------------------------------------------
+
+
+def subject_access_page(request: Request) -> Response:
+    """GET /console/subject-access?case=REF: the search form, and with a case, its account."""
+    runtime, acting = runtime_of(request), acting_of(request)
+    typed = request.query_params.get("case", "").strip()[:100]
+    found: dict[str, Any] | None = None
+    errors: dict[str, str] = {}
+    status = 200
+    if typed:
+        try:
+            with _session(request) as db:
+                found = view_subject_access(db, runtime.auditor, acting, typed)
+                db.commit()
+        except ExchangeError as refused:
+            errors["case"] = (
+                "There is no case with that reference."
+                if isinstance(refused, NotFound)
+                else "That is not a valid case reference: a character is wrong or two are "
+                "swapped. Check it and type it again."
+            )
+            status = refused.status
+    return render(
+        request,
+        "console/subject_access.html",
+        {"typed": typed, "found": found, "errors": errors},
+        status=status,
+    )
+
+
+def subject_access_export(request: Request) -> Response:
+    """GET /console/subject-access/export?case=REF&format=json|csv: the same, as a download."""
+    runtime, acting = runtime_of(request), acting_of(request)
+    chosen = request.query_params.get("format", "json")
+    if chosen not in SUBJECT_ACCESS_FORMATS:
+        raise HttpProblem.bad_request("invalid_format", "Choose the format: json or csv.")
+    typed = request.query_params.get("case", "").strip()
+    if not typed:
+        raise Refused("Enter the case reference.", code="missing_reference")
+    with _session(request) as db:
+        found = view_subject_access(db, runtime.auditor, acting, typed)
+        db.commit()
+    return subject_access_response(found, chosen, download=True)
+
+
 # --- Anomalies ----------------------------------------------------------------------------------
 
 
@@ -395,6 +443,8 @@ ROUTES = [
     route("/console/documents/{ref}", document_history, rule=DPO, methods=["GET"]),
     route("/console/users/{user_id}", user_history, rule=DPO, methods=["GET"]),
     route("/console/anomalies", anomalies, rule=DPO, methods=["GET"]),
+    route("/console/subject-access", subject_access_page, rule=DPO, methods=["GET"]),
+    route("/console/subject-access/export", subject_access_export, rule=DPO, methods=["GET"]),
     route("/console/destruction", schedule_page, rule=DPO, methods=["GET"]),
     route("/console/destruction/{code}/request", request_early, rule=DPO, methods=["POST"]),
     route("/console/destruction/{code}/approve", approve_early, rule=DPO, methods=["POST"]),

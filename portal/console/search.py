@@ -26,10 +26,11 @@ from audit.tables import event_table
 from portal.accounts.models import User
 from portal.auditing import Auditor
 from portal.exchange.acting import Acting
+from portal.exchange.models import Case, Document
 from portal.references import InvalidReference, parse_reference
 from portal.text import has_control_characters, is_whole_number
 
-FIELDS = ("actor", "action", "review", "document", "outcome", "from", "to")
+FIELDS = ("actor", "action", "review", "document", "case", "outcome", "from", "to")
 MAX_CURSOR = 2**63 - 1
 AUDIT_LOG = Target(TargetKind.AUDIT_LOG, "audit")
 
@@ -48,8 +49,9 @@ class SearchForm:
 
 
 def read_filters(db: Session, params: Mapping[str, str]) -> SearchForm:
-    """Parse ``actor`` (user id or email), ``action``, ``review``, ``document``, ``outcome``,
-    ``from`` and ``to`` (dates, UTC, both included)."""
+    """Parse ``actor`` (user id or email), ``action``, ``review``, ``document``, ``case`` (a
+    case reference: events about the case or any of its documents), ``outcome``, ``from`` and
+    ``to`` (dates, UTC, both included)."""
     typed = {name: str(params.get(name, "")).strip()[:320] for name in FIELDS}
     errors: dict[str, str] = {}
     values: dict[str, object] = {}
@@ -75,6 +77,20 @@ def read_filters(db: Session, params: Mapping[str, str]) -> SearchForm:
                 "That is not a valid document reference: a character is wrong or two are "
                 "swapped. Check it and type it again."
             )
+    if typed["case"]:
+        try:
+            case = parse_reference(typed["case"][:100])
+        except InvalidReference:
+            errors["case"] = (
+                "That is not a valid case reference: a character is wrong or two are swapped. "
+                "Check it and type it again."
+            )
+        else:
+            documents = case_documents(db, case)
+            if documents is None:
+                errors["case"] = "There is no case with that reference."
+            else:
+                values["case"], values["case_documents"] = case, documents
     if typed["outcome"]:
         if typed["outcome"] not in Outcome._value2member_map_:
             errors["outcome"] = "Choose an outcome from the list."
@@ -90,6 +106,20 @@ def read_filters(db: Session, params: Mapping[str, str]) -> SearchForm:
     if errors:
         return SearchForm(EventFilter(), typed, errors)
     return SearchForm(EventFilter(**values), typed, errors)  # type: ignore[arg-type]
+
+
+def case_documents(db: Session, reference: str) -> tuple[str, ...] | None:
+    """The references of a case's documents (destroyed ones too), or None: no such case."""
+    from sqlmodel import col
+    from sqlmodel import select as orm_select
+
+    case = db.exec(orm_select(Case).where(Case.reference == reference)).first()
+    if case is None:
+        return None
+    found = db.exec(
+        orm_select(Document.reference).where(Document.case_id == case.id).order_by(col(Document.id))
+    ).all()
+    return tuple(found)
 
 
 def _user_id(db: Session, typed: str) -> int | None:
@@ -170,6 +200,8 @@ def record_search(
         details["filter_review"] = where.review
     if where.document is not None:
         details["filter_document"] = where.document
+    if where.case is not None:
+        details["filter_case"] = where.case
     if where.since is not None:
         details["since_us"] = max(0, to_us(where.since))
     if where.until is not None:

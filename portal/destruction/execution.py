@@ -536,7 +536,6 @@ def _erase(document: Document, now: datetime) -> None:
     document.state = DocumentState.destroyed
     document.destroyed_at = now
     document.request_id = None
-    document.case_id = None  # the pseudonymous link to a person goes too
     document.content_type = ""
     document.scan_verdict = None
     document.scan_signature = None

@@ -342,7 +342,12 @@ def record_upload(
         Action.DOCUMENT_UPLOADED,
         document,
         target.review,
-        {"size_bytes": document.size, "content_type": document.content_type},
+        {
+            "size_bytes": document.size,
+            "content_type": document.content_type,
+            # The pseudonymous case, so that a subject-access search finds the upload.
+            **({"case": target.case.reference} if target.case else {}),
+        },
     )
     return document
 

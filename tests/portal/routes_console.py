@@ -26,6 +26,10 @@ ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
         api_for("dpo"),
     ),
     ("GET", "/api/v1/audit/anomalies"): ("/api/v1/audit/anomalies", api_for("dpo")),
+    ("GET", "/api/v1/cases/{reference}/subject-access"): (
+        "/api/v1/cases/{case}/subject-access",
+        api_for("dpo"),
+    ),
     ("GET", "/console"): ("/console", page_for("dpo")),
     ("GET", "/console/audit"): ("/console/audit", page_for("dpo")),
     ("GET", "/console/audit/export"): ("/console/audit/export", page_for("dpo")),
@@ -39,6 +43,11 @@ ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("GET", "/console/documents/{ref}"): ("/console/documents/{document}", page_for("dpo")),
     ("GET", "/console/users/{user_id}"): ("/console/users/{victim_user}", page_for("dpo")),
     ("GET", "/console/anomalies"): ("/console/anomalies", page_for("dpo")),
+    ("GET", "/console/subject-access"): ("/console/subject-access?case={case}", page_for("dpo")),
+    ("GET", "/console/subject-access/export"): (
+        "/console/subject-access/export?case={case}&format=csv",
+        page_for("dpo"),
+    ),
     ("GET", "/console/destruction"): ("/console/destruction", page_for("dpo")),
     ("POST", "/console/destruction/{code}/request"): (
         "/console/destruction/{review}/request",

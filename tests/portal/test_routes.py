@@ -127,9 +127,17 @@ def test_every_route_answers_each_caller_as_the_table_says(
     clock: SettableClock,
     second_client: Callable[[], TestClient],
 ) -> None:
-    document = exchange.upload("uploader", b"Minutes of the meeting.\n" * 10)
+    case = exchange.client.post("/api/v1/reviews/SWG24/cases", headers=exchange.tokens["uploader"])
+    assert case.status_code == 201, case.text
+    document = exchange.upload(
+        "uploader", b"Minutes of the meeting.\n" * 10, case=case.json()["reference"]
+    )
     assert document.status_code == 201, document.text
-    places = {"review": "SWG24", "document": document.json()["reference"]}
+    places = {
+        "review": "SWG24",
+        "document": document.json()["reference"],
+        "case": case.json()["reference"],
+    }
     caller = second_client()
     bearer: dict[str, str] = {}
     if who == "anonymous":

@@ -1,0 +1,220 @@
+"""The DPO's subject-access view: for one case reference, what the portal held, who opened it,
+and what ended it.
+
+A case reference is pseudonymous (never a name), so it survives destruction, and so does the
+link from each document to the certificate that destroyed it. The view shows references and
+metadata only: never a file name, never content. Looking is itself recorded (SPEC §5).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from audit import EventFilter, Target, TargetKind, search
+from portal.auditing import Auditor
+from portal.console.display import event_rows, people
+from portal.console.search import case_documents, record_search
+from portal.destruction.models import Certificate, DestructionItem, Hold
+from portal.exchange.acting import Acting
+from portal.exchange.errors import InvalidReference, NotFound
+from portal.exchange.models import Case, Document, Review
+from portal.models import Organisation, as_utc
+from portal.references import InvalidReference as BadReference
+from portal.references import parse_reference
+
+MAX_EVENTS = 1000  # per document; a case with more is answered with ``truncated: true``
+CSV_FIELDS = (
+    "document",
+    "state",
+    "size",
+    "uploaded_at",
+    "scanned_at",
+    "withdrawn_at",
+    "destroyed_at",
+    "certificate",
+    "event_seq",
+    "event_time",
+    "action",
+    "user_id",
+    "email",
+    "role",
+    "outcome",
+)
+
+
+def _when(value: Any) -> str | None:
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+
+
+def find_case(db: Session, typed: str) -> Case:
+    """The case with this reference; a mistyped one is invalid (400), an unknown one 404."""
+    try:
+        reference = parse_reference(typed.strip()[:100])
+    except BadReference:
+        raise InvalidReference("case reference") from None
+    case = db.exec(select(Case).where(Case.reference == reference)).first()
+    if case is None:
+        raise NotFound("There is no case with that reference.")
+    return case
+
+
+def _holds(db: Session, document: Document) -> list[dict[str, Any]]:
+    """Holds on the document itself, and on its whole review (which keep it too)."""
+    found = db.exec(
+        select(Hold)
+        .where(
+            Hold.review_id == document.review_id,
+            (col(Hold.document_id) == document.id) | col(Hold.document_id).is_(None),
+        )
+        .order_by(col(Hold.id))
+    ).all()
+    return [
+        {
+            "id": h.id,
+            "scope": "document" if h.document_id is not None else "review",
+            "reason": h.reason.value,
+            "state": h.state.value,
+            "requested_at": _when(h.requested_at),
+            "placed_at": _when(h.placed_at),
+            "lifted_at": _when(h.lifted_at),
+        }
+        for h in found
+    ]
+
+
+def _destruction(db: Session, document: Document) -> dict[str, Any] | None:
+    item = db.exec(
+        select(DestructionItem).where(DestructionItem.document_id == document.id)
+    ).first()
+    if item is None:
+        return None
+    certificate = db.exec(select(Certificate).where(Certificate.run_id == item.run_id)).first()
+    return {
+        "run": item.run_id,
+        "destroyed_at": _when(item.destroyed_at),
+        "certificate": certificate.reference if certificate else None,
+    }
+
+
+def _accesses(db: Session, reference: str) -> tuple[list[dict[str, Any]], bool]:
+    page = search(db.connection(), EventFilter(document=reference), limit=MAX_EVENTS)
+    rows = []
+    for row in event_rows(db, page.records):
+        actor = row["actor"]
+        rows.append(
+            {
+                "seq": row["seq"],
+                "time": row["time"],
+                "action": row["action"],
+                "action_words": row["action_words"],
+                "outcome": row["outcome"],
+                "user_id": actor["user_id"],
+                "email": actor["email"],
+                "role": actor["role"],
+                "organisation": actor["organisation"],
+            }
+        )
+    rows.reverse()  # oldest first: the document's story in order
+    return rows, page.next_before is not None
+
+
+def subject_access(db: Session, case: Case) -> dict[str, Any]:
+    """Everything about the case, as JSON-ready data."""
+    review = db.get(Review, case.review_id)
+    organisation = db.get(Organisation, case.organisation_id)
+    documents = db.exec(
+        select(Document).where(Document.case_id == case.id).order_by(col(Document.id))
+    ).all()
+    who = people(db, [d.uploaded_by for d in documents] + [case.created_by])
+    items = []
+    for document in documents:
+        accesses, truncated = _accesses(db, document.reference)
+        uploader = who.get(document.uploaded_by)
+        items.append(
+            {
+                "reference": document.reference,
+                "kind": document.kind.value,
+                "state": document.state.value,
+                "size": document.size,
+                "sha256": document.sha256,
+                "uploaded_at": _when(document.uploaded_at),
+                "uploaded_by": {
+                    "user_id": document.uploaded_by,
+                    "email": uploader.email if uploader else None,
+                },
+                "scanned_at": _when(document.scanned_at),
+                "withdrawn_at": _when(document.withdrawn_at),
+                "destroyed_at": _when(document.destroyed_at),
+                "holds": _holds(db, document),
+                "destruction": _destruction(db, document),
+                "accesses": accesses,
+                "truncated": truncated,
+            }
+        )
+    creator = who.get(case.created_by)
+    return {
+        "case": {
+            "reference": case.reference,
+            "review": review.code if review else None,
+            "organisation": organisation.name if organisation else None,
+            "created_at": _when(case.created_at),
+            "created_by": {
+                "user_id": case.created_by,
+                "email": creator.email if creator else None,
+            },
+        },
+        "documents": items,
+    }
+
+
+def view_subject_access(
+    db: Session, auditor: Auditor, acting: Acting, typed: str
+) -> dict[str, Any]:
+    """Find, build, and record the look (an ``audit.searched`` on the case, with the case as
+    its filter: a DPO reading about a person is an access like any other). The caller commits."""
+    case = find_case(db, typed)
+    found = subject_access(db, case)
+    where = EventFilter(
+        case=case.reference, case_documents=case_documents(db, case.reference) or ()
+    )
+    shown = sum(len(d["accesses"]) for d in found["documents"])
+    record_search(
+        db, auditor, acting, where, shown=shown, target=Target(TargetKind.CASE, case.reference)
+    )
+    return found
+
+
+def as_csv(found: dict[str, Any]) -> str:
+    """One row per access to each document (a document never opened: one row, no event)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\r\n")
+    writer.writeheader()
+    for document in found["documents"]:
+        base = {
+            "document": document["reference"],
+            "state": document["state"],
+            "size": document["size"],
+            "uploaded_at": document["uploaded_at"],
+            "scanned_at": document["scanned_at"] or "",
+            "withdrawn_at": document["withdrawn_at"] or "",
+            "destroyed_at": document["destroyed_at"] or "",
+            "certificate": (document["destruction"] or {}).get("certificate") or "",
+        }
+        for event in document["accesses"] or [None]:
+            row = dict(base)
+            if event is not None:
+                row.update(
+                    event_seq=event["seq"],
+                    event_time=event["time"],
+                    action=event["action"],
+                    user_id=event["user_id"] if event["user_id"] is not None else "",
+                    email=event["email"] or "",
+                    role=event["role"] or "",
+                    outcome=event["outcome"],
+                )
+            writer.writerow(row)
+    return out.getvalue()
