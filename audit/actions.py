@@ -64,6 +64,7 @@ class Action(enum.StrEnum):
     AUDIT_SEARCHED = "audit.searched"
     AUDIT_EXPORTED = "audit.exported"
     AUDIT_VERIFIED = "audit.verified"
+    AUDIT_DISPOSED = "audit.disposed"
     AUDIT_PUBLIC_KEY_EXPORTED = "audit.public_key_exported"
 
 

@@ -10,7 +10,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -145,6 +145,48 @@ def verify(
     finally:
         engine.dispose()
     _report(result, "the audit log")
+
+
+@audit.command()
+@click.option(
+    "--before",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Dispose of events older than this day (UTC). Default: the retention period "
+    "(PORTAL_AUDIT_RETENTION_DAYS) before today.",
+)
+@pass_cli
+def dispose(cli: CliContext, before: datetime | None) -> None:
+    """Dispose of the events past the log's retention period, behind a signed epoch, so that
+    the rest still verifies (docs/audit-format.md, "Retention")."""
+    from audit import dispose as dispose_events
+
+    settings = cli.settings
+    cutoff = (
+        before.replace(tzinfo=UTC)
+        if before is not None
+        else datetime.now(UTC) - timedelta(days=settings.audit_retention_days)
+    )
+    log = AuditLog(signing_key(settings))
+    engine = _engine(settings)
+    try:
+        with engine.begin() as connection:
+            done = dispose_events(log, connection, before=cutoff)
+        _record(
+            engine,
+            log,
+            Action.AUDIT_DISPOSED,
+            True,
+            {"events": done.events, "last_sequence": done.through_seq},
+        )
+    finally:
+        engine.dispose()
+    if done.events == 0:
+        click.echo(f"nothing to dispose of: no signed checkpoint before {cutoff:%Y-%m-%d}")
+    else:
+        click.echo(
+            f"disposed of {done.events} audit events older than {cutoff:%Y-%m-%d}; "
+            f"the log now starts after {done.through_seq}"
+        )
 
 
 def _verify_offline(export_file: Path, public_key_file: Path) -> None:

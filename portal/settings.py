@@ -84,6 +84,9 @@ class Settings:
     notice_from: str = "portal@localhost"
     # The key service every node shares (PORTAL_KMS); None: the key folder PORTAL_KEY_DIR.
     kms: KeyServiceAddress | None = None
+    # How long audit events are kept (PORTAL_AUDIT_RETENTION_DAYS; six years by default):
+    # `portal audit dispose` and the worker dispose of older ones behind a signed epoch.
+    audit_retention_days: int = 2192
     # Variables read from the environment, kept for `portal check` to report (never secrets).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -152,6 +155,10 @@ class Settings:
             smtp=smtp,
             notice_from=notice_from,
             kms=kms,
+            audit_retention_days=_positive_int(
+                "PORTAL_AUDIT_RETENTION_DAYS", env.get("PORTAL_AUDIT_RETENTION_DAYS")
+            )
+            or 2192,
             sources={k: _without_pin(v) if k == "PORTAL_KMS" else v for k, v in sources.items()},
         )
 

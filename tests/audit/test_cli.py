@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,20 @@ def test_usage_errors_exit_2(env: dict[str, str], tmp_path: Path) -> None:
     assert _run(env, "export")[0] == 2  # --format is required
     assert _run(env, "export", "--format", "xml")[0] == 2
     assert _run(env, "export", "--format", "csv", "--action", "nope")[0] == 2
+
+
+def test_dispose_cuts_old_events_and_the_log_still_verifies(env: dict[str, str]) -> None:
+    url = env["PORTAL_DATABASE_URL"]
+    for _ in range(3):
+        assert _run(env, "verify")[0] == 0
+    code, output = _run(env, "dispose")  # nothing is six years old
+    assert code == 0 and "nothing to dispose of" in output, output
+    assert _run(env, "export", "--format", "jsonl", "-o", os.devnull)[0] == 0  # a checkpoint
+    code, output = _run(env, "dispose", "--before", "2999-01-01")
+    assert code == 0 and "disposed of" in output, output
+    code, output = _run(env, "verify")
+    assert code == 0, output
+    actions = _actions(url)
+    assert Action.AUDIT_VERIFIED not in actions[:1]  # the oldest events are gone
+    assert actions[-2:] == [Action.AUDIT_DISPOSED, Action.AUDIT_VERIFIED]
+    assert _run(env, "dispose", "--before", "not-a-day")[0] == 2
