@@ -62,6 +62,7 @@ ACTION_WORDS: dict[Action, str] = {
     Action.AUDIT_SEARCHED: "Searched the audit log",
     Action.AUDIT_EXPORTED: "Exported the audit log",
     Action.AUDIT_VERIFIED: "Verified the audit log",
+    Action.AUDIT_DISPOSED: "Disposed of audit events past their retention period",
     Action.AUDIT_PUBLIC_KEY_EXPORTED: "Exported the audit public key",
 }
 
