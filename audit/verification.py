@@ -106,10 +106,19 @@ class Verification:
 Row = Sequence[object]
 
 
-def check_checkpoint(checkpoint: CheckpointRow, keys: Sequence[PublicKey]) -> bool:
-    key = next((k for k in keys if k.fingerprint == checkpoint.key_fingerprint), None)
+def _signed_by(keys: Sequence[PublicKey], fingerprint: str, signature: str, message: bytes) -> bool:
+    """True if the trusted key with this fingerprint signed ``message``."""
+    key = next((k for k in keys if k.fingerprint == fingerprint), None)
     if key is None:
         return False
+    try:
+        key.verify(signature, message)
+    except SignatureInvalid:
+        return False
+    return True
+
+
+def check_checkpoint(checkpoint: CheckpointRow, keys: Sequence[PublicKey]) -> bool:
     message = checkpoint_message(
         seq=checkpoint.seq,
         hash_hex=checkpoint.hash,
@@ -118,17 +127,10 @@ def check_checkpoint(checkpoint: CheckpointRow, keys: Sequence[PublicKey]) -> bo
         previous_seq=checkpoint.previous_seq,
         fingerprint=checkpoint.key_fingerprint,
     )
-    try:
-        key.verify(checkpoint.signature, message)
-    except SignatureInvalid:
-        return False
-    return True
+    return _signed_by(keys, checkpoint.key_fingerprint, checkpoint.signature, message)
 
 
 def check_epoch(epoch: EpochRow, keys: Sequence[PublicKey]) -> bool:
-    key = next((k for k in keys if k.fingerprint == epoch.key_fingerprint), None)
-    if key is None:
-        return False
     message = epoch_message(
         seq=epoch.seq,
         hash_hex=epoch.hash,
@@ -137,11 +139,7 @@ def check_epoch(epoch: EpochRow, keys: Sequence[PublicKey]) -> bool:
         previous_seq=epoch.previous_seq,
         fingerprint=epoch.key_fingerprint,
     )
-    try:
-        key.verify(epoch.signature, message)
-    except SignatureInvalid:
-        return False
-    return True
+    return _signed_by(keys, epoch.key_fingerprint, epoch.signature, message)
 
 
 def latest_epoch(connection: Connection) -> EpochRow | None:

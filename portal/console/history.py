@@ -25,7 +25,8 @@ from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
 
 
-def _when(value: Any) -> str | None:
+def iso_time(value: Any) -> str | None:
+    """A stored time as ISO 8601 UTC with microseconds (None stays None)."""
     return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
 
 
@@ -48,7 +49,7 @@ def document_metadata(db: Session, document: Document) -> dict[str, Any]:
         "size": document.size,
         "sha256": document.sha256,
         "content_type": document.content_type,
-        "uploaded_at": _when(document.uploaded_at),
+        "uploaded_at": iso_time(document.uploaded_at),
         "uploaded_by": {
             "user_id": document.uploaded_by,
             "email": uploader.email if uploader else None,
@@ -56,13 +57,13 @@ def document_metadata(db: Session, document: Document) -> dict[str, Any]:
         "scan": {
             "verdict": document.scan_verdict,
             "signature": document.scan_signature,
-            "scanned_at": _when(document.scanned_at),
+            "scanned_at": iso_time(document.scanned_at),
             "attempts": document.scan_attempts,
-            "flagged_at": _when(document.scan_flagged_at),
+            "flagged_at": iso_time(document.scan_flagged_at),
         },
-        "withdrawn_at": _when(document.withdrawn_at),
+        "withdrawn_at": iso_time(document.withdrawn_at),
         "withdraw_reason": document.withdraw_reason,
-        "destroyed_at": _when(document.destroyed_at),
+        "destroyed_at": iso_time(document.destroyed_at),
         "holds": [{"id": h.id, "state": h.state.value, "reason": h.reason.value} for h in holds],
     }
 
@@ -121,7 +122,7 @@ def find_account(db: Session, typed_id: str) -> Account:
         email=user.email,
         role=user.role.value,
         organisation=organisation.name if organisation else None,
-        enrolled_at=_when(user.enrolled_at),
-        disabled_at=_when(user.disabled_at),
-        created_at=_when(user.created_at),
+        enrolled_at=iso_time(user.enrolled_at),
+        disabled_at=iso_time(user.disabled_at),
+        created_at=iso_time(user.created_at),
     )

@@ -17,12 +17,13 @@ from sqlmodel import Session, col, select
 from audit import EventFilter, Target, TargetKind, search
 from portal.auditing import Auditor
 from portal.console.display import event_rows, people
+from portal.console.history import iso_time
 from portal.console.search import case_documents, record_search
 from portal.destruction.models import Certificate, DestructionItem, Hold
 from portal.exchange.acting import Acting
 from portal.exchange.errors import InvalidReference, NotFound
 from portal.exchange.models import Case, Document, Review
-from portal.models import Organisation, as_utc
+from portal.models import Organisation
 from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
 
@@ -44,10 +45,6 @@ CSV_FIELDS = (
     "role",
     "outcome",
 )
-
-
-def _when(value: Any) -> str | None:
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
 
 
 def find_case(db: Session, typed: str) -> Case:
@@ -78,9 +75,9 @@ def _holds(db: Session, document: Document) -> list[dict[str, Any]]:
             "scope": "document" if h.document_id is not None else "review",
             "reason": h.reason.value,
             "state": h.state.value,
-            "requested_at": _when(h.requested_at),
-            "placed_at": _when(h.placed_at),
-            "lifted_at": _when(h.lifted_at),
+            "requested_at": iso_time(h.requested_at),
+            "placed_at": iso_time(h.placed_at),
+            "lifted_at": iso_time(h.lifted_at),
         }
         for h in found
     ]
@@ -95,7 +92,7 @@ def _destruction(db: Session, document: Document) -> dict[str, Any] | None:
     certificate = db.exec(select(Certificate).where(Certificate.run_id == item.run_id)).first()
     return {
         "run": item.run_id,
-        "destroyed_at": _when(item.destroyed_at),
+        "destroyed_at": iso_time(item.destroyed_at),
         "certificate": certificate.reference if certificate else None,
     }
 
@@ -141,14 +138,14 @@ def subject_access(db: Session, case: Case) -> dict[str, Any]:
                 "state": document.state.value,
                 "size": document.size,
                 "sha256": document.sha256,
-                "uploaded_at": _when(document.uploaded_at),
+                "uploaded_at": iso_time(document.uploaded_at),
                 "uploaded_by": {
                     "user_id": document.uploaded_by,
                     "email": uploader.email if uploader else None,
                 },
-                "scanned_at": _when(document.scanned_at),
-                "withdrawn_at": _when(document.withdrawn_at),
-                "destroyed_at": _when(document.destroyed_at),
+                "scanned_at": iso_time(document.scanned_at),
+                "withdrawn_at": iso_time(document.withdrawn_at),
+                "destroyed_at": iso_time(document.destroyed_at),
                 "holds": _holds(db, document),
                 "destruction": _destruction(db, document),
                 "accesses": accesses,
@@ -161,7 +158,7 @@ def subject_access(db: Session, case: Case) -> dict[str, Any]:
             "reference": case.reference,
             "review": review.code if review else None,
             "organisation": organisation.name if organisation else None,
-            "created_at": _when(case.created_at),
+            "created_at": iso_time(case.created_at),
             "created_by": {
                 "user_id": case.created_by,
                 "email": creator.email if creator else None,
