@@ -169,8 +169,16 @@ def dispose(cli: CliContext, before: datetime | None) -> None:
     log = AuditLog(signing_key(settings))
     engine = _engine(settings)
     try:
-        with engine.begin() as connection:
-            done = dispose_events(log, connection, before=cutoff)
+        try:
+            with engine.begin() as connection:
+                done = dispose_events(log, connection, before=cutoff)
+        except ChainBroken as refused:
+            details = {
+                "broken_sequence": refused.broken.sequence,
+                "broken_kind": refused.broken.kind.value,
+            }
+            _record(engine, log, Action.AUDIT_DISPOSED, False, details)
+            raise CheckFailure(f"nothing was disposed of: {refused}") from None
         _record(
             engine,
             log,

@@ -121,3 +121,17 @@ def test_dispose_cuts_old_events_and_the_log_still_verifies(env: dict[str, str])
     assert Action.AUDIT_VERIFIED not in actions[:1]  # the oldest events are gone
     assert actions[-2:] == [Action.AUDIT_DISPOSED, Action.AUDIT_VERIFIED]
     assert _run(env, "dispose", "--before", "not-a-day")[0] == 2
+
+
+def test_dispose_refuses_a_tampered_log_and_says_so(env: dict[str, str]) -> None:
+    url = env["PORTAL_DATABASE_URL"]
+    for _ in range(3):
+        assert _run(env, "verify")[0] == 0
+    assert _run(env, "export", "--format", "jsonl", "-o", os.devnull)[0] == 0  # a checkpoint
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE audit_event SET user_id = 99 WHERE seq = 2"))
+    engine.dispose()
+    code, output = _run(env, "dispose", "--before", "2999-01-01")
+    assert code == 1 and "nothing was disposed of" in output and "sequence 2" in output, output
+    assert len(_actions(url)) >= 5  # nothing deleted
