@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from portal.app import create_app
 from portal.settings import ClamdAddress, Settings
 from portal.setup import initialise
 from tests.harness.ports import free_port
+from tests.harness.waiting import wait_until
 from tests.portal.conftest import SettableClock, cheap_hasher
 
 CHROMIUM = next(
@@ -73,10 +73,7 @@ def live_server(
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
+    wait_until(lambda: server.started, what="uvicorn's start", every=0.05)
     try:
         yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings)
     finally:

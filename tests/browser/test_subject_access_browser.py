@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from portal.app import create_app
 from tests.browser.conftest import LiveServer
 from tests.browser.test_console_browser import check, sign_in
+from tests.harness.waiting import PATIENCE
 from tests.portal.conftest import (
     World,
     api_token,
@@ -69,7 +70,7 @@ def case(world: World) -> tuple[str, str]:  # noqa: F811
         )
         assert sent.status_code == 201, sent.text
         reference: str = sent.json()["reference"]
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + PATIENCE
         while (
             api.get(f"/api/v1/documents/{reference}", headers=inspector).json()["state"]
             != "available"

@@ -14,6 +14,7 @@ from portal.clamd_local import ClamdStartError, LocalClamd, start_local_clamd
 from portal.settings import ClamdAddress
 
 from .ports import free_port
+from .waiting import PATIENCE
 
 # The upload limit the test suite runs the portal with; the test clamd's limits match it.
 TEST_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
@@ -23,7 +24,10 @@ TEST_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 def clamd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClamd]:
     try:
         clamd = start_local_clamd(
-            tmp_path_factory.mktemp("clamd"), max_bytes=TEST_MAX_UPLOAD_BYTES, tcp_port=free_port()
+            tmp_path_factory.mktemp("clamd"),
+            max_bytes=TEST_MAX_UPLOAD_BYTES,
+            tcp_port=free_port(),
+            timeout=PATIENCE,
         )
     except ClamdStartError as exc:
         pytest.fail(str(exc))

@@ -16,7 +16,6 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from portal.db import make_engine
 from portal.migrate import upgrade_database
 
 from .ports import free_port
+from .waiting import wait_until
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -114,11 +114,9 @@ def pg_admin_url() -> Iterator[str]:
         return
     folder = Path(tempfile.mkdtemp(prefix="portal-pg-"))
     url, stop = _start_cluster(folder)
-    deadline = time.monotonic() + 30
-    while not _answers(url):
-        if time.monotonic() > deadline:
-            pytest.fail(f"The throwaway PostgreSQL cluster in {folder} did not answer in 30s.")
-        time.sleep(0.2)
+    wait_until(
+        lambda: _answers(url), what=f"the throwaway PostgreSQL cluster in {folder}", every=0.2
+    )
     try:
         yield url
     finally:

@@ -20,7 +20,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from .ports import free_port, wait_for_port
+from .ports import free_port
+from .waiting import PATIENCE, wait_for_listener
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     process, endpoint = start_seaweedfs(folder)
     try:
         port = int(endpoint.rsplit(":", 1)[1])
-        wait_for_port(port, timeout=60, what="SeaweedFS's S3 gateway")
+        wait_for_listener(port, what="SeaweedFS's S3 gateway", process=process)
         server = S3Server(endpoint_url=endpoint, folder=folder)
         # The gateway listens before the volume server has registered: wait for a real write.
         _wait_until_writable(server)
@@ -117,7 +118,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         stop_process(process)
 
 
-def _wait_until_writable(server: S3Server, timeout: float = 60) -> None:
+def _wait_until_writable(server: S3Server, timeout: float = PATIENCE) -> None:
     import time
 
     client = server.client()

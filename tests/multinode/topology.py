@@ -48,12 +48,13 @@ from portal.settings import Settings
 from tests.harness.clamd import TEST_MAX_UPLOAD_BYTES
 from tests.harness.database import sqlalchemy_url
 from tests.harness.ports import free_port
+from tests.harness.waiting import PATIENCE
 from tests.portal.conftest import Person, SettableClock, World, api_token
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX = "/usr/sbin/nginx"
 # Bounded waits for every state a test or the start-up waits for: never a fixed sleep.
-WAIT_SECONDS = 30.0
+WAIT_SECONDS = PATIENCE  # ends as soon as the thing happens (tests/harness/waiting.py)
 # The workers look for work every second, so that a test waits seconds, not the default 10 s.
 WORKER_INTERVAL = "1"
 S3_CREDENTIALS = {

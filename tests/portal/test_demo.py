@@ -14,6 +14,7 @@ import pyotp
 import pytest
 
 from tests.harness.ports import free_port
+from tests.harness.waiting import PATIENCE
 
 
 @pytest.mark.slow
@@ -35,7 +36,7 @@ def test_portal_demo_runs_and_its_printed_credentials_sign_in(tmp_path: Path) ->
     base = f"http://127.0.0.1:{port}"
     try:
         assert demo.stdout is not None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + PATIENCE
         while "The portal is starting" not in output:
             assert time.monotonic() < deadline and demo.poll() is None, output
             output += demo.stdout.readline()
@@ -81,7 +82,7 @@ def test_portal_demo_runs_and_its_printed_credentials_sign_in(tmp_path: Path) ->
         assert "DEMO signature set" in output
         # The private clamd it started stops with it (a stopped demo leaves nothing running).
         config = str(tmp_path / "var" / "clamd" / "clamd.conf")
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + PATIENCE
         while _running_with(config):
             assert time.monotonic() < deadline, "the demo's clamd is still running"
             time.sleep(0.2)

@@ -36,6 +36,7 @@ from portal.settings import Settings
 from portal.setup import initialise
 from storage import DocumentKey, KeyDestroyed, StorageError, Vault
 from tests.harness.seaweedfs import S3Server
+from tests.harness.waiting import PATIENCE
 
 REPO = Path(__file__).resolve().parents[2]
 WORKERS = 4
@@ -246,7 +247,7 @@ def test_four_workers_destroy_each_document_once_and_a_killed_run_completes(
 
     # A run killed half-way (SIGKILL: no clean-up of any kind), then run again.
     victim = _destroy(env, "KILLED")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + PATIENCE
     while _items(engine, "KILLED") == 0:
         assert victim.poll() is None, victim.communicate()
         assert time.monotonic() < deadline

@@ -32,6 +32,7 @@ from portal.settings import Settings
 from portal.worker import Worker
 from tests.harness.clamd import TEST_MAX_UPLOAD_BYTES
 from tests.harness.ports import free_port
+from tests.harness.waiting import PATIENCE
 from tests.portal.conftest import Exchange, cheap_hasher
 
 TEXT = b"Assessment notes, page 1.\n" * 40
@@ -342,7 +343,7 @@ def test_kill_9_mid_upload_leaves_no_document_and_after_the_sweep_no_blob(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE
         while True:
             try:
                 probe = socket.create_connection(("127.0.0.1", port), timeout=1)

@@ -14,6 +14,7 @@ from portal.logs import redact_target
 from portal.settings import ClamdAddress, Settings
 from portal.setup import initialise
 from tests.harness.ports import free_port
+from tests.harness.waiting import PATIENCE
 
 
 def test_redaction_of_request_targets() -> None:
@@ -42,7 +43,7 @@ def test_portal_serve_logs_no_secret_and_no_personal_data(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE
         while True:
             try:
                 httpx.get(f"{base}/healthz", timeout=2)

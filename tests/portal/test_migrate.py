@@ -23,6 +23,7 @@ from portal.migrate import (
 )
 from storage import open_key_service, parse_key_service_address
 from tests.harness.softhsm import SoftHsm
+from tests.harness.waiting import PATIENCE
 
 
 def _waiting_for_the_lock(database_url: str) -> int:
@@ -67,7 +68,7 @@ def test_a_second_migration_waits_for_the_first_then_finds_the_schema_up_to_date
             # The second migration is blocked on the lock, not racing the first one.
             _eventually(
                 lambda: _waiting_for_the_lock(empty_pg_database_url) == 1,
-                within=15,
+                within=PATIENCE,
                 what="the second migration never waited for the lock",
             )
             assert waiter.is_alive() and not failures
@@ -209,7 +210,7 @@ def _init_at_once(tmp_path: Path, env: dict[str, str]) -> list[tuple[str, str]]:
     try:
         _eventually(
             lambda: all((tmp_path / f"{n}.ready").exists() for n in ("one", "two")),
-            within=60,
+            within=PATIENCE,
             what="the init processes did not start",
         )
         go.touch()  # both start within a millisecond or so of each other

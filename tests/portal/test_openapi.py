@@ -18,6 +18,7 @@ from portal.app import create_app, routes
 from portal.openapi import document
 from portal.web.access import RuledRoute
 from tests.harness.ports import free_port
+from tests.harness.waiting import PATIENCE
 from tests.portal.conftest import Exchange, cheap_hasher
 
 
@@ -65,7 +66,7 @@ def live_portal(exchange: Exchange) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + PATIENCE
     while not server.started:
         assert time.monotonic() < deadline
         time.sleep(0.05)

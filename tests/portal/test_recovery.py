@@ -54,6 +54,7 @@ from portal.uploads.errors import OffsetConflict
 from portal.uploads.models import UploadSession, UploadState
 from portal.uploads.recovery import abandoned_completions, finish_abandoned_uploads
 from tests.harness.ports import free_port
+from tests.harness.waiting import PATIENCE, wait_until
 from tests.portal.conftest import Exchange, SettableClock, World, cheap_hasher
 from tests.portal.test_tus import RECORD, blob_ids, head, part_rows, patch, serving, start
 
@@ -356,6 +357,7 @@ class FakeClamd(socketserver.ThreadingTCPServer):
         self.streams = 0
         self.streamed = threading.Event()
         self.release = threading.Event()
+        self.answer_on_release = False  # with delay=None: answer OK once released
 
     @property
     def address(self) -> ClamdAddress:
@@ -390,14 +392,17 @@ class _FakeClamdHandler(socketserver.BaseRequestHandler):
         server.streamed.set()
         if server.delay is None:
             server.release.wait()
+            if server.answer_on_release:
+                self.request.sendall(b"stream: OK\0")
             return
         time.sleep(server.delay)
         self.request.sendall(b"stream: OK\0")
 
 
 @contextmanager
-def fake_clamd(delay: float | None) -> Iterator[FakeClamd]:
+def fake_clamd(delay: float | None, *, answer_on_release: bool = False) -> Iterator[FakeClamd]:
     server = FakeClamd(delay)
+    server.answer_on_release = answer_on_release
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -431,11 +436,13 @@ def test_a_long_scan_keeps_its_lease(exchange: Exchange) -> None:
     world = exchange.world
     runtime = build_runtime(world.settings, clock=world.clock)
     reference = pending_document(exchange)
-    policy = scans.ScanPolicy(lease=timedelta(seconds=1))
+    lease = timedelta(seconds=1)
+    policy = scans.ScanPolicy(lease=lease)
     base = world.clock() + timedelta(hours=1)  # the failed scan's retry is due by then
-    now = moving_clock(base)
-    with fake_clamd(delay=3) as clamd:  # a scan three lease lengths long
-        scanner = Scanner(clamd.address, timeout=30)
+    # clamd holds the scan until the test lets it answer: the scan lasts as long as the test needs,
+    # however slow the machine, and nothing here depends on how fast a thread is scheduled.
+    with fake_clamd(delay=None, answer_on_release=True) as clamd:
+        scanner = Scanner(clamd.address, timeout=PATIENCE)
         outcomes: list[scans.ScanOutcome | None] = []
         scanning = threading.Thread(
             target=lambda: outcomes.append(
@@ -450,31 +457,43 @@ def test_a_long_scan_keeps_its_lease(exchange: Exchange) -> None:
             )
         )
         scanning.start()
-        assert clamd.streamed.wait(timeout=20)
-        looked_at = []
         try:
-            while scanning.is_alive():
-                # Another worker, all along: the document is never due while its scan runs.
-                looked_at.append(now())
+            assert clamd.streamed.wait(timeout=PATIENCE)
+            # The lease taken at ``base`` ran to base + 1 s; renewals carry it past base + 3 s.
+            renewed_until = wait_until(
+                lambda: _scan_due_at(world.settings, reference, beyond=base + 3 * lease),
+                what="the lease renewed past three lease lengths",
+            )
+            # Another worker, at any moment before the renewed end, finds nothing due.
+            for moment in (base + lease, base + 2 * lease, renewed_until - timedelta(seconds=0.05)):
                 other = scans.scan_one(
                     runtime.engine,
                     runtime.vault,
                     scanner,
                     runtime.auditor,
-                    now=looked_at[-1],
+                    now=moment,
                     policy=policy,
                 )
                 assert other is None
-                time.sleep(0.1)
         finally:
+            clamd.release.set()
             scanning.join()
     assert clamd.streams == 1  # the other worker never took the document to scan it again
-    assert looked_at[-1] - base > timedelta(seconds=2)  # it looked well past the first lease
     assert outcomes == [scans.ScanOutcome(reference, DocumentState.available)]
 
 
+def _scan_due_at(settings: Settings, reference: str, *, beyond: datetime) -> datetime | None:
+    """The document's lease end (``next_scan_at``), once it lies beyond ``beyond``."""
+    (document,) = [d for d in documents_of(settings) if d.reference == reference]
+    due = document.next_scan_at
+    if due is None:
+        return None
+    due = due if due.tzinfo else due.replace(tzinfo=UTC)
+    return due if due > beyond else None
+
+
 def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + PATIENCE
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -524,7 +543,7 @@ def test_kill_9_of_portal_serve_mid_scan_leaves_the_document_to_the_worker(
             )
             assert answer.status_code == 201, answer.text
             # The scan behind the response has sent the whole file and waits for the verdict.
-            assert hanging.streamed.wait(timeout=30), "the scan did not start"
+            assert hanging.streamed.wait(timeout=PATIENCE), "the scan did not start"
             server.send_signal(signal.SIGKILL)
             assert server.wait(timeout=10) == -signal.SIGKILL
         finally:

@@ -33,6 +33,7 @@ from portal.exchange.sweep import sweep_orphan_blobs
 from portal.uploads.models import UploadPart, UploadSession
 from portal.uploads.sweep import expire_uploads, part_blob_ids
 from tests.harness.ports import free_port
+from tests.harness.waiting import PATIENCE
 from tests.portal.conftest import Exchange, cheap_hasher
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -460,7 +461,7 @@ def serving(app: Starlette) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + PATIENCE
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
@@ -483,7 +484,7 @@ def live(exchange: Exchange) -> Iterator[str]:
 def wait_until_scanned(base: str, reference: str, headers: dict[str, str]) -> dict[str, Any]:
     import requests
 
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + PATIENCE
     while True:
         document: dict[str, Any] = requests.get(
             f"{base}/api/v1/documents/{reference}", headers=headers, timeout=10
@@ -558,7 +559,7 @@ def test_a_patch_cut_short_keeps_what_arrived(exchange: Exchange, live: str) -> 
     import requests
 
     headers = {**TUS, **exchange.tokens["uploader"]}
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + PATIENCE
     while True:
         offset = int(
             requests.head(f"{live}{url}", headers=headers, timeout=10).headers["upload-offset"]
