@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -324,6 +325,12 @@ def public_key(cli: CliContext, output: Path | None) -> None:
 def _open_output(output: Path | None) -> Iterator[BinaryIO]:
     if output is None:
         yield click.get_binary_stream("stdout")
+        return
+    if output.exists() and not stat.S_ISREG(output.stat().st_mode):
+        # A device or a pipe (/dev/null, a FIFO another program reads): written into, never
+        # replaced. Renaming a file over /dev/null as root would turn it into a regular file.
+        with output.open("wb") as handle:
+            yield handle
         return
     # Written aside and renamed into place: a failed export never leaves a file that looks whole.
     partial = output.with_name(f".{output.name}.partial")

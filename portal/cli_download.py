@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 import unicodedata
@@ -180,6 +181,9 @@ def _receive(
 
 
 def _place(temporary: Path, target: Path, *, force: bool) -> None:
+    if target.exists() and not stat.S_ISREG(target.stat().st_mode):
+        # Renaming over a device or a pipe would replace it (as root, /dev/null itself).
+        raise UsageFailure(f"{target} is not a regular file; nothing was written to it.")
     if force:
         os.replace(temporary, target)
         return

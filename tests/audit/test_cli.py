@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -106,13 +108,17 @@ def test_usage_errors_exit_2(env: dict[str, str], tmp_path: Path) -> None:
     assert _run(env, "export", "--format", "csv", "--action", "nope")[0] == 2
 
 
-def test_dispose_cuts_old_events_and_the_log_still_verifies(env: dict[str, str]) -> None:
+def test_dispose_cuts_old_events_and_the_log_still_verifies(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     url = env["PORTAL_DATABASE_URL"]
     for _ in range(3):
         assert _run(env, "verify")[0] == 0
     code, output = _run(env, "dispose")  # nothing is six years old
     assert code == 0 and "nothing to dispose of" in output, output
-    assert _run(env, "export", "--format", "jsonl", "-o", os.devnull)[0] == 0  # a checkpoint
+    assert (
+        _run(env, "export", "--format", "jsonl", "-o", str(tmp_path / "x.jsonl"))[0] == 0
+    )  # a checkpoint
     code, output = _run(env, "dispose", "--before", "2999-01-01")
     assert code == 0 and "disposed of" in output, output
     code, output = _run(env, "verify")
@@ -123,11 +129,13 @@ def test_dispose_cuts_old_events_and_the_log_still_verifies(env: dict[str, str])
     assert _run(env, "dispose", "--before", "not-a-day")[0] == 2
 
 
-def test_dispose_refuses_a_tampered_log_and_says_so(env: dict[str, str]) -> None:
+def test_dispose_refuses_a_tampered_log_and_says_so(env: dict[str, str], tmp_path: Path) -> None:
     url = env["PORTAL_DATABASE_URL"]
     for _ in range(3):
         assert _run(env, "verify")[0] == 0
-    assert _run(env, "export", "--format", "jsonl", "-o", os.devnull)[0] == 0  # a checkpoint
+    assert (
+        _run(env, "export", "--format", "jsonl", "-o", str(tmp_path / "x.jsonl"))[0] == 0
+    )  # a checkpoint
     engine = make_engine(url)
     with engine.begin() as connection:
         connection.execute(text("UPDATE audit_event SET user_id = 99 WHERE seq = 2"))
@@ -135,3 +143,21 @@ def test_dispose_refuses_a_tampered_log_and_says_so(env: dict[str, str]) -> None
     code, output = _run(env, "dispose", "--before", "2999-01-01")
     assert code == 1 and "nothing was disposed of" in output and "sequence 2" in output, output
     assert len(_actions(url)) >= 5  # nothing deleted
+
+
+def test_an_export_into_a_pipe_writes_into_it_and_leaves_it_a_pipe(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Found when the suite, run as root, exported to /dev/null: the export was renamed over it and
+    # /dev/null became a regular file of mode 0600, which broke every other program on the machine.
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    code, output = _run(env, "export", "--format", "jsonl", "-o", str(pipe))
+    reader.join(timeout=60)
+    assert code == 0, output
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert received and received[0].count(b"\n") >= 1
+    assert not list(tmp_path.glob(".pipe*"))  # no partial file left beside it

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -382,6 +383,20 @@ def test_an_existing_file_is_kept_unless_forced(
     forced = download(live_url, token, reference, "--force")
     assert forced.exit_code == 0, forced.output
     assert (folder / "minutes.txt").read_bytes() == MINUTES
+    assert leftovers(folder) == []
+
+
+def test_a_pipe_in_the_way_is_never_replaced(
+    exchange: Exchange, live_url: str, folder: Path, tmp_path: Path
+) -> None:
+    # Renaming a download over a device or a pipe replaces it: as root, over /dev/null, that turns
+    # /dev/null into a regular file for every program on the machine.
+    reference = uploaded(exchange, MINUTES, "minutes.txt")
+    token = token_file(exchange, "inspector", tmp_path)
+    os.mkfifo(folder / "minutes.txt")
+    refused = download(live_url, token, reference, "--force")
+    assert refused.exit_code == 2 and "not a regular file" in refused.output
+    assert stat.S_ISFIFO((folder / "minutes.txt").stat().st_mode)
     assert leftovers(folder) == []
 
 
