@@ -36,6 +36,16 @@ from .signing import (
     load_signing_key,
 )
 from .verification import Break, BreakKind, Verification, parts_by_default, verify_log
+from .witness import (
+    FileWitness,
+    S3Witness,
+    Witness,
+    WitnessError,
+    check_against_witness,
+    checkpoint_line,
+    parse_checkpoint_line,
+    witness_checkpoints,
+)
 
 __all__ = [
     "DETAIL_KEYS",
@@ -59,16 +69,22 @@ __all__ = [
     "ExportFormat",
     "ExportSummary",
     "ExportUnreadable",
+    "FileWitness",
     "ForbiddenDetail",
     "Outcome",
     "Page",
     "PublicKey",
+    "S3Witness",
     "SignatureInvalid",
     "SigningKey",
     "SigningKeyError",
     "Target",
     "TargetKind",
     "Verification",
+    "Witness",
+    "WitnessError",
+    "check_against_witness",
+    "checkpoint_line",
     "disposable_through",
     "dispose",
     "export_log",
@@ -77,10 +93,12 @@ __all__ = [
     "load_or_create_signing_key",
     "load_public_key",
     "load_signing_key",
+    "parse_checkpoint_line",
     "parts_by_default",
     "search",
     "to_us",
     "utc_now",
     "verify_export",
     "verify_log",
+    "witness_checkpoints",
 ]

@@ -12,13 +12,17 @@ import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy import Connection, func, select
 
 from .encoding import GENESIS, chain_hash, checkpoint_message, epoch_message, event_digest_as
 from .errors import SignatureInvalid
 from .signing import PublicKey
+
+if TYPE_CHECKING:
+    from .witness import Witness
+
 from .tables import (
     HEAD_ID,
     checkpoint_table,
@@ -39,6 +43,7 @@ class BreakKind(enum.StrEnum):
     TRUNCATED = "truncated"  # events cut off: a checkpoint or the head points past the end
     MISSING_CHECKPOINT = "missing_checkpoint"  # checkpoints deleted, or too long unsigned
     HEAD_MISMATCH = "head_mismatch"  # the head row is missing or does not match the last event
+    ROLLED_BACK = "rolled_back"  # the log ends before a checkpoint its witness holds
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ class Verification:
     # The log starts after this sequence number: the events up to it were disposed of at the
     # end of their retention period (a signed epoch says so). 0: nothing disposed of.
     epoch_seq: int = 0
+    # The latest checkpoint the witness holds, when verified against one (``witness=``).
+    witnessed: CheckpointRow | None = None
 
     @property
     def ok(self) -> bool:
@@ -370,6 +377,7 @@ def verify_log(
     batch: int = 20_000,
     processes: int = 1,
     min_part: int = 100_000,
+    witness: Witness | None = None,
 ) -> Verification:
     """Verify the log in the database, whole or the range ``first``..``last``.
 
@@ -379,12 +387,22 @@ def verify_log(
     ``every_events`` is the configured checkpoint interval: an unsigned tail longer than it means
     checkpoints were deleted. ``processes`` > 1 (PostgreSQL): walk parts of at least
     ``min_part`` events, cut at signed checkpoints, in that many processes at once (see
-    ``audit.parallel``); the result is the same as one walk's.
+    ``audit.parallel``); the result is the same as one walk's. ``witness``: compare the
+    database with the checkpoints kept outside it (``audit.witness``); a log cut back before a
+    witnessed checkpoint, or disagreeing with one, fails with ``rolled_back`` or ``rewritten``.
     """
     result = _verify_stored(
         connection, keys, first, last, every_events, batch, max(1, processes), min_part
     )
-    return replace(result, pending=pending_count(connection))
+    result = replace(result, pending=pending_count(connection))
+    if witness is not None and result.broken is None:
+        from .witness import check_against_witness  # the witness module builds on this one
+
+        broken = check_against_witness(connection, witness, keys, disposed_through=result.epoch_seq)
+        result = replace(result, witnessed=witness.latest())
+        if broken is not None:
+            result = result.with_break(broken)
+    return result
 
 
 def pending_count(connection: Connection) -> int:
