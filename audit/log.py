@@ -59,7 +59,7 @@ class CheckpointPolicy:
     """
 
     every_events: int = 1000
-    every_seconds: int = 300
+    every_seconds: int = 60
 
     def __post_init__(self) -> None:
         if self.every_events < 1 or self.every_seconds < 1:

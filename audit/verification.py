@@ -44,6 +44,7 @@ class BreakKind(enum.StrEnum):
     MISSING_CHECKPOINT = "missing_checkpoint"  # checkpoints deleted, or too long unsigned
     HEAD_MISMATCH = "head_mismatch"  # the head row is missing or does not match the last event
     ROLLED_BACK = "rolled_back"  # the log ends before a checkpoint its witness holds
+    UNWITNESSED = "unwitnessed"  # the witness could not be read: not known to be whole
 
 
 @dataclass(frozen=True)
@@ -396,10 +397,15 @@ def verify_log(
     )
     result = replace(result, pending=pending_count(connection))
     if witness is not None and result.broken is None:
-        from .witness import check_against_witness  # the witness module builds on this one
+        from .witness import WitnessError, check_against_witness  # it builds on this module
 
-        broken = check_against_witness(connection, witness, keys, disposed_through=result.epoch_seq)
-        result = replace(result, witnessed=witness.latest())
+        try:
+            broken = check_against_witness(
+                connection, witness, keys, disposed_through=result.epoch_seq
+            )
+            result = replace(result, witnessed=witness.latest())
+        except WitnessError as exc:
+            broken = Break(result.last_seq + 1, BreakKind.UNWITNESSED, str(exc))
         if broken is not None:
             result = result.with_break(broken)
     return result

@@ -181,8 +181,17 @@ class S3Witness:
         return sorted(k for k in keys if k.endswith(".json"))
 
     def _read(self, key: str) -> CheckpointRow:
+        """The first version written under ``key``: in a versioned bucket a later write (by
+        anyone holding the bucket's credentials) adds a version, and under Object Lock the first
+        one cannot be deleted, so what was witnessed is what was written first."""
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            found = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
+            versions = [v for v in found.get("Versions", []) if v["Key"] == key]
+            extra: dict[str, Any] = {}
+            if versions and any(v.get("VersionId") not in (None, "null") for v in versions):
+                # S3 lists a key's versions newest first: the last is the first written.
+                extra = {"VersionId": versions[-1]["VersionId"]}
+            body = self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
         except Exception as exc:
             raise WitnessError(f"cannot read {key} of {self.name}: {type(exc).__name__}") from None
         entry = parse_checkpoint_line(body, where=f"{self.name}{key.rsplit('/', 1)[-1]}")
@@ -260,6 +269,7 @@ def _compare(
     keys: Sequence[PublicKey],
     *,
     disposed_through: int,
+    latest: int | None = None,
 ) -> Break | None:
     if not check_checkpoint(witnessed, keys):
         detail = f"{witness.name} holds a checkpoint at {witnessed.seq} not signed by a trusted key"
@@ -272,9 +282,10 @@ def _compare(
             select(checkpoint_table.c.seq).order_by(checkpoint_table.c.seq.desc()).limit(1)
         ).scalar()
         last_text = f"its last checkpoint is at {last}" if last is not None else "no checkpoint"
+        held = f"checkpoints up to {latest}" if latest and latest > witnessed.seq else "one"
         detail = (
-            f"{witness.name} holds a checkpoint signed at {witnessed.seq}; the database has "
-            f"none there ({last_text}): the log was cut back or an older copy restored"
+            f"{witness.name} holds a checkpoint signed at {witnessed.seq} ({held}); the database "
+            f"has none there ({last_text}): the log was cut back or an older copy restored"
         )
         return Break(witnessed.seq, BreakKind.ROLLED_BACK, detail)
     if stored.hash != witnessed.hash or stored.signature != witnessed.signature:
@@ -299,7 +310,9 @@ def check_against_witness(
     checkpoints before it are no longer in the database and are not looked for.
     """
     previous = 0
-    for witnessed in witness.entries():
+    entries = list(witness.entries())
+    latest = entries[-1].seq if entries else None
+    for witnessed in entries:
         if witnessed.seq <= previous:
             return Break(
                 witnessed.seq,
@@ -307,7 +320,9 @@ def check_against_witness(
                 f"{witness.name} is out of order at checkpoint {witnessed.seq}",
             )
         previous = witnessed.seq
-        broken = _compare(connection, witnessed, witness, keys, disposed_through=disposed_through)
+        broken = _compare(
+            connection, witnessed, witness, keys, disposed_through=disposed_through, latest=latest
+        )
         if broken is not None:
             return broken
     return None

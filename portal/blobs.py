@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.settings import Settings
+from audit.witness import FileWitness, S3Witness, Witness
+from portal.settings import Settings, StorageLocation
 from storage import BlobStore, LocalFolderStore, S3Store, Vault
 from storage.keyservice import KeyService, open_key_service
 
@@ -40,3 +41,14 @@ def open_keys(settings: Settings) -> KeyService:
 
 def open_vault(settings: Settings, keys: KeyService | None = None) -> Vault:
     return Vault(open_blob_store(settings), keys or open_keys(settings))
+
+
+def open_witness(settings: Settings) -> Witness:
+    """Where the audit log's signed checkpoints are also kept (``PORTAL_AUDIT_WITNESS``)."""
+    where = settings.audit_witness or StorageLocation(
+        kind="file", path=settings.home / "witness" / "audit.jsonl"
+    )
+    if where.kind == "file":
+        assert where.path is not None
+        return FileWitness(where.path)
+    return S3Witness(s3_client(settings), where.bucket, where.prefix)

@@ -28,17 +28,23 @@ from audit import (
     ChainBroken,
     EventFilter,
     ExportUnreadable,
+    FileWitness,
     Outcome,
     SigningKey,
     SigningKeyError,
     Target,
     TargetKind,
     Verification,
+    WitnessError,
+    check_against_witness,
+    checkpoint_line,
     load_public_key,
     parts_by_default,
     verify_export,
     verify_log,
+    witness_checkpoints,
 )
+from portal.blobs import open_witness
 from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
 from portal.settings import Settings
 
@@ -97,6 +103,12 @@ def audit() -> None:
     show_default="the number of CPUs, at most 8",
     help="Walk a long log (PostgreSQL) in this many parts at once, cut at signed checkpoints.",
 )
+@click.option(
+    "--witness",
+    "receipt",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also compare with this witness file or receipt (a line a verification printed).",
+)
 @pass_cli
 def verify(
     cli: CliContext,
@@ -105,13 +117,16 @@ def verify(
     first: int | None,
     last: int | None,
     processes: int,
+    receipt: Path | None,
 ) -> None:
-    """Verify the hash chain and its signed checkpoints."""
+    """Verify the hash chain, its signed checkpoints, and the witness outside the database."""
     if export_file is not None or public_key is not None:
         if export_file is None or public_key is None:
             raise UsageFailure("--export and --public-key go together: give both.")
         if first is not None or last is not None:
             raise UsageFailure("--from and --to apply to the database, not to an export.")
+        if receipt is not None:
+            raise UsageFailure("--witness applies to the database, not yet to an export.")
         _verify_offline(export_file, public_key)
         return
     if first is not None and last is not None and first > last:
@@ -124,15 +139,33 @@ def verify(
         # chain is left for the verification below to find and name.
         with contextlib.suppress(ChainBroken):
             log.chain_committed(engine)
-        with _snapshot(engine) as connection, connection.begin():
-            result = verify_log(
-                connection,
-                [log.public_key],
-                first=first,
-                last=last,
-                every_events=log.policy.every_events,
-                processes=processes,
-            )
+        witness = open_witness(settings)
+        whole = first is None and last is None
+        try:
+            if whole:
+                # Bring the witness up to date first, so the receipt printed below is current;
+                # a database that contradicts it is left for the verification to name.
+                with contextlib.suppress(ChainBroken), engine.connect() as connection:
+                    witness_checkpoints(connection, witness, log.public_keys)
+            with _snapshot(engine) as connection, connection.begin():
+                result = verify_log(
+                    connection,
+                    [log.public_key],
+                    first=first,
+                    last=last,
+                    every_events=log.policy.every_events,
+                    processes=processes,
+                    witness=witness if whole else None,
+                )
+                if result.ok and receipt is not None:
+                    kept = FileWitness(receipt)
+                    broken = check_against_witness(
+                        connection, kept, log.public_keys, disposed_through=result.epoch_seq
+                    )
+                    if broken is not None:
+                        result = result.with_break(broken)
+        except WitnessError as exc:
+            raise CheckFailure(f"the audit log was not verified: {exc}") from None
         details: dict[str, int | bool | str] = {
             "first_sequence": result.first_seq,
             "last_sequence": result.last_seq,
@@ -146,6 +179,10 @@ def verify(
     finally:
         engine.dispose()
     _report(result, "the audit log")
+    if result.witnessed is not None:
+        click.echo(f"witnessed up to {result.witnessed.seq} by {witness.name}")
+        click.echo("receipt (keep it; `portal audit verify --witness FILE` checks against it):")
+        click.echo(checkpoint_line(result.witnessed))
 
 
 @audit.command()

@@ -14,7 +14,7 @@ from portal.accounts.passwords import PasswordHasher
 from portal.accounts.sessions import SessionPolicy
 from portal.accounts.signin import SignIn
 from portal.auditing import Auditor
-from portal.blobs import open_keys, open_vault
+from portal.blobs import open_keys, open_vault, open_witness
 from portal.db import make_engine
 from portal.keys import check_installation, csrf_key, secret_box, signing_key
 from portal.scanning import Scanner
@@ -45,6 +45,7 @@ class Runtime:
     templates: jinja2.Environment
     vault: Vault
     keys: KeyService
+    witness: audit.Witness  # the audit log's checkpoints, kept outside the database
 
 
 def build_runtime(
@@ -82,4 +83,5 @@ def build_runtime(
         templates=make_environment(),
         vault=open_vault(settings, keys),
         keys=keys,
+        witness=open_witness(settings),
     )

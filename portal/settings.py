@@ -87,6 +87,9 @@ class Settings:
     # How long audit events are kept (PORTAL_AUDIT_RETENTION_DAYS; six years by default):
     # `portal audit dispose` and the worker dispose of older ones behind a signed epoch.
     audit_retention_days: int = 2192
+    # Where every signed audit checkpoint is also kept, outside the database and its backups
+    # (PORTAL_AUDIT_WITNESS: file:///PATH or s3://BUCKET/PREFIX; default $PORTAL_HOME/witness).
+    audit_witness: StorageLocation | None = None
     # Variables read from the environment, kept for `portal check` to report (never secrets).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -159,6 +162,7 @@ class Settings:
                 "PORTAL_AUDIT_RETENTION_DAYS", env.get("PORTAL_AUDIT_RETENTION_DAYS")
             )
             or 2192,
+            audit_witness=_witness(env.get("PORTAL_AUDIT_WITNESS"), home),
             sources={k: _without_pin(v) if k == "PORTAL_KMS" else v for k, v in sources.items()},
         )
 
@@ -212,6 +216,17 @@ def _storage(value: str | None, home: Path) -> StorageLocation:
     if parts.scheme == "s3" and parts.netloc:
         return StorageLocation(kind="s3", bucket=parts.netloc, prefix=parts.path.strip("/"))
     raise _bad("PORTAL_STORAGE", value, "file:///ABSOLUTE/PATH or s3://BUCKET[/PREFIX]")
+
+
+def _witness(value: str | None, home: Path) -> StorageLocation:
+    if not value:
+        return StorageLocation(kind="file", path=home / "witness" / "audit.jsonl")
+    parts = urlsplit(value)
+    if parts.scheme == "file" and parts.path and not parts.path.endswith("/"):
+        return StorageLocation(kind="file", path=Path(parts.path).absolute())
+    if parts.scheme == "s3" and parts.netloc and parts.path.strip("/"):
+        return StorageLocation(kind="s3", bucket=parts.netloc, prefix=parts.path.strip("/"))
+    raise _bad("PORTAL_AUDIT_WITNESS", value, "file:///ABSOLUTE/PATH/FILE or s3://BUCKET/PREFIX")
 
 
 def _clamd(value: str) -> ClamdAddress:

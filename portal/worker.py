@@ -10,17 +10,21 @@ workers may run at once: they coordinate through the database (row locks with SK
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import audit
 from portal.destruction.rounds import DestructionRound, destruction_round
 from portal.exchange import scans
 from portal.exchange.sweep import sweep_orphan_blobs
 from portal.runtime import Runtime
 from portal.uploads.recovery import Recovered, finish_abandoned_uploads
 from portal.uploads.sweep import expire_uploads, part_blob_ids
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,6 +34,9 @@ class Round:
     swept: int = 0
     expired_uploads: int = 0
     checkpoint: int | None = None
+    # Checkpoints given to the witness this round, and why it could not take them, if so.
+    witnessed: int = 0
+    witness_problem: str | None = None
     chained: int = 0
     destruction: DestructionRound = field(default_factory=DestructionRound)
 
@@ -50,7 +57,9 @@ class Round:
 class Worker:
     runtime: Runtime
     sweep_every: timedelta = timedelta(minutes=10)
-    checkpoint_every: timedelta = timedelta(minutes=5)
+    # A quiet log is sealed and witnessed at least this often: the unsigned tail (events a
+    # database writer could still cut unnoticed) is never older than this (docs/audit-format.md).
+    checkpoint_every: timedelta = timedelta(seconds=60)
     _last_sweep: datetime | None = None
     _last_checkpoint: datetime | None = None
 
@@ -88,6 +97,7 @@ class Worker:
             with runtime.engine.begin() as connection:
                 done.checkpoint = runtime.auditor.log.checkpoint(connection, now=now)
             self._last_checkpoint = now
+        done.witnessed, done.witness_problem = witness(runtime)
         return done
 
     def run_forever(self, *, interval: float, report: Callable[[str], None]) -> None:
@@ -96,4 +106,26 @@ class Worker:
             busy = done.recovered.documents or done.scanned or done.swept or done.chained
             if busy or done.destruction.busy:
                 report(done.summary())
+            if done.witness_problem:
+                report(done.witness_problem)
             time.sleep(interval)
+
+
+def witness(runtime: Runtime) -> tuple[int, str | None]:
+    """Give the witness the checkpoints it does not hold yet: how many, or what stopped it.
+
+    A witness that cannot be reached is tried again next round; a database that contradicts
+    the witness is the attack the witness is there for (issue 17): it is reported, never papered
+    over by extending the witness.
+    """
+    log = runtime.auditor.log
+    try:
+        with runtime.engine.connect() as connection:
+            return audit.witness_checkpoints(connection, runtime.witness, log.public_keys), None
+    except audit.ChainBroken as broken:
+        log_problem = f"audit witness: the database contradicts it: {broken}"
+        _log.error("%s", log_problem)
+        return 0, log_problem
+    except audit.WitnessError as failure:
+        _log.warning("audit witness unavailable: %s", failure)
+        return 0, f"audit witness unavailable: {failure}"

@@ -106,7 +106,7 @@ async def verify(request: Request) -> Response:
             )
     if not body:
         result = await run_in_threadpool(
-            integrity.verify_database, runtime.engine, runtime.auditor, acting
+            integrity.verify_database, runtime.engine, runtime.auditor, acting, runtime.witness
         )
         return JSONResponse({"source": "database", **integrity.verification_json(result)})
     checked = await run_in_threadpool(

@@ -9,6 +9,7 @@ browser, as they are written, through ``portal.console.streaming``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -144,8 +145,16 @@ def start_export(
     return Export(engine, auditor, acting, key, format, where)
 
 
-def verify_database(engine: Engine, auditor: Auditor, acting: Acting) -> Verification:
-    """Verify the whole chain in one snapshot; the result is recorded, broken or not."""
+def verify_database(
+    engine: Engine, auditor: Auditor, acting: Acting, witness: audit.Witness | None = None
+) -> Verification:
+    """Verify the whole chain in one snapshot, and against the witness outside the database;
+    the result is recorded, broken or not."""
+    if witness is not None:
+        # Bring the witness up to date first; a database that contradicts it (or a witness out
+        # of reach) is left for the verification to name.
+        with contextlib.suppress(audit.ChainBroken, audit.WitnessError), engine.connect() as c:
+            audit.witness_checkpoints(c, witness, auditor.log.public_keys)
     with snapshot(engine) as connection, connection.begin():
         # In parts, as `portal audit verify` does (PostgreSQL; a short log is one walk anyway).
         result = audit.verify_log(
@@ -153,6 +162,7 @@ def verify_database(engine: Engine, auditor: Auditor, acting: Acting) -> Verific
             auditor.log.public_keys,
             every_events=auditor.log.policy.every_events,
             processes=audit.parts_by_default(),
+            witness=witness,
         )
     details: dict[str, int | bool | str] = {
         "first_sequence": result.first_seq,
@@ -209,6 +219,11 @@ def verification_json(result: Verification) -> dict[str, Any]:
         "events": result.events,
         "checkpoints": result.checkpoints,
         "last_checkpoint": result.last_checkpoint.seq if result.last_checkpoint else None,
+        "witnessed": (
+            {"seq": result.witnessed.seq, "receipt": audit.checkpoint_line(result.witnessed)}
+            if result.witnessed is not None
+            else None
+        ),
         "broken": (
             {"sequence": broken.sequence, "kind": broken.kind.value, "detail": broken.detail}
             if broken is not None

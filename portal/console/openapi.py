@@ -95,6 +95,14 @@ VERIFICATION: Json = {
         "last_checkpoint": _INT_OR_NULL,
         "shown": {"type": "integer"},
         "hidden": {"type": "integer"},
+        "witnessed": {
+            "type": ["object", "null"],
+            "description": "The latest checkpoint the witness outside the database holds, and "
+            "the receipt line a DPO keeps to check a later verification against "
+            "(`portal audit verify --witness FILE`).",
+            "required": ["seq", "receipt"],
+            "properties": {"seq": {"type": "integer"}, "receipt": {"type": "string"}},
+        },
         "broken": {
             "type": ["object", "null"],
             "required": ["sequence", "kind", "detail"],

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from audit import FORMATS, EventFilter, Outcome
+from audit import FORMATS, EventFilter, Outcome, WitnessError, checkpoint_line
 from portal.accounts.models import Role
 from portal.console import display, history, integrity, overview
 from portal.console.anomalies import BULK_DOWNLOADS, FAILED_SIGN_INS, WINDOW, find_anomalies
@@ -138,7 +138,7 @@ def verify_page(request: Request) -> Response:
 
 def verify_log(request: Request) -> Response:
     runtime, acting = runtime_of(request), acting_of(request)
-    result = integrity.verify_database(runtime.engine, runtime.auditor, acting)
+    result = integrity.verify_database(runtime.engine, runtime.auditor, acting, runtime.witness)
     return render(
         request,
         "console/verify.html",
@@ -432,6 +432,24 @@ def signed_certificate(request: Request) -> Response:
     )
 
 
+def witness_receipt(request: Request) -> Response:
+    """The latest checkpoint the witness holds, as a receipt file the DPO keeps (issue 17)."""
+    runtime = runtime_of(request)
+    try:
+        latest = runtime.witness.latest()
+    except WitnessError as exc:
+        raise HttpProblem(503, "witness_unavailable", str(exc)) from None
+    if latest is None:
+        raise HttpProblem(
+            404, "not_witnessed", "Nothing has been witnessed yet: verify the log first."
+        )
+    return Response(
+        checkpoint_line(latest) + "\n",
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="audit-receipt-{latest.seq}.jsonl"'},
+    )
+
+
 ROUTES = [
     route("/console", home, rule=DPO, methods=["GET"]),
     route("/console/audit", audit_search, rule=DPO, methods=["GET"]),
@@ -439,6 +457,7 @@ ROUTES = [
     route("/console/audit/verify", verify_page, rule=DPO, methods=["GET"]),
     route("/console/audit/verify", verify_log, rule=DPO, methods=["POST"]),
     route("/console/audit/verify-file", verify_file, rule=DPO, methods=["POST"]),
+    route("/console/audit/receipt", witness_receipt, rule=DPO, methods=["GET"]),
     route("/console/documents", find_document, rule=DPO, methods=["GET"]),
     route("/console/documents/{ref}", document_history, rule=DPO, methods=["GET"]),
     route("/console/users/{user_id}", user_history, rule=DPO, methods=["GET"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -161,3 +162,64 @@ def test_an_export_into_a_pipe_writes_into_it_and_leaves_it_a_pipe(
     assert stat.S_ISFIFO(pipe.stat().st_mode)
     assert received and received[0].count(b"\n") >= 1
     assert not list(tmp_path.glob(".pipe*"))  # no partial file left beside it
+
+
+def _cut_back(url: str, seq: int) -> None:
+    """The tester's attack (issue 17): everything after ``seq`` gone, the head moved back."""
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        link = connection.execute(
+            text("SELECT hash FROM audit_event WHERE seq = :s"), {"s": seq}
+        ).scalar_one()
+        at_us = connection.execute(
+            text("SELECT at_us FROM audit_checkpoint WHERE seq = :s"), {"s": seq}
+        ).scalar_one()
+        connection.execute(text("DELETE FROM audit_event WHERE seq > :s"), {"s": seq})
+        connection.execute(text("DELETE FROM audit_checkpoint WHERE seq > :s"), {"s": seq})
+        connection.execute(text("DELETE FROM audit_pending"))
+        connection.execute(
+            text(
+                "UPDATE audit_head SET seq = :s, hash = :h, checkpoint_seq = :s, checkpoint_us = :u"
+            ),
+            {"s": seq, "h": link, "u": at_us},
+        )
+    engine.dispose()
+
+
+def test_verify_compares_with_the_witness_and_prints_a_receipt(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "x.jsonl"
+    assert _run(env, "export", "--format", "jsonl", "-o", str(out))[0] == 0  # checkpoint 1
+    first_receipt = _run(env, "verify")[1].strip().splitlines()[-1]
+    for _ in range(2):
+        assert _run(env, "export", "--format", "jsonl", "-o", str(out))[0] == 0  # more checkpoints
+    code, output = _run(env, "verify")
+    assert code == 0, output
+    witness = Path(env["PORTAL_HOME"]) / "witness" / "audit.jsonl"
+    assert f"by the witness file {witness}" in output
+    receipt = tmp_path / "receipt.jsonl"
+    receipt.write_text(output.strip().splitlines()[-1] + "\n")
+    assert '"format":"audit-witness/1"' in receipt.read_text()
+    assert receipt.read_text().strip() != first_receipt
+    witnessed = int(json.loads(receipt.read_text())["seq"])
+
+    # Cut back to the first checkpoint: the witness finds it, by the witnessed sequence number.
+    _cut_back(env["PORTAL_DATABASE_URL"], 1)
+    code, output = _run(env, "verify")
+    assert code == 1, output
+    assert "rolled_back" in output and f"checkpoints up to {witnessed}" in output
+    # An older witness file put back as well: the DPO's receipt still finds the cut.
+    witness.write_text(first_receipt + "\n")
+    assert _run(env, "verify")[0] == 0  # not detected without the receipt (docs say so)
+    code, output = _run(env, "verify", "--witness", str(receipt))
+    assert code == 1 and "rolled_back" in output, output
+
+
+def test_an_unreadable_witness_is_a_clear_failure(env: dict[str, str], tmp_path: Path) -> None:
+    witness = tmp_path / "w.jsonl"
+    witness.write_text("this is not a witness\n")
+    code, output = _run({**env, "PORTAL_AUDIT_WITNESS": f"file://{witness}"}, "verify")
+    assert code == 1 and "not a witnessed checkpoint" in output, output
+    code, output = _run({**env, "PORTAL_AUDIT_WITNESS": "ftp://nowhere"}, "verify")
+    assert code == 2 and "PORTAL_AUDIT_WITNESS" in output, output

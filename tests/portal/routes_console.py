@@ -35,6 +35,7 @@ ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("GET", "/console/audit/export"): ("/console/audit/export", page_for("dpo")),
     ("GET", "/console/audit/verify"): ("/console/audit/verify", page_for("dpo")),
     ("POST", "/console/audit/verify"): ("/console/audit/verify", page_for("dpo")),
+    ("GET", "/console/audit/receipt"): ("/console/audit/receipt", page_for("dpo")),
     ("POST", "/console/audit/verify-file"): (
         "/console/audit/verify-file",
         page_for("dpo", ok=400),

@@ -328,3 +328,65 @@ def test_holds_early_destruction_and_certificates_from_the_console(
     gone = dpo.get(f"/console/documents/{reference}")
     assert gone.status_code == 200 and "document.destroyed" in gone.text
     assert SECRET_NAME not in gone.text + certificates
+
+
+def _cut_back_to_first_checkpoint(world: World) -> None:
+    engine = make_engine(world.settings.database_url)
+    with engine.begin() as connection:
+        first = connection.execute(
+            text("SELECT seq, at_us FROM audit_checkpoint ORDER BY seq LIMIT 1")
+        ).one()
+        link = connection.execute(
+            text("SELECT hash FROM audit_event WHERE seq = :s"), {"s": first.seq}
+        ).scalar_one()
+        connection.execute(text("DELETE FROM audit_event WHERE seq > :s"), {"s": first.seq})
+        connection.execute(text("DELETE FROM audit_checkpoint WHERE seq > :s"), {"s": first.seq})
+        connection.execute(text("DELETE FROM audit_pending"))
+        connection.execute(
+            text(
+                "UPDATE audit_head SET seq = :s, hash = :h, checkpoint_seq = :s, checkpoint_us = :u"
+            ),
+            {"s": first.seq, "h": link, "u": first.at_us},
+        )
+    engine.dispose()
+
+
+def test_the_worker_witnesses_checkpoints_and_verification_finds_a_cut_back_log(
+    exchange: Exchange,
+) -> None:
+    """Issue 17: cutting the log back to a checkpoint and moving the head used to verify in the
+    API (`{"ok": true}`) and the console. The worker gives the witness every checkpoint; the
+    API and the console then compare, and name the witnessed sequence number."""
+    world, client = exchange.world, exchange.client
+    worker = Worker(
+        build_runtime(world.settings, clock=world.clock, password_hasher=cheap_hasher())
+    )
+    _uploaded(exchange)
+    world.clock.advance(seconds=61)
+    done = worker.run_round(force=True)
+    latest = worker.runtime.witness.latest()
+    assert done.witness_problem is None and done.checkpoint is not None
+    assert latest is not None and latest.seq == done.checkpoint  # sealed and witnessed
+    dpo_token = exchange.tokens["dpo"]
+    verified = client.post("/api/v1/audit/verify", headers=dpo_token)
+    assert verified.status_code == 200 and verified.json()["ok"], verified.text
+    witnessed = verified.json()["witnessed"]
+    assert witnessed["seq"] >= 2 and '"format":"audit-witness/1"' in witnessed["receipt"]
+    dpo = _dpo(exchange)
+    token = csrf_from(dpo.get("/console/audit/verify").text)
+    page = dpo.post("/console/audit/verify", data={"csrf_token": token}).text
+    assert 'id="receipt"' in page and "Download the receipt" in page
+    receipt = dpo.get("/console/audit/receipt")
+    assert receipt.status_code == 200 and "attachment" in receipt.headers["content-disposition"]
+    assert receipt.text.strip() == dpo.get("/console/audit/receipt").text.strip()
+
+    _cut_back_to_first_checkpoint(world)
+    found = client.post("/api/v1/audit/verify", headers=dpo_token)
+    assert found.status_code == 200, found.text
+    broken = found.json()["broken"]
+    assert found.json()["ok"] is False and broken["kind"] == "rolled_back", found.text
+    page = dpo.post("/console/audit/verify", data={"csrf_token": token}).text
+    assert 'data-ok="false"' in page and "rolled back" in page
+    # The worker reports it, and never extends the witness past the contradiction.
+    done = worker.run_round(force=True)
+    assert done.witness_problem is not None and "contradicts" in done.witness_problem

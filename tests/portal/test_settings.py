@@ -14,6 +14,8 @@ def test_defaults_run_on_one_machine(tmp_path: Path) -> None:
     assert settings.key_dir == tmp_path / "keys"
     assert settings.max_upload_bytes == DEFAULT_MAX_UPLOAD_BYTES == 2 * 1024**3
     assert str(settings.clamd) == "unix:///var/run/clamav/clamd.ctl"
+    witness = settings.audit_witness
+    assert witness is not None and witness.path == tmp_path / "witness" / "audit.jsonl"
 
 
 def test_production_values_are_understood() -> None:
@@ -25,8 +27,12 @@ def test_production_values_are_understood() -> None:
             "PORTAL_CLAMD": "tcp://clamd.internal:3310",
             "PORTAL_MAX_UPLOAD_BYTES": "1_000_000",
             "PORTAL_PUBLIC_URL": "https://portal.example.gov.uk/",
+            "PORTAL_AUDIT_WITNESS": "s3://witness/portal/audit",
         }
     )
+    witness = settings.audit_witness
+    assert witness is not None and (witness.kind, witness.bucket) == ("s3", "witness")
+    assert witness.prefix == "portal/audit"
     assert settings.database_url == "postgresql+psycopg://portal@db.internal:5432/portal"
     assert (settings.storage.bucket, settings.storage.prefix) == ("records", "portal/blobs")
     assert (settings.clamd.host, settings.clamd.port) == ("clamd.internal", 3310)
@@ -54,6 +60,9 @@ def test_settings_cannot_change_after_reading() -> None:
         ("PORTAL_S3_ENDPOINT_URL", "s3.internal:8333"),
         ("PORTAL_PUBLIC_URL", "portal.example"),
         ("PORTAL_LOG_LEVEL", "loud"),
+        ("PORTAL_AUDIT_WITNESS", "ftp://somewhere"),
+        ("PORTAL_AUDIT_WITNESS", "s3://bucket"),
+        ("PORTAL_AUDIT_WITNESS", "file:///a/folder/"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_value(name: str, value: str) -> None:
