@@ -100,6 +100,22 @@ class Verification:
     epoch_seq: int = 0
     # The latest checkpoint the witness holds, when verified against one (``witness=``).
     witnessed: CheckpointRow | None = None
+    # The unsigned tail: events after the last signed checkpoint, which the chain alone protects,
+    # and when the oldest of them was appended (microseconds; None when there is no tail).
+    tail_events: int = 0
+    tail_since_us: int | None = None
+
+    def tail_age_seconds(self, now_us: int) -> float | None:
+        """How long the oldest unsigned event has waited for a checkpoint, at ``now_us``."""
+        if self.tail_since_us is None:
+            return None
+        return max(0.0, (now_us - self.tail_since_us) / 1_000_000)
+
+    def tail_is_stale(self, now_us: int, every_seconds: int) -> bool:
+        """A finding of its own: an unsigned tail older than twice the checkpoint interval means
+        nothing is signing checkpoints (the worker is down, or someone is holding them back)."""
+        age = self.tail_age_seconds(now_us)
+        return age is not None and age > 2 * every_seconds
 
     @property
     def ok(self) -> bool:
@@ -396,6 +412,13 @@ def verify_log(
         connection, keys, first, last, every_events, batch, max(1, processes), min_part
     )
     result = replace(result, pending=pending_count(connection))
+    if result.broken is None and first is None and last is None:
+        signed = result.last_checkpoint.seq if result.last_checkpoint is not None else 0
+        if result.last_seq > signed:
+            since = connection.execute(
+                select(event_table.c.at_us).where(event_table.c.seq == signed + 1)
+            ).scalar()
+            result = replace(result, tail_events=result.last_seq - signed, tail_since_us=since)
     if witness is not None and result.broken is None:
         from .witness import WitnessError, check_against_witness  # it builds on this module
 

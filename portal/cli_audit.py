@@ -40,6 +40,7 @@ from audit import (
     checkpoint_line,
     load_public_key,
     parts_by_default,
+    to_us,
     verify_export,
     verify_log,
     witness_checkpoints,
@@ -179,6 +180,18 @@ def verify(
     finally:
         engine.dispose()
     _report(result, "the audit log")
+    now_us = to_us(log.now())
+    if result.tail_events:
+        age = result.tail_age_seconds(now_us) or 0.0
+        click.echo(
+            f"unsigned tail: {result.tail_events} events after the last signed checkpoint, "
+            f"the oldest {age:.0f} s old"
+        )
+        if result.tail_is_stale(now_us, log.policy.every_seconds):
+            click.echo(
+                f"FINDING: the unsigned tail is older than {2 * log.policy.every_seconds} s: "
+                "nothing is signing checkpoints (is `portal worker` running?)"
+            )
     if result.witnessed is not None:
         click.echo(f"witnessed up to {result.witnessed.seq} by {witness.name}")
         click.echo("receipt (keep it; `portal audit verify --witness FILE` checks against it):")

@@ -108,7 +108,10 @@ async def verify(request: Request) -> Response:
         result = await run_in_threadpool(
             integrity.verify_database, runtime.engine, runtime.auditor, acting, runtime.witness
         )
-        return JSONResponse({"source": "database", **integrity.verification_json(result)})
+        shown = integrity.verification_json(
+            result, now=acting.now, every_seconds=runtime.auditor.log.policy.every_seconds
+        )
+        return JSONResponse({"source": "database", **shown})
     checked = await run_in_threadpool(
         integrity.verify_file,
         runtime.engine,

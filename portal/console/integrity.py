@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, BinaryIO
 
 from sqlalchemy import Connection
@@ -210,9 +211,23 @@ def verify_file(
     return FileCheck(check)
 
 
-def verification_json(result: Verification) -> dict[str, Any]:
+def verification_json(
+    result: Verification, *, now: datetime | None = None, every_seconds: int | None = None
+) -> dict[str, Any]:
+    """The verification for the API and the pages; with ``now`` and ``every_seconds`` (the
+    database's log, not an export), the unsigned tail too."""
     broken = result.broken
+    tail: dict[str, Any] | None = None
+    if now is not None and every_seconds is not None:
+        now_us = audit.to_us(now)
+        age = result.tail_age_seconds(now_us)
+        tail = {
+            "events": result.tail_events,
+            "age_seconds": round(age) if age is not None else None,
+            "stale": result.tail_is_stale(now_us, every_seconds),
+        }
     return {
+        "unsigned_tail": tail,
         "ok": result.ok,
         "first_seq": result.first_seq,
         "last_seq": result.last_seq,

@@ -95,6 +95,18 @@ VERIFICATION: Json = {
         "last_checkpoint": _INT_OR_NULL,
         "shown": {"type": "integer"},
         "hidden": {"type": "integer"},
+        "unsigned_tail": {
+            "type": ["object", "null"],
+            "description": "Events after the last signed checkpoint (the chain alone protects "
+            "them), the oldest one's age, and whether it is older than twice the checkpoint "
+            "interval (a finding: nothing is signing). Null for an export.",
+            "required": ["events", "age_seconds", "stale"],
+            "properties": {
+                "events": {"type": "integer"},
+                "age_seconds": _INT_OR_NULL,
+                "stale": {"type": "boolean"},
+            },
+        },
         "witnessed": {
             "type": ["object", "null"],
             "description": "The latest checkpoint the witness outside the database holds, and "

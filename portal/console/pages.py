@@ -142,7 +142,12 @@ def verify_log(request: Request) -> Response:
     return render(
         request,
         "console/verify.html",
-        {"result": integrity.verification_json(result), "file_check": None},
+        {
+            "result": integrity.verification_json(
+                result, now=acting.now, every_seconds=runtime.auditor.log.policy.every_seconds
+            ),
+            "file_check": None,
+        },
     )
 
 

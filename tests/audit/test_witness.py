@@ -237,3 +237,23 @@ def test_the_threat_model_says_what_the_tests_find() -> None:
         verdict = row.rstrip().rsplit("|", 2)[-2].strip()  # the "with the witness" column
         assert verdict == ("detected" if found else "not detected"), row
     assert re.search(r"older witness.*\| not detected \|", section, re.IGNORECASE)
+
+
+def test_verification_reports_the_unsigned_tail_and_when_it_is_stale(
+    filled: Engine, log: AuditLog
+) -> None:
+    result = _verify(filled, log, None)
+    assert result.ok and result.tail_events == 4  # 32..35 after checkpoint 31
+    with filled.connect() as connection:
+        since = connection.execute(
+            select(event_table.c.at_us).where(event_table.c.seq == 32)
+        ).scalar_one()
+    assert result.tail_since_us == since
+    assert result.tail_age_seconds(since + 90_000_000) == 90
+    assert not result.tail_is_stale(since + 120_000_000, every_seconds=60)  # exactly 2T: not yet
+    assert result.tail_is_stale(since + 121_000_000, every_seconds=60)
+    with filled.begin() as connection:
+        log.checkpoint(connection)
+    sealed = _verify(filled, log, None)
+    assert sealed.tail_events == 0 and sealed.tail_since_us is None
+    assert not sealed.tail_is_stale(since + 10**12, every_seconds=60)

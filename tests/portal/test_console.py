@@ -390,3 +390,26 @@ def test_the_worker_witnesses_checkpoints_and_verification_finds_a_cut_back_log(
     # The worker reports it, and never extends the witness past the contradiction.
     done = worker.run_round(force=True)
     assert done.witness_problem is not None and "contradicts" in done.witness_problem
+
+
+def test_an_unsigned_tail_older_than_two_minutes_is_a_finding(exchange: Exchange) -> None:
+    world, client = exchange.world, exchange.client
+    worker = Worker(
+        build_runtime(world.settings, clock=world.clock, password_hasher=cheap_hasher())
+    )
+    worker.run_round(force=True)  # everything so far sealed
+    assert exchange.upload("uploader", CONTENT, SECRET_NAME).status_code == 201  # new events
+    world.clock.advance(seconds=1)
+    dpo = exchange.tokens["dpo"]
+    page = _dpo(exchange)
+    token = csrf_from(page.get("/console/audit/verify").text)
+    fresh = client.post("/api/v1/audit/verify", headers=dpo).json()["unsigned_tail"]
+    assert fresh["events"] > 0 and fresh["stale"] is False, fresh
+    # Nothing appended for two minutes and more, and no worker: the next append would sign a
+    # checkpoint (it is due); until then the tail is stale, and verification says so.
+    world.clock.advance(seconds=121)
+    shown = page.post("/console/audit/verify", data={"csrf_token": token}).text
+    assert 'id="stale-tail"' in shown
+    # The verification's own event was the next append: it signed the checkpoint that was due.
+    sealed = client.post("/api/v1/audit/verify", headers=dpo).json()["unsigned_tail"]
+    assert sealed["events"] == 0 and sealed["stale"] is False, sealed
