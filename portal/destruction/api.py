@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from portal.accounts.models import Role
 from portal.destruction import early, holds, services
 from portal.destruction.models import EarlyDestruction
-from portal.destruction.record import certificate_summary, entry_json, hold_json
+from portal.destruction.record import certificate_summary, entry_json
 from portal.destruction.schedule import schedule
 from portal.exchange.errors import Refused
 from portal.web.access import api_roles, route
@@ -43,7 +43,9 @@ def list_holds(request: Request) -> Response:
     acting = acting_of(request)
     include = request.query_params.get("include_lifted", "") in ("1", "true", "yes")
     with _session(request) as db:
-        items = [hold_json(db, h) for h in holds.list_holds(db, acting, include_lifted=include)]
+        items = [
+            holds.hold_view(db, h) for h in holds.list_holds(db, acting, include_lifted=include)
+        ]
     return JSONResponse({"items": items, "next": None})
 
 
@@ -54,7 +56,8 @@ def _optional_text(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
-HOLD_FIELDS = frozenset({"review", "document", "reason", "order_reference"})
+HOLD_FIELDS = frozenset({"review", "document", "case", "reason", "order_reference"})
+LIFT_FIELDS = frozenset({"reason"})
 
 
 async def place_hold(request: Request) -> Response:
@@ -72,20 +75,32 @@ async def place_hold(request: Request) -> Response:
                 document_reference=_optional_text(data, "document"),
                 reason=text_field(data, "reason"),
                 order_reference=_optional_text(data, "order_reference"),
+                case_reference=_optional_text(data, "case"),
             )
             db.commit()
-            return hold_json(db, hold)
+            return holds.hold_view(db, hold)
 
     return JSONResponse(await run_in_threadpool(work), status_code=201)
 
 
-def lift_hold(request: Request) -> Response:
-    runtime = runtime_of(request)
-    acting = acting_of(request)
-    with _session(request) as db:
-        hold = holds.lift_hold(db, runtime.auditor, acting, request.path_params["hold_id"])
-        db.commit()
-        return JSONResponse(hold_json(db, hold))
+async def lift_hold(request: Request) -> Response:
+    data = await json_body(request, fields=LIFT_FIELDS)
+
+    def work() -> dict[str, Any]:
+        runtime = runtime_of(request)
+        acting = acting_of(request)
+        with _session(request) as db:
+            hold = holds.lift_hold(
+                db,
+                runtime.auditor,
+                acting,
+                request.path_params["hold_id"],
+                reason=text_field(data, "reason"),
+            )
+            db.commit()
+            return holds.hold_view(db, hold)
+
+    return JSONResponse(await run_in_threadpool(work))
 
 
 def _early_json(review: str, row: EarlyDestruction) -> dict[str, Any]:

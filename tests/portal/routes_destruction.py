@@ -17,7 +17,10 @@ ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("GET", "/api/v1/destruction/schedule"): ("/api/v1/destruction/schedule", api_for(*WATCHERS)),
     ("GET", "/api/v1/holds"): ("/api/v1/holds", api_for(*WATCHERS)),
     ("POST", "/api/v1/holds"): ("/api/v1/holds", api_for(*WATCHERS, ok=400)),
-    ("POST", "/api/v1/holds/{hold_id}/lift"): ("/api/v1/holds/999999/lift", api_for(ok=404)),
+    ("POST", "/api/v1/holds/{hold_id}/lift"): (
+        "/api/v1/holds/999999/lift",
+        api_for("dpo", ok=400),  # the body (a lift reason) is checked first
+    ),
     ("POST", "/api/v1/reviews/{code}/destruction/request"): (
         "/api/v1/reviews/{review}/destruction/request",
         api_for("dpo", ok=409),
