@@ -20,7 +20,7 @@ from portal.destruction.record import certificate_summary, entry_json
 from portal.destruction.schedule import schedule
 from portal.exchange.errors import Refused
 from portal.web.access import api_roles, route
-from portal.web.jsonbody import json_body, text_field
+from portal.web.jsonbody import NO_FIELDS, json_body, text_field
 from portal.web.requests import acting_of, runtime_of
 
 WATCHERS = api_roles(Role.dpo, Role.lead)
@@ -112,24 +112,32 @@ def _early_json(review: str, row: EarlyDestruction) -> dict[str, Any]:
     }
 
 
-def request_early(request: Request) -> Response:
-    runtime = runtime_of(request)
-    acting = acting_of(request)
-    with _session(request) as db:
-        row = early.request_early(db, runtime.auditor, acting, request.path_params["code"])
-        db.commit()
-        body = _early_json(request.path_params["code"].strip().upper(), row)
-    return JSONResponse(body, status_code=201)
+async def request_early(request: Request) -> Response:
+    await json_body(request, fields=NO_FIELDS, optional=True)  # no body, or one with no field
+
+    def work() -> dict[str, Any]:
+        runtime = runtime_of(request)
+        acting = acting_of(request)
+        with _session(request) as db:
+            row = early.request_early(db, runtime.auditor, acting, request.path_params["code"])
+            db.commit()
+            return _early_json(request.path_params["code"].strip().upper(), row)
+
+    return JSONResponse(await run_in_threadpool(work), status_code=201)
 
 
-def approve_early(request: Request) -> Response:
-    runtime = runtime_of(request)
-    acting = acting_of(request)
-    with _session(request) as db:
-        row = early.approve_early(db, runtime.auditor, acting, request.path_params["code"])
-        db.commit()
-        body = _early_json(request.path_params["code"].strip().upper(), row)
-    return JSONResponse(body)
+async def approve_early(request: Request) -> Response:
+    await json_body(request, fields=NO_FIELDS, optional=True)
+
+    def work() -> dict[str, Any]:
+        runtime = runtime_of(request)
+        acting = acting_of(request)
+        with _session(request) as db:
+            row = early.approve_early(db, runtime.auditor, acting, request.path_params["code"])
+            db.commit()
+            return _early_json(request.path_params["code"].strip().upper(), row)
+
+    return JSONResponse(await run_in_threadpool(work))
 
 
 def list_certificates(request: Request) -> Response:
