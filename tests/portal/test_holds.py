@@ -5,10 +5,12 @@ left; through the API and the command line. Each finding failed on the code befo
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from click.testing import CliRunner, Result
 from sqlmodel import Session, select
+from starlette.testclient import TestClient
 
 import audit
 from portal.cli import main
@@ -16,7 +18,7 @@ from portal.db import make_engine
 from portal.destruction.models import EarlyDestruction, EarlyState
 from portal.runtime import build_runtime
 from portal.worker import Worker
-from tests.portal.conftest import Exchange, api_token, cheap_hasher
+from tests.portal.conftest import Exchange, api_token, cheap_hasher, csrf_from, sign_in
 
 CONTENT = b"Chronology of contacts with the family.\n" * 20
 UNKNOWN = "0000-0000-0000"  # well formed, no such case
@@ -353,3 +355,27 @@ def test_the_command_line_places_a_case_hold_and_lifts_it_with_a_reason(
     (event,) = _events(exchange, audit.Action.HOLD_LIFTED)
     assert event.details["lift_reason"] == "proceedings_concluded"
     assert event.details["scope"] == "case"
+
+
+# --- The console -------------------------------------------------------------------------------
+
+
+def test_the_console_places_a_case_hold_and_refuses_a_document_and_a_case_together(
+    exchange: Exchange, second_client: Callable[[], TestClient]
+) -> None:
+    case = _new_case(exchange)
+    document = _upload(exchange, case=case)
+    dpo = second_client()
+    sign_in(dpo, exchange.world.people["dpo"], exchange.world.clock)
+    token = csrf_from(dpo.get("/console/holds").text)
+    form = {"csrf_token": token, "review": "SWG24", "reason": "legal"}
+    both = dpo.post("/console/holds", data={**form, "document": document, "case": case})
+    assert both.status_code == 400 and 'href="#case"' in both.text
+    unknown = dpo.post("/console/holds", data={**form, "case": UNKNOWN})
+    assert unknown.status_code == 404 and 'href="#case"' in unknown.text
+    placed = dpo.post("/console/holds", data={**form, "case": case})
+    assert placed.status_code == 303, placed.text
+    page = dpo.get("/console/holds").text
+    assert f'Case <span class="portal-reference">{case}</span>' in page
+    listed = exchange.client.get("/api/v1/holds", headers=exchange.tokens["dpo"]).json()["items"]
+    assert [(h["scope"], h["case"]) for h in listed] == [("case", case)]
