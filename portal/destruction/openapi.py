@@ -42,8 +42,18 @@ ENTRY: Json = {
         "destroy_on": _DATE,
         "status": {"enum": ["due", "scheduled", "held", "not_closed", "destroyed"]},
         "documents": {"type": "integer", "description": "Documents not yet destroyed."},
-        "held_documents": {"type": "array", "items": {"type": "string"}},
-        "review_holds": {"type": "array", "items": {"type": "integer"}},
+        "held_documents": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Documents kept by a hold on them or on their case (during an early "
+            "destruction, by a lead's pending request too).",
+        },
+        "review_holds": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "description": "Holds that keep the whole review now (during an early destruction, "
+            "leads' pending requests too).",
+        },
         "requested_holds": {"type": "array", "items": {"type": "integer"}},
         "early_destruction": {"enum": [*(s.value for s in EarlyState), None]},
     },
