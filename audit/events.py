@@ -79,6 +79,8 @@ DETAIL_KEYS: Mapping[str, DetailKind] = MappingProxyType(
         "state": DetailKind.WORD,
         "previous_state": DetailKind.WORD,
         "granted_role": DetailKind.WORD,
+        "scope": DetailKind.WORD,
+        "lift_reason": DetailKind.WORD,
         "mfa": DetailKind.FLAG,
         "filtered": DetailKind.FLAG,
         "early": DetailKind.FLAG,

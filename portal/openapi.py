@@ -128,6 +128,7 @@ SCHEMAS: Json = {
             },
             "organisations": {"type": "array", "items": {"type": "string"}},
         },
+        "additionalProperties": False,
     },
     "Request": {
         "type": "object",
@@ -160,6 +161,7 @@ SCHEMAS: Json = {
             "due_on": DATE,
             "expected": {"type": "integer", "minimum": 0, "maximum": 100000},
         },
+        "additionalProperties": False,
     },
     "Case": {
         "type": "object",
@@ -284,10 +286,13 @@ PATHS: Json = {
                     JSON_BODY: {
                         "schema": {
                             "type": "object",
+                            "description": "organisations takes `organisation` only, members "
+                            "`email` only, open and close no field: any other field is a 400.",
                             "properties": {
                                 "organisation": {"type": "string"},
                                 "email": {"type": "string"},
                             },
+                            "additionalProperties": False,
                         }
                     }
                 },
@@ -414,6 +419,7 @@ PATHS: Json = {
                     "type": "object",
                     "required": ["reason"],
                     "properties": {"reason": {"enum": [r.value for r in WithdrawReason]}},
+                    "additionalProperties": False,
                 }
             ),
         )

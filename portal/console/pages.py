@@ -25,8 +25,8 @@ from portal.console.streaming import export_response
 from portal.console.subject_access import view_subject_access
 from portal.console.uploads import read_small_file
 from portal.destruction import early, holds, services
-from portal.destruction.models import HoldReason, HoldState
-from portal.destruction.record import certificate_summary, hold_json
+from portal.destruction.models import HoldReason, HoldState, LiftReason
+from portal.destruction.record import certificate_summary
 from portal.exchange.errors import ExchangeError, InvalidReference, NotFound, Refused
 from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
@@ -338,7 +338,7 @@ def _holds_page(
 ) -> Response:
     acting = acting_of(request)
     with _session(request) as db:
-        found = [hold_json(db, h) for h in holds.list_holds(db, acting, include_lifted=True)]
+        found = [holds.hold_view(db, h) for h in holds.list_holds(db, acting, include_lifted=True)]
         who = display.people(
             db, [h["placed_by"] for h in found] + [h["requested_by"] for h in found]
         )
@@ -351,6 +351,8 @@ def _holds_page(
             "lifted": [h for h in found if h["state"] == HoldState.lifted.value][:50],
             "who": who,
             "reason_options": [(r.value, r.value.capitalize()) for r in HoldReason],
+            "lift_options": [(r.value, LIFT_REASON_TEXT[r]) for r in LiftReason],
+            "lift_text": {r.value: text for r, text in LIFT_REASON_TEXT.items()},
             "errors": errors,
             "typed": typed,
         },
@@ -362,8 +364,16 @@ def holds_page(request: Request) -> Response:
     return _holds_page(request, {}, {})
 
 
+LIFT_REASON_TEXT = {
+    LiftReason.proceedings_concluded: "Proceedings concluded",
+    LiftReason.placed_in_error: "Placed in error",
+    LiftReason.superseded: "Superseded by another hold",
+    LiftReason.other: "Other",
+}
+
 FIELD_OF_CODE = {
     "invalid_reason": "reason",
+    "invalid_scope": "case",
     "invalid_order_reference": "order_reference",
     "invalid_reference": "document",
     "destroyed": "document",
@@ -375,7 +385,7 @@ def place_hold(request: Request) -> Response:
     form = submitted_form(request)
     typed = {
         name: form_value(form, name, 100).strip()
-        for name in ("review", "document", "reason", "order_reference")
+        for name in ("review", "document", "case", "reason", "order_reference")
     }
     try:
         if not typed["review"]:
@@ -389,13 +399,18 @@ def place_hold(request: Request) -> Response:
                 document_reference=typed["document"] or None,
                 reason=typed["reason"],
                 order_reference=typed["order_reference"] or None,
+                case_reference=typed["case"] or None,
             )
             db.commit()
     except ExchangeError as refused:
         field = FIELD_OF_CODE.get(refused.code, "review")
+        if isinstance(refused, InvalidReference):
+            field = "case" if typed["case"] and not typed["document"] else "document"
         if isinstance(refused, NotFound):
-            message = "There is no review, or no document in it, with that code or reference."
-            field = "document" if typed["document"] else "review"
+            message = (
+                "There is no review, or no document or case in it, with that code or reference."
+            )
+            field = "document" if typed["document"] else "case" if typed["case"] else "review"
         else:
             message = refused.message
         return _holds_page(request, {field: message}, typed, status=refused.status)
@@ -404,14 +419,17 @@ def place_hold(request: Request) -> Response:
 
 def lift_hold(request: Request) -> Response:
     runtime, acting = runtime_of(request), acting_of(request)
+    hold_id = request.path_params["hold_id"]
+    reason = form_value(submitted_form(request), "lift_reason", 40).strip()
     try:
         with _session(request) as db:
-            holds.lift_hold(db, runtime.auditor, acting, request.path_params["hold_id"])
+            holds.lift_hold(db, runtime.auditor, acting, hold_id, reason=reason)
             db.commit()
     except ExchangeError as refused:
         if isinstance(refused, NotFound):
             raise
-        return _holds_page(request, {"holds": refused.message}, {}, status=refused.status)
+        field = f"lift-reason-{hold_id}" if refused.code == "invalid_lift_reason" else "holds"
+        return _holds_page(request, {field: refused.message}, {}, status=refused.status)
     return RedirectResponse("/console/holds", status_code=303)
 
 

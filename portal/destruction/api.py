@@ -16,11 +16,11 @@ from starlette.responses import JSONResponse, Response
 from portal.accounts.models import Role
 from portal.destruction import early, holds, services
 from portal.destruction.models import EarlyDestruction
-from portal.destruction.record import certificate_summary, entry_json, hold_json
+from portal.destruction.record import certificate_summary, entry_json
 from portal.destruction.schedule import schedule
 from portal.exchange.errors import Refused
 from portal.web.access import api_roles, route
-from portal.web.jsonbody import json_body, text_field
+from portal.web.jsonbody import NO_FIELDS, json_body, text_field
 from portal.web.requests import acting_of, runtime_of
 
 WATCHERS = api_roles(Role.dpo, Role.lead)
@@ -43,7 +43,9 @@ def list_holds(request: Request) -> Response:
     acting = acting_of(request)
     include = request.query_params.get("include_lifted", "") in ("1", "true", "yes")
     with _session(request) as db:
-        items = [hold_json(db, h) for h in holds.list_holds(db, acting, include_lifted=include)]
+        items = [
+            holds.hold_view(db, h) for h in holds.list_holds(db, acting, include_lifted=include)
+        ]
     return JSONResponse({"items": items, "next": None})
 
 
@@ -54,7 +56,8 @@ def _optional_text(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
-HOLD_FIELDS = frozenset({"review", "document", "reason", "order_reference"})
+HOLD_FIELDS = frozenset({"review", "document", "case", "reason", "order_reference"})
+LIFT_FIELDS = frozenset({"reason"})
 
 
 async def place_hold(request: Request) -> Response:
@@ -72,20 +75,32 @@ async def place_hold(request: Request) -> Response:
                 document_reference=_optional_text(data, "document"),
                 reason=text_field(data, "reason"),
                 order_reference=_optional_text(data, "order_reference"),
+                case_reference=_optional_text(data, "case"),
             )
             db.commit()
-            return hold_json(db, hold)
+            return holds.hold_view(db, hold)
 
     return JSONResponse(await run_in_threadpool(work), status_code=201)
 
 
-def lift_hold(request: Request) -> Response:
-    runtime = runtime_of(request)
-    acting = acting_of(request)
-    with _session(request) as db:
-        hold = holds.lift_hold(db, runtime.auditor, acting, request.path_params["hold_id"])
-        db.commit()
-        return JSONResponse(hold_json(db, hold))
+async def lift_hold(request: Request) -> Response:
+    data = await json_body(request, fields=LIFT_FIELDS)
+
+    def work() -> dict[str, Any]:
+        runtime = runtime_of(request)
+        acting = acting_of(request)
+        with _session(request) as db:
+            hold = holds.lift_hold(
+                db,
+                runtime.auditor,
+                acting,
+                request.path_params["hold_id"],
+                reason=text_field(data, "reason"),
+            )
+            db.commit()
+            return holds.hold_view(db, hold)
+
+    return JSONResponse(await run_in_threadpool(work))
 
 
 def _early_json(review: str, row: EarlyDestruction) -> dict[str, Any]:
@@ -97,24 +112,32 @@ def _early_json(review: str, row: EarlyDestruction) -> dict[str, Any]:
     }
 
 
-def request_early(request: Request) -> Response:
-    runtime = runtime_of(request)
-    acting = acting_of(request)
-    with _session(request) as db:
-        row = early.request_early(db, runtime.auditor, acting, request.path_params["code"])
-        db.commit()
-        body = _early_json(request.path_params["code"].strip().upper(), row)
-    return JSONResponse(body, status_code=201)
+async def request_early(request: Request) -> Response:
+    await json_body(request, fields=NO_FIELDS, optional=True)  # no body, or one with no field
+
+    def work() -> dict[str, Any]:
+        runtime = runtime_of(request)
+        acting = acting_of(request)
+        with _session(request) as db:
+            row = early.request_early(db, runtime.auditor, acting, request.path_params["code"])
+            db.commit()
+            return _early_json(request.path_params["code"].strip().upper(), row)
+
+    return JSONResponse(await run_in_threadpool(work), status_code=201)
 
 
-def approve_early(request: Request) -> Response:
-    runtime = runtime_of(request)
-    acting = acting_of(request)
-    with _session(request) as db:
-        row = early.approve_early(db, runtime.auditor, acting, request.path_params["code"])
-        db.commit()
-        body = _early_json(request.path_params["code"].strip().upper(), row)
-    return JSONResponse(body)
+async def approve_early(request: Request) -> Response:
+    await json_body(request, fields=NO_FIELDS, optional=True)
+
+    def work() -> dict[str, Any]:
+        runtime = runtime_of(request)
+        acting = acting_of(request)
+        with _session(request) as db:
+            row = early.approve_early(db, runtime.auditor, acting, request.path_params["code"])
+            db.commit()
+            return _early_json(request.path_params["code"].strip().upper(), row)
+
+    return JSONResponse(await run_in_threadpool(work))
 
 
 def list_certificates(request: Request) -> Response:

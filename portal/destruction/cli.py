@@ -1,4 +1,7 @@
-"""``portal destroy`` and ``portal certificate``.
+"""``portal destroy`` (with ``portal destroy hold``) and ``portal certificate``.
+
+``destroy hold place|lift|list`` are operator commands, audited with the role ``cli`` like
+``portal review``: a hold placed here is a DPO's (active at once).
 
 Exit status: 0 success (or a valid certificate), 1 destruction failed or a certificate is invalid,
 2 usage error.
@@ -16,7 +19,9 @@ from sqlmodel import Session
 
 from audit import SigningKeyError, load_public_key
 from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli, require_current_schema
+from portal.cli_exchange import _exchange
 from portal.destruction.certificates import CertificateInvalid, verify_export
+from portal.destruction.models import HoldReason, LiftReason
 from portal.destruction.record import entry_json
 from portal.destruction.schedule import schedule
 from portal.exchange.acting import Acting
@@ -92,6 +97,95 @@ def run(cli: CliContext, dry_run: bool, review_code: str | None) -> None:
         click.echo(f"FAILED   {failure.review}: {failure.message}", err=True)
     if not report.ok:
         raise CheckFailure("Destruction failed for some reviews; run again to resume.")
+
+
+@destroy.group()
+def hold() -> None:
+    """Place, lift and list holds: a hold stops destruction of what it covers."""
+
+
+def _hold_line(view: dict[str, object]) -> str:
+    scope = view["scope"]
+    what = (
+        f"document {view['document']}"
+        if scope == "document"
+        else f"case {view['case']}"
+        if scope == "case"
+        else "the whole review"
+    )
+    lifted = f", lifted ({view['lift_reason']})" if view["lift_reason"] else ""
+    return f"hold {view['id']}: {view['review']}, {what}, {view['reason']}, {view['state']}{lifted}"
+
+
+@hold.command("place")
+@click.option("--review", "review_code", required=True, help="The review's code.")
+@click.option("--document", "document", help="Hold this document only.")
+@click.option("--case", "case", help="Hold every document of this case, later ones too.")
+@click.option("--reason", type=click.Choice([r.value for r in HoldReason]), required=True)
+@click.option("--order-reference", help="The order behind the hold, e.g. CO/2027/0142.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def hold_place(
+    cli: CliContext,
+    review_code: str,
+    document: str | None,
+    case: str | None,
+    reason: str,
+    order_reference: str | None,
+    as_json: bool,
+) -> None:
+    """Place a hold on a review, one of its documents (--document) or one case (--case)."""
+    from portal.destruction import holds
+
+    with _exchange(cli) as (db, auditor, acting):
+        placed = holds.place_hold(
+            db,
+            auditor,
+            acting,
+            review_code=review_code,
+            document_reference=document,
+            case_reference=case,
+            reason=reason,
+            order_reference=order_reference,
+        )
+        db.commit()
+        view = holds.hold_view(db, placed)
+    click.echo(json.dumps(view, sort_keys=True) if as_json else _hold_line(view))
+
+
+@hold.command("lift")
+@click.argument("hold_id")
+@click.option("--reason", type=click.Choice([r.value for r in LiftReason]), required=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def hold_lift(cli: CliContext, hold_id: str, reason: str, as_json: bool) -> None:
+    """Lift hold HOLD_ID (or decline a lead's request), saying why."""
+    from portal.destruction import holds
+
+    with _exchange(cli) as (db, auditor, acting):
+        lifted = holds.lift_hold(db, auditor, acting, hold_id, reason=reason)
+        db.commit()
+        view = holds.hold_view(db, lifted)
+    click.echo(json.dumps(view, sort_keys=True) if as_json else _hold_line(view))
+
+
+@hold.command("list")
+@click.option("--all", "include_lifted", is_flag=True, help="Lifted holds too.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_cli
+def hold_list(cli: CliContext, include_lifted: bool, as_json: bool) -> None:
+    """Holds and leads' requests for holds, newest first."""
+    from portal.destruction import holds
+
+    with _exchange(cli) as (db, _auditor, acting):
+        views = [
+            holds.hold_view(db, h)
+            for h in holds.list_holds(db, acting, include_lifted=include_lifted)
+        ]
+    for view in views:
+        click.echo(json.dumps(view, sort_keys=True) if as_json else _hold_line(view))
+    if not views and not as_json:
+        click.echo("No hold.")
 
 
 @click.group()

@@ -20,8 +20,9 @@ For one due review, a *run* (one open run per review, whatever the number of wor
    marked ``destroyed``, and it is all audited, in one transaction.
 
 Idempotent: a run killed anywhere completes on the next call, nothing destroyed twice, nothing
-skipped. Held documents (a DPO's hold) are skipped and reported; the review key is then kept for
-them and a later run, once the hold is lifted, destroys them and the key.
+skipped. Held documents (a DPO's hold on them or their case; during an early destruction a lead's
+request too) are skipped and reported; the review key is then kept for them and a later run, once
+the hold is lifted, destroys them and the key, on the same early approval if there was one.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from sqlmodel import Session, col, func, select
 from audit import Action, Actor, SigningKey, Target, TargetKind
 from portal.auditing import Auditor
 from portal.destruction import certificates
+from portal.destruction.early import open_request
 from portal.destruction.errors import DestructionIncomplete
 from portal.destruction.models import (
     Certificate,
@@ -49,11 +51,15 @@ from portal.destruction.models import (
     DestructionRun,
     EarlyDestruction,
     EarlyState,
-    Hold,
-    HoldState,
 )
 from portal.destruction.record import certificate_content, iso
-from portal.destruction.schedule import Entry, due_reviews, entry_for
+from portal.destruction.schedule import (
+    Entry,
+    binding_states,
+    due_reviews,
+    entry_for,
+    held_documents,
+)
 from portal.exchange.models import Document, DocumentState, Review, ReviewState
 from portal.references import new_reference
 from portal.uploads.models import UploadSession, UploadState
@@ -209,11 +215,11 @@ class Destroyer:
     def _destroy_batch(self, run_id: int, review: Review, now: datetime) -> list[str]:
         """Destroy up to ``batch`` documents in one transaction; returns their blob ids."""
         with Session(self.engine) as db:
-            held = select(Hold.document_id).where(
-                Hold.review_id == review.id,
-                Hold.state == HoldState.active,
-                col(Hold.document_id).is_not(None),
-            )
+            assert review.id is not None
+            # The same holds as the schedule's: a DPO's, and a lead's request during an early
+            # destruction; on a document or on its case.
+            states = binding_states(review, open_request(db, review), now.date())
+            held = held_documents(review.id, states)
             query = (
                 select(Document)
                 .where(
@@ -490,7 +496,9 @@ class Destroyer:
             record(
                 Action.REVIEW_DESTROYED, Target(TargetKind.REVIEW, review.code), count=len(items)
             )
-        if early is not None:
+        if early is not None and whole:
+            # Only when the whole review is gone: after a partial run (something held) the
+            # approval covers the rest, which a later run destroys once the hold is lifted.
             early.state = EarlyState.done
             db.add(early)
         record(

@@ -1,15 +1,19 @@
-"""Holds: a DPO stops destruction of a review or of one document; a lead may ask for one.
+"""Holds: a DPO stops destruction of a review, of one document or of one case (every document of
+it, those uploaded after the hold included); a lead may ask for one.
 
 A hold carries a reason category and, optionally, the reference of the order behind it, held to a
 few safe characters (no spaces): it is not a place for names or notes. The order reference is kept
 out of the audit log and out of every e-mail all the same; the log gets the category only.
-A lead's request is recorded and shown to DPOs but does not stop destruction: only a DPO's hold
-does (docs/destruction.md).
+A lead's request is recorded and shown to DPOs; it does not stop scheduled destruction (only a
+DPO's hold does) but it does stop *early* destruction of what it names until a DPO places or
+declines it (docs/destruction.md). Lifting takes a reason category (``LiftReason``), recorded on
+the hold and in the audit event.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -17,11 +21,12 @@ from audit import Action, Target, TargetKind
 from portal import policy
 from portal.accounts.models import Role
 from portal.auditing import Auditor
-from portal.destruction.models import Hold, HoldReason, HoldState
+from portal.destruction.models import Hold, HoldReason, HoldState, LiftReason
+from portal.destruction.record import hold_json
 from portal.exchange import documents, reviews
 from portal.exchange.acting import Acting
 from portal.exchange.errors import NotFound, Refused
-from portal.exchange.models import Document, DocumentState, Review, ReviewState
+from portal.exchange.models import Case, Document, DocumentState, Review, ReviewState
 from portal.models import parse_id
 
 ORDER_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9/._-]{0,39}")
@@ -34,6 +39,16 @@ def _reason(value: str) -> HoldReason:
         choices = ", ".join(r.value for r in HoldReason)
         raise Refused(
             f"Choose the reason for the hold: one of {choices}.", code="invalid_reason"
+        ) from None
+
+
+def _lift_reason(value: str) -> LiftReason:
+    try:
+        return LiftReason(value)
+    except ValueError:
+        choices = ", ".join(r.value for r in LiftReason)
+        raise Refused(
+            f"Choose why the hold is lifted: one of {choices}.", code="invalid_lift_reason"
         ) from None
 
 
@@ -59,8 +74,10 @@ def place_hold(
     document_reference: str | None,
     reason: str,
     order_reference: str | None = None,
+    case_reference: str | None = None,
 ) -> Hold:
-    """A DPO's hold (active at once), or a lead's request for one. The caller commits."""
+    """A DPO's hold (active at once), or a lead's request for one, on the review, one document
+    of it or one case of it. The caller commits."""
     why = _reason(reason)
     order = _order_reference(order_reference)
     caller = acting.caller
@@ -70,6 +87,15 @@ def place_hold(
         or (caller.role is Role.lead and policy.is_team_member(db, caller, review))
     ):
         raise NotFound("There is no review with that code that you can see.")
+    if document_reference and case_reference:
+        raise Refused(
+            "Hold either one document or one case, not both: leave one of them empty.",
+            code="invalid_scope",
+        )
+    case: Case | None = None
+    if case_reference:
+        # A mistyped reference is 400; a case of another review is 404, as one not there.
+        case = reviews.find_case(db, acting, review, case_reference)
     document: Document | None = None
     if document_reference:
         document, in_review = documents.find_document(db, acting, document_reference)
@@ -82,12 +108,13 @@ def place_hold(
     if review.state is ReviewState.destroyed:
         raise Refused(f"Review {review.code} has been destroyed already.", code="destroyed")
     requesting = caller is not None and caller.role is Role.lead
-    hold = _open_request(db, review, document) if not requesting else None
+    hold = _open_request(db, review, document, case) if not requesting else None
     if hold is None:
         assert review.id is not None
         hold = Hold(
             review_id=review.id,
             document_id=document.id if document else None,
+            case_id=case.id if case else None,
             reason=why,
             order_reference=order,
             state=HoldState.requested,
@@ -114,17 +141,28 @@ def place_hold(
         target=Target(TargetKind.HOLD, str(hold.id)),
         review=review.code,
         document=document.reference if document else None,
-        details={"reason": why.value, "state": hold.state.value},
+        details=_scope_details(hold, case) | {"reason": why.value, "state": hold.state.value},
     )
     return hold
 
 
-def _open_request(db: Session, review: Review, document: Document | None) -> Hold | None:
+def _scope_details(hold: Hold, case: Case | None) -> dict[str, str]:
+    """What the hold covers, for its audit events: the scope and, for a case, its reference
+    (pseudonymous, like a document's)."""
+    details = {"scope": hold.scope.value}
+    if case is not None:
+        details["case"] = case.reference
+    return details
+
+
+def _open_request(
+    db: Session, review: Review, document: Document | None, case: Case | None
+) -> Hold | None:
     query = select(Hold).where(Hold.review_id == review.id, Hold.state == HoldState.requested)
-    if document is None:
-        query = query.where(col(Hold.document_id).is_(None))
-    else:
-        query = query.where(Hold.document_id == document.id)
+    query = query.where(
+        col(Hold.document_id).is_(None) if document is None else Hold.document_id == document.id
+    )
+    query = query.where(col(Hold.case_id).is_(None) if case is None else Hold.case_id == case.id)
     return db.exec(query.order_by(col(Hold.id))).first()
 
 
@@ -148,20 +186,23 @@ def _can_see(db: Session, acting: Acting, hold: Hold) -> bool:
     )
 
 
-def lift_hold(db: Session, auditor: Auditor, acting: Acting, hold_id: str) -> Hold:
-    """A DPO lifts a hold, or declines a lead's request. The caller commits."""
+def lift_hold(db: Session, auditor: Auditor, acting: Acting, hold_id: str, *, reason: str) -> Hold:
+    """A DPO lifts a hold, or declines a lead's request, saying why. The caller commits."""
     hold = find_hold(db, acting, hold_id)
     if acting.caller is not None and acting.caller.role is not Role.dpo:
         raise NotFound("There is no hold with that number that you can see.")
+    why = _lift_reason(reason)
     if hold.state is HoldState.lifted:
         raise Refused(f"Hold {hold.id} was lifted already.", code="invalid_state")
     previous = hold.state
     hold.state = HoldState.lifted
     hold.lifted_by = acting.user_id
     hold.lifted_at = acting.now
+    hold.lift_reason = why
     db.add(hold)
     review = db.get(Review, hold.review_id)
     document = db.get(Document, hold.document_id) if hold.document_id else None
+    case = db.get(Case, hold.case_id) if hold.case_id else None
     assert review is not None
     auditor.record(
         db,
@@ -172,7 +213,12 @@ def lift_hold(db: Session, auditor: Auditor, acting: Acting, hold_id: str) -> Ho
         target=Target(TargetKind.HOLD, str(hold.id)),
         review=review.code,
         document=document.reference if document else None,
-        details={"reason": hold.reason.value, "previous_state": previous.value},
+        details=_scope_details(hold, case)
+        | {
+            "reason": hold.reason.value,
+            "lift_reason": why.value,
+            "previous_state": previous.value,
+        },
     )
     return hold
 
@@ -182,6 +228,16 @@ def list_holds(db: Session, acting: Acting, *, include_lifted: bool = False) -> 
     if not include_lifted:
         query = query.where(Hold.state != HoldState.lifted)
     return [hold for hold in db.exec(query.limit(1000)).all() if _can_see(db, acting, hold)]
+
+
+def hold_view(db: Session, hold: Hold) -> dict[str, Any]:
+    """The hold as the API and the console show it: what it covers and why it was lifted."""
+    case = db.get(Case, hold.case_id) if hold.case_id else None
+    return hold_json(db, hold) | {
+        "scope": hold.scope.value,
+        "case": case.reference if case else None,
+        "lift_reason": hold.lift_reason.value if hold.lift_reason else None,
+    }
 
 
 def active_holds(db: Session, review_id: int) -> list[Hold]:

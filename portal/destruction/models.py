@@ -31,6 +31,21 @@ class HoldReason(enum.StrEnum):
     other = "other"
 
 
+class LiftReason(enum.StrEnum):
+    """Why a hold was lifted (or a lead's request declined): a category, never free text."""
+
+    proceedings_concluded = "proceedings_concluded"  # the case, inquiry or order has ended
+    placed_in_error = "placed_in_error"
+    superseded = "superseded"  # replaced by another hold
+    other = "other"
+
+
+class HoldScope(enum.StrEnum):
+    review = "review"
+    document = "document"
+    case = "case"  # every document of the case, those uploaded later included
+
+
 class HoldState(enum.StrEnum):
     requested = "requested"  # asked for by a lead: recorded and shown to DPOs; not binding
     active = "active"  # placed by a DPO: destruction skips what it covers
@@ -38,13 +53,15 @@ class HoldState(enum.StrEnum):
 
 
 class Hold(SQLModel, table=True):
-    """Stops destruction of a review (``document_id`` None) or of one document."""
+    """Stops destruction of a review (``document_id`` and ``case_id`` None), of one document,
+    or of every document of one case (``case_id``), whenever it was uploaded."""
 
     __tablename__ = "destruction_hold"
 
     id: int | None = Field(default=None, primary_key=True)
     review_id: int = Field(sa_column=_fk("review.id"))
     document_id: int | None = Field(default=None, sa_column=_fk("document.id", nullable=True))
+    case_id: int | None = Field(default=None, sa_column=_fk("case_file.id", nullable=True))
     reason: HoldReason = Field(sa_type=_enum(HoldReason))
     order_reference: str | None = Field(default=None, max_length=40)
     state: HoldState = Field(sa_type=_enum(HoldState), index=True)
@@ -60,6 +77,17 @@ class Hold(SQLModel, table=True):
         default=None, sa_column=_fk("user_account.id", nullable=True, index=False)
     )
     lifted_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    lift_reason: LiftReason | None = Field(
+        default=None, sa_type=_enum(LiftReason, 30), nullable=True
+    )
+
+    @property
+    def scope(self) -> HoldScope:
+        if self.document_id is not None:
+            return HoldScope.document
+        if self.case_id is not None:
+            return HoldScope.case
+        return HoldScope.review
 
 
 class NoticeKind(enum.StrEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.destruction.models import EarlyState, HoldReason, HoldState
+from portal.destruction.models import EarlyState, HoldReason, HoldScope, HoldState, LiftReason
 from portal.openapi_parts import Json
 from portal.openapi_parts import errors as _errors
 from portal.openapi_parts import json_response as _json
@@ -42,8 +42,18 @@ ENTRY: Json = {
         "destroy_on": _DATE,
         "status": {"enum": ["due", "scheduled", "held", "not_closed", "destroyed"]},
         "documents": {"type": "integer", "description": "Documents not yet destroyed."},
-        "held_documents": {"type": "array", "items": {"type": "string"}},
-        "review_holds": {"type": "array", "items": {"type": "integer"}},
+        "held_documents": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Documents kept by a hold on them or on their case (during an early "
+            "destruction, by a lead's pending request too).",
+        },
+        "review_holds": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "description": "Holds that keep the whole review now (during an early destruction, "
+            "leads' pending requests too).",
+        },
         "requested_holds": {"type": "array", "items": {"type": "integer"}},
         "early_destruction": {"enum": [*(s.value for s in EarlyState), None]},
     },
@@ -51,14 +61,17 @@ ENTRY: Json = {
 
 HOLD: Json = {
     "type": "object",
-    "required": ["id", "review", "document", "reason", "state"],
+    "required": ["id", "review", "scope", "document", "case", "reason", "state", "lift_reason"],
     "properties": {
         "id": {"type": "integer"},
         "review": {"type": ["string", "null"]},
+        "scope": {"enum": [s.value for s in HoldScope]},
         "document": {"type": ["string", "null"]},
+        "case": {"type": ["string", "null"], "description": "The case held (scope case)."},
         "reason": {"enum": [r.value for r in HoldReason]},
         "order_reference": {"type": ["string", "null"]},
         "state": {"enum": [s.value for s in HoldState]},
+        "lift_reason": {"enum": [*(r.value for r in LiftReason), None]},
         "requested_by": _ID_OR_NULL,
         "requested_at": _TIME_OR_NULL,
         "placed_by": _ID_OR_NULL,
@@ -77,6 +90,11 @@ NEW_HOLD: Json = {
             "type": "string",
             "description": "A document's reference: hold that document only.",
         },
+        "case": {
+            "type": "string",
+            "description": "A case's reference (of this review): hold every document of the "
+            "case, those uploaded later too. Not with `document`.",
+        },
         "reason": {"enum": [r.value for r in HoldReason]},
         "order_reference": {
             "type": "string",
@@ -85,6 +103,14 @@ NEW_HOLD: Json = {
             "description": "The reference of the order behind the hold; no names, no notes.",
         },
     },
+    "additionalProperties": False,
+}
+
+LIFT: Json = {
+    "type": "object",
+    "required": ["reason"],
+    "properties": {"reason": {"enum": [r.value for r in LiftReason]}},
+    "additionalProperties": False,
 }
 
 EARLY: Json = {
@@ -140,7 +166,7 @@ PATHS: Json = {
             "responses": {"200": _json(_list(HOLD), "Holds."), **_errors(404)},
         },
         "post": {
-            "summary": "Place a hold on a review or a document (DPOs); leads request one",
+            "summary": "Place a hold on a review, a document or a case (DPOs); leads request one",
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": NEW_HOLD}},
@@ -153,8 +179,9 @@ PATHS: Json = {
     },
     "/api/v1/holds/{hold_id}/lift": {
         "post": {
-            "summary": "Lift a hold, or decline a lead's request (DPOs)",
+            "summary": "Lift a hold, or decline a lead's request, saying why (DPOs)",
             "parameters": [_path("hold_id", "The hold's number.")],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": LIFT}}},
             "responses": {"200": _json(HOLD, "Lifted."), **_errors(400, 404)},
         }
     },

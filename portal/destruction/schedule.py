@@ -2,15 +2,19 @@
 
 Dates are UTC dates of the time passed in. A review is *due* when it is closed, its date has come
 (or an early destruction was approved), and no DPO's hold covers the whole review. Documents held
-one by one are skipped within a due review and reported.
+one by one or through their case are skipped within a due review and reported.
+
+Which holds bind: a DPO's (``active``) always; a lead's request (``requested``) too while the
+review is destroyed *early* (approved, its date not yet come), until a DPO places or declines it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func, or_
 from sqlmodel import Session, col, select
 
 from portal import policy
@@ -29,7 +33,7 @@ class Entry:
     status: str  # due | scheduled | held | not_closed | destroyed
     documents: int  # not yet destroyed
     held_documents: list[str] = field(default_factory=list)  # references
-    review_holds: list[int] = field(default_factory=list)  # hold ids
+    review_holds: list[int] = field(default_factory=list)  # binding holds on the whole review
     requested_holds: list[int] = field(default_factory=list)  # leads' requests
     early: EarlyDestruction | None = None
     time_has_come: bool = False  # closed, and its date passed or early destruction approved
@@ -43,25 +47,46 @@ class Entry:
         return self.status == "due"
 
 
+def binding_states(review: Review, early: EarlyDestruction | None, today: date) -> list[HoldState]:
+    """The hold states that stop destruction of ``review`` now: a lead's request stops only an
+    early destruction (docs/destruction.md)."""
+    early_only = (
+        early is not None and early.state is EarlyState.approved and review.destroy_on > today
+    )
+    return [HoldState.active, HoldState.requested] if early_only else [HoldState.active]
+
+
+def held_documents(review_id: int, states: list[HoldState]) -> Any:
+    """A query of the ids of the review's documents that a hold in ``states`` covers: held one
+    by one, or through their case (so a document uploaded to a held case later is covered)."""
+    holds = select(Hold).where(Hold.review_id == review_id, col(Hold.state).in_(states))
+    by_document = holds.with_only_columns(col(Hold.document_id)).where(
+        col(Hold.document_id).is_not(None)
+    )
+    by_case = holds.with_only_columns(col(Hold.case_id)).where(col(Hold.case_id).is_not(None))
+    covered: ColumnElement[bool] = or_(
+        col(Document.id).in_(by_document), col(Document.case_id).in_(by_case)
+    )
+    return select(Document.id).where(Document.review_id == review_id, covered)
+
+
 def entry_for(db: Session, review: Review, today: date) -> Entry:
     assert review.id is not None
+    early = open_request(db, review)
+    binding = binding_states(review, early, today)
     holds = db.exec(
         select(Hold).where(
             Hold.review_id == review.id,
             col(Hold.state).in_([HoldState.active, HoldState.requested]),
         )
     ).all()
-    held_ids = [h.document_id for h in holds if h.state is HoldState.active and h.document_id]
-    held_refs = (
-        list(
-            db.exec(
-                select(Document.reference).where(
-                    col(Document.id).in_(held_ids), Document.state != DocumentState.destroyed
-                )
-            ).all()
-        )
-        if held_ids
-        else []
+    held_refs = list(
+        db.exec(
+            select(Document.reference).where(
+                col(Document.id).in_(held_documents(review.id, binding)),
+                Document.state != DocumentState.destroyed,
+            )
+        ).all()
     )
     remaining = db.exec(
         select(func.count())
@@ -69,10 +94,11 @@ def entry_for(db: Session, review: Review, today: date) -> Entry:
         .where(Document.review_id == review.id, Document.state != DocumentState.destroyed)
     ).one()
     review_holds = [
-        h.id for h in holds if h.state is HoldState.active and h.document_id is None and h.id
+        h.id
+        for h in holds
+        if h.state in binding and h.document_id is None and h.case_id is None and h.id
     ]
     requested = [h.id for h in holds if h.state is HoldState.requested and h.id]
-    early = open_request(db, review)
     time_has_come = review.state is ReviewState.closed and (
         review.destroy_on <= today or (early is not None and early.state is EarlyState.approved)
     )

@@ -30,7 +30,7 @@ from portal.exchange.serialize import (
 from portal.models import parse_id
 from portal.text import is_whole_number
 from portal.web.access import ANY_API_USER, api_roles, route
-from portal.web.jsonbody import date_field, int_field, json_body, text_field
+from portal.web.jsonbody import NO_FIELDS, date_field, int_field, json_body, text_field
 from portal.web.requests import acting_of, runtime_of
 from storage.handover import read_ahead
 
@@ -52,8 +52,30 @@ def list_reviews(request: Request) -> Response:
     return JSONResponse({"items": items, "next": None})
 
 
+REVIEW_FIELDS = frozenset(
+    {
+        "code",
+        "title",
+        "legal_basis",
+        "opens_on",
+        "closes_on",
+        "retention_days",
+        "lead",
+        "organisations",
+    }
+)
+CHANGE_FIELDS = {
+    "open": NO_FIELDS,
+    "close": NO_FIELDS,
+    "organisations": frozenset({"organisation"}),
+    "members": frozenset({"email"}),
+}
+REQUEST_FIELDS = frozenset({"organisation", "title", "instructions", "due_on", "expected"})
+WITHDRAW_FIELDS = frozenset({"reason"})
+
+
 async def create_review(request: Request) -> Response:
-    data = await json_body(request)
+    data = await json_body(request, fields=REVIEW_FIELDS)
 
     def work() -> dict[str, Any]:
         runtime = runtime_of(request)
@@ -101,7 +123,8 @@ def get_review(request: Request) -> Response:
 async def change_review(request: Request) -> Response:
     """POST /reviews/{code}/{action}: open, close, organisations, members."""
     action = request.path_params["action"]
-    data = await json_body(request) if action in ("organisations", "members") else {}
+    fields = CHANGE_FIELDS.get(action, NO_FIELDS)
+    data = await json_body(request, fields=fields, optional=not fields)
 
     def work() -> dict[str, Any]:
         runtime = runtime_of(request)
@@ -138,7 +161,7 @@ def list_requests(request: Request) -> Response:
 
 
 async def create_request(request: Request) -> Response:
-    data = await json_body(request)
+    data = await json_body(request, fields=REQUEST_FIELDS)
 
     def work() -> dict[str, Any]:
         runtime = runtime_of(request)
@@ -170,14 +193,19 @@ def list_cases(request: Request) -> Response:
     return JSONResponse({"items": items, "next": None})
 
 
-def create_case(request: Request) -> Response:
-    runtime = runtime_of(request)
-    acting = acting_of(request)
-    with _session(request) as db:
-        review = reviews.find_review(db, acting, request.path_params["code"])
-        case = reviews.issue_case(db, runtime.auditor, acting, review)
-        db.commit()
-        return JSONResponse(case_json(case), status_code=201)
+async def create_case(request: Request) -> Response:
+    await json_body(request, fields=NO_FIELDS, optional=True)  # no body, or one with no field
+
+    def work() -> dict[str, Any]:
+        runtime = runtime_of(request)
+        acting = acting_of(request)
+        with _session(request) as db:
+            review = reviews.find_review(db, acting, request.path_params["code"])
+            case = reviews.issue_case(db, runtime.auditor, acting, review)
+            db.commit()
+            return case_json(case)
+
+    return JSONResponse(await run_in_threadpool(work), status_code=201)
 
 
 # --- Documents --------------------------------------------------------------------------------
@@ -405,7 +433,7 @@ def download_document(request: Request) -> Response:
 
 
 async def withdraw(request: Request) -> Response:
-    data = await json_body(request)
+    data = await json_body(request, fields=WITHDRAW_FIELDS)
 
     def work() -> dict[str, Any]:
         runtime = runtime_of(request)

@@ -9,17 +9,29 @@ from typing import Any
 from starlette.requests import Request
 
 from portal.web.errors import HttpProblem
+from portal.web.requests import URLENCODED
 
 MAX_JSON_BODY = 64 * 1024
 
 
-async def json_body(request: Request, *, fields: frozenset[str] | None = None) -> dict[str, Any]:
-    """The request's JSON object; with ``fields``, any other field is refused by name.
+NO_FIELDS: frozenset[str] = frozenset()
+
+
+async def json_body(
+    request: Request, *, fields: frozenset[str], optional: bool = False
+) -> dict[str, Any]:
+    """The request's JSON object; a field not in ``fields`` is refused by name (every route
+    says what it takes: tests/portal/test_strict_bodies.py posts an extra field to each).
 
     Threat: a field the route does not know is silently dropped, so a request meant to be narrow
-    (a hold on a case) does something wider (a hold on the whole review).
+    (a hold on a case) does something wider (a hold on the whole review). ``optional``: a route
+    that takes no body, or one with no required field, accepts an empty body as ``{}``.
     """
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # A form (parsed already by web.access.route, so not to be read again) is never JSON.
+    if optional and content_type != URLENCODED and not await request.body():
+        return {}
+    if content_type != "application/json":
         raise HttpProblem.bad_request(
             "invalid_body", "Send the body as JSON (Content-Type: application/json)."
         )
@@ -32,12 +44,15 @@ async def json_body(request: Request, *, fields: frozenset[str] | None = None) -
         raise HttpProblem.bad_request("invalid_body", "The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise HttpProblem.bad_request("invalid_body", "The body must be a JSON object.")
-    unknown = sorted(set(data) - fields) if fields is not None else []
+    unknown = sorted(set(data) - fields)
     if unknown:
+        takes = (
+            f"it takes {', '.join(map(repr, sorted(fields)))}" if fields else "it takes no field"
+        )
         raise HttpProblem.bad_request(
             "unknown_field",
-            f"This request does not take the field(s) {', '.join(map(repr, unknown))}; it takes "
-            f"{', '.join(map(repr, sorted(fields or ())))}. Nothing was changed.",
+            f"This request does not take the field(s) {', '.join(map(repr, unknown))}; {takes}. "
+            "Nothing was changed.",
         )
     return data
 

@@ -28,7 +28,7 @@ ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("GET", "/api/v1/reviews/{code}/cases"): ("/api/v1/reviews/{review}/cases", EVERY_SIGNED_IN),
     ("POST", "/api/v1/reviews/{code}/cases"): (
         "/api/v1/reviews/{review}/cases",
-        api_for("uploader", ok=201),
+        api_for("uploader", ok=400),  # the table posts a form: it is not a JSON body
     ),
     ("GET", "/api/v1/reviews/{code}/documents"): (
         "/api/v1/reviews/{review}/documents",

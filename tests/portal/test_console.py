@@ -291,8 +291,12 @@ def test_holds_early_destruction_and_certificates_from_the_console(
     assert placed.status_code == 303
     holds = dpo.get("/console/holds").text
     assert re.search(r'id="active-holds".*' + re.escape(kept), holds, re.S)
-    # Declining the lead's request.
-    declined = dpo.post(f"/console/holds/{asked.json()['id']}/lift", data={"csrf_token": token})
+    # Declining the lead's request takes a reason, refused beside its own list without one.
+    lift = f"/console/holds/{asked.json()['id']}/lift"
+    no_reason = dpo.post(lift, data={"csrf_token": token})
+    assert no_reason.status_code == 400
+    assert f'href="#lift-reason-{asked.json()["id"]}"' in no_reason.text
+    declined = dpo.post(lift, data={"csrf_token": token, "lift_reason": "placed_in_error"})
     assert declined.status_code == 303
 
     # Early destruction: asked by one DPO, refused to the same DPO, approved by a second one.

@@ -99,7 +99,11 @@ def test_a_review_closes_its_date_comes_and_the_worker_destroys_it(
         headers=tokens["lead"],
     )
     assert asked.status_code == 201 and asked.json()["state"] == "requested", asked.text
-    lift = client.post(f"/api/v1/holds/{asked.json()['id']}/lift", headers=tokens["lead"])
+    lift = client.post(
+        f"/api/v1/holds/{asked.json()['id']}/lift",
+        json={"reason": "placed_in_error"},
+        headers=tokens["lead"],
+    )
     assert lift.status_code == 404
     placed = client.post(
         "/api/v1/holds",
@@ -120,15 +124,15 @@ def test_a_review_closes_its_date_comes_and_the_worker_destroys_it(
     )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_order_reference"
     # A field the route does not take is refused by name, never dropped: {"case": …} used to
-    # place a hold on the whole review (issue 16).
+    # place a hold on the whole review (issue 16); a misspelt field must not either.
     for_case = client.post(
         "/api/v1/holds",
-        json={"review": "SWG24", "case": "ABCD-EFGH-JKMN", "reason": "legal"},
+        json={"review": "SWG24", "cases": "ABCD-EFGH-JKMN", "reason": "legal"},
         headers=tokens["dpo"],
     )
     assert for_case.status_code == 400, for_case.text
     assert for_case.json()["error"]["code"] == "unknown_field"
-    assert "'case'" in for_case.json()["error"]["message"]
+    assert "'cases'" in for_case.json()["error"]["message"]
     listed = client.get("/api/v1/holds", headers=tokens["dpo"]).json()["items"]
     assert [h["document"] for h in listed] == [kept]  # no whole-review hold appeared
 
@@ -182,7 +186,11 @@ def test_a_review_closes_its_date_comes_and_the_worker_destroys_it(
     assert worker.run_round().destruction.report.destroyed == 0  # nothing twice
 
     # Lifting the hold lets the next run destroy the rest, and the review key with it.
-    lifted = client.post(f"/api/v1/holds/{placed.json()['id']}/lift", headers=tokens["dpo"])
+    lifted = client.post(
+        f"/api/v1/holds/{placed.json()['id']}/lift",
+        json={"reason": "proceedings_concluded"},
+        headers=tokens["dpo"],
+    )
     assert lifted.status_code == 200 and lifted.json()["state"] == "lifted"
     second = worker.run_round().destruction.report
     assert second.destroyed == 1 and len(second.certificates) == 1 and not second.held
@@ -302,6 +310,10 @@ def test_a_dpos_hold_on_the_whole_review_keeps_every_document(exchange: Exchange
         assert content.status_code == 200 and content.content == MINUTES
     assert open_vault(world.settings).keystore.has_review_key("SWG24")
     # Lifted, the next run destroys the review as scheduled.
-    lifted = client.post(f"/api/v1/holds/{held.json()['id']}/lift", headers=tokens["dpo"])
+    lifted = client.post(
+        f"/api/v1/holds/{held.json()['id']}/lift",
+        json={"reason": "proceedings_concluded"},
+        headers=tokens["dpo"],
+    )
     assert lifted.status_code == 200, lifted.text
     assert worker.run_round().destruction.report.destroyed == 2
