@@ -69,6 +69,15 @@ class SmtpAddress:
 
 
 @dataclass(frozen=True)
+class AlertThresholds:
+    """When the audit log's anomaly rules raise an alert (``PORTAL_ALERT_*``)."""
+
+    bulk_downloads: int = 20  # more than this many downloads by one user within an hour
+    bulk_documents: int = 10  # more than this many different documents by one user in an hour
+    failed_sign_ins: int = 5  # this many failed sign-in steps in an hour, per account or address
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str = field(repr=False)  # may hold a password (PORTAL_DATABASE_PASSWORD_FILE)
@@ -90,6 +99,7 @@ class Settings:
     # Where every signed audit checkpoint is also kept, outside the database and its backups
     # (PORTAL_AUDIT_WITNESS: file:///PATH or s3://BUCKET/PREFIX; default $PORTAL_HOME/witness).
     audit_witness: StorageLocation | None = None
+    alert_thresholds: AlertThresholds = field(default_factory=AlertThresholds)
     # Variables read from the environment, kept for `portal check` to report (never secrets).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -163,6 +173,17 @@ class Settings:
             )
             or 2192,
             audit_witness=_witness(env.get("PORTAL_AUDIT_WITNESS"), home),
+            alert_thresholds=AlertThresholds(
+                **{
+                    name: value
+                    for name in ("bulk_downloads", "bulk_documents", "failed_sign_ins")
+                    if (
+                        value := _positive_int(
+                            f"PORTAL_ALERT_{name.upper()}", env.get(f"PORTAL_ALERT_{name.upper()}")
+                        )
+                    )
+                }
+            ),
             sources={k: _without_pin(v) if k == "PORTAL_KMS" else v for k, v in sources.items()},
         )
 
@@ -274,5 +295,5 @@ def _positive_int(name: str, value: str | None) -> int | None:
     except ValueError:
         number = 0
     if number <= 0:
-        raise _bad(name, value, "a positive whole number of bytes (e.g. 2147483648)")
+        raise _bad(name, value, "a positive whole number (e.g. 2147483648 for bytes, 90 for days)")
     return number

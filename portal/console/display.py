@@ -74,6 +74,7 @@ OUTCOME_WORDS = {
 
 RULE_WORDS = {
     "bulk_downloads": "Many downloads within an hour",
+    "bulk_documents": "Many different documents downloaded within an hour",
     "out_of_hours": "Access outside working hours",
     "failed_sign_ins": "Repeated failed sign-ins",
 }

@@ -155,7 +155,7 @@ ANOMALY: Json = {
     "type": "object",
     "required": ["rule", "started_at", "ended_at", "count"],
     "properties": {
-        "rule": {"enum": ["bulk_downloads", "out_of_hours", "failed_sign_ins"]},
+        "rule": {"enum": ["bulk_downloads", "bulk_documents", "out_of_hours", "failed_sign_ins"]},
         "rule_words": {"type": "string"},
         "started_at": _TIME,
         "ended_at": _TIME,

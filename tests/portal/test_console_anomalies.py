@@ -15,6 +15,7 @@ from audit import Action, Actor, AuditEvent, Outcome, Target, TargetKind
 from portal.auditing import SIGNING_KEY_FILE
 from portal.console import anomalies
 from portal.db import make_engine
+from portal.settings import AlertThresholds
 from tests.portal.conftest import Exchange, World, sign_in
 
 MONDAY = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # GMT: UK time is UTC
@@ -43,13 +44,14 @@ def _append(
     user: int | None = 7,
     client: str | None = "198.51.100.7",
     outcome: Outcome = Outcome.SUCCESS,
+    document_ref: str = DOCUMENT,
 ) -> None:
-    document = DOCUMENT if action.value.startswith("document.") else None
+    document = document_ref if action.value.startswith("document.") else None
     event = AuditEvent(
         action,
         Actor(user, "inspector" if user else None, 1 if user else None),
         outcome=outcome,
-        target=Target(TargetKind.DOCUMENT, DOCUMENT) if document else None,
+        target=Target(TargetKind.DOCUMENT, document) if document else None,
         review="SWG24" if document else None,
         document=document,
         client=client,
@@ -85,6 +87,59 @@ def test_more_than_n_downloads_within_an_hour(engine: Engine, log: audit.AuditLo
         assert {a.user_id for a in lower} == {7, 8}
         # Outside the window (a week later), nothing.
         assert not anomalies.bulk_downloads(connection, now=MONDAY + timedelta(days=8))
+
+
+def test_many_different_documents_within_an_hour(engine: Engine, log: audit.AuditLog) -> None:
+    """Issue 17: bursts by documents as well as by downloads. User 7 takes 11 different documents
+    in 11 minutes (a harvest the download count, 11 <= 20, misses); user 8 downloads one document
+    30 times (many downloads, one document)."""
+    for n in range(11):
+        when = MONDAY + timedelta(minutes=n)
+        _append(engine, log, Action.DOCUMENT_DOWNLOADED, when, document_ref=f"DOC-{n:04d}")
+    for n in range(30):
+        _append(engine, log, Action.DOCUMENT_DOWNLOADED, MONDAY + timedelta(minutes=n), user=8)
+    now = MONDAY + timedelta(hours=2)
+    with engine.connect() as connection:
+        documents = anomalies.bulk_documents(connection, now=now)
+        assert [(a.user_id, a.count) for a in documents] == [(7, 11)]
+        downloads = anomalies.bulk_downloads(connection, now=now)
+        assert [(a.user_id, a.count) for a in downloads] == [(8, 30)]
+        # The thresholds are settings (PORTAL_ALERT_*).
+        strict = anomalies.find_anomalies(
+            connection, now=now, thresholds=AlertThresholds(bulk_documents=11, bulk_downloads=30)
+        )
+        assert [a.rule for a in strict if a.rule.startswith("bulk")] == []
+
+
+def test_out_of_hours_is_one_finding_per_user_per_night(
+    engine: Engine, log: audit.AuditLog
+) -> None:
+    # Tuesday 19:00 to Wednesday 07:30 (winter, UTC = UK time) is one night for user 7; user 8's
+    # view the same night is theirs; Wednesday 18:30 starts the next night.
+    tuesday = MONDAY + timedelta(days=1)
+    for hhmm in ("19:00", "23:10"):
+        hours, minutes = (int(x) for x in hhmm.split(":"))
+        _append(
+            engine, log, Action.DOCUMENT_DOWNLOADED, tuesday.replace(hour=hours, minute=minutes)
+        )
+    _append(
+        engine,
+        log,
+        Action.DOCUMENT_METADATA_VIEWED,
+        tuesday.replace(hour=7, minute=30) + timedelta(days=1),
+    )
+    _append(engine, log, Action.DOCUMENT_DOWNLOADED, tuesday.replace(hour=21), user=8)
+    _append(
+        engine,
+        log,
+        Action.DOCUMENT_DOWNLOADED,
+        tuesday.replace(hour=18, minute=30) + timedelta(days=1),
+    )
+    with engine.connect() as connection:
+        found = anomalies.out_of_hours(connection, now=tuesday + timedelta(days=2))
+    assert sorted((a.user_id, a.count) for a in found) == [(7, 1), (7, 3), (8, 1)]
+    night = next(a for a in found if a.count == 3)
+    assert night.action is None and night.document == DOCUMENT  # two kinds of access, one file
 
 
 @pytest.mark.parametrize(
@@ -189,12 +244,14 @@ def test_quiet_on_an_ordinary_day_and_shown_on_the_page_and_the_api(
         )
     found = exchange.client.get("/api/v1/audit/anomalies", headers=dpo).json()["items"]
     rules = sorted(item["rule"] for item in found)
-    assert rules == ["failed_sign_ins", "failed_sign_ins", "out_of_hours", "out_of_hours"]
+    # The two late views are one finding (one user, one night), not one per event (issue 17).
+    assert rules == ["failed_sign_ins", "failed_sign_ins", "out_of_hours"]
+    assert [i["count"] for i in found if i["rule"] == "out_of_hours"] == [2]
     assert {i["email"] for i in found if i["rule"] == "out_of_hours"} == {
         world.people["inspector"].email
     }
     sign_in(exchange.client, world.people["dpo"], world.clock)  # the session has timed out
     page = exchange.client.get("/console/anomalies").text
-    assert page.count('data-rule="out_of_hours"') == 2 and lead.email in page
+    assert page.count('data-rule="out_of_hours"') == 1 and lead.email in page
     narrow = exchange.client.get("/api/v1/audit/anomalies?days=400", headers=dpo)
     assert narrow.status_code == 400
