@@ -331,9 +331,12 @@ def approve_early(request: Request) -> Response:
 def _holds_page(
     request: Request, errors: dict[str, str], typed: dict[str, str], status: int = 200
 ) -> Response:
-    acting = acting_of(request)
+    runtime, acting = runtime_of(request), acting_of(request)
     with _session(request) as db:
-        found = [hold_json(db, h) for h in holds.list_holds(db, acting, include_lifted=True)]
+        found = [
+            hold_json(db, runtime.vault, h)
+            for h in holds.list_holds(db, acting, include_lifted=True)
+        ]
         who = display.people(
             db, [h["placed_by"] for h in found] + [h["requested_by"] for h in found]
         )
@@ -384,6 +387,7 @@ def place_hold(request: Request) -> Response:
                 document_reference=typed["document"] or None,
                 reason=typed["reason"],
                 order_reference=typed["order_reference"] or None,
+                vault=runtime.vault,
             )
             db.commit()
     except ExchangeError as refused:

@@ -40,10 +40,13 @@ def get_schedule(request: Request) -> Response:
 
 
 def list_holds(request: Request) -> Response:
-    acting = acting_of(request)
+    runtime, acting = runtime_of(request), acting_of(request)
     include = request.query_params.get("include_lifted", "") in ("1", "true", "yes")
     with _session(request) as db:
-        items = [hold_json(db, h) for h in holds.list_holds(db, acting, include_lifted=include)]
+        items = [
+            hold_json(db, runtime.vault, h)
+            for h in holds.list_holds(db, acting, include_lifted=include)
+        ]
     return JSONResponse({"items": items, "next": None})
 
 
@@ -72,9 +75,10 @@ async def place_hold(request: Request) -> Response:
                 document_reference=_optional_text(data, "document"),
                 reason=text_field(data, "reason"),
                 order_reference=_optional_text(data, "order_reference"),
+                vault=runtime.vault,
             )
             db.commit()
-            return hold_json(db, hold)
+            return hold_json(db, runtime.vault, hold)
 
     return JSONResponse(await run_in_threadpool(work), status_code=201)
 
@@ -85,7 +89,7 @@ def lift_hold(request: Request) -> Response:
     with _session(request) as db:
         hold = holds.lift_hold(db, runtime.auditor, acting, request.path_params["hold_id"])
         db.commit()
-        return JSONResponse(hold_json(db, hold))
+        return JSONResponse(hold_json(db, runtime.vault, hold))
 
 
 def _early_json(review: str, row: EarlyDestruction) -> dict[str, Any]:

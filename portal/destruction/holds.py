@@ -2,7 +2,9 @@
 
 A hold carries a reason category and, optionally, the reference of the order behind it, held to a
 few safe characters (no spaces): it is not a place for names or notes. The order reference is kept
-out of the audit log and out of every e-mail all the same; the log gets the category only.
+out of the audit log and out of every e-mail all the same; the log gets the category only. It is
+stored sealed under the review's key (``portal.sealing``): a court's reference can still point to
+a person, and destroying the review's key erases it with the rest of the review.
 A lead's request is recorded and shown to DPOs but does not stop destruction: only a DPO's hold
 does (docs/destruction.md).
 """
@@ -23,6 +25,8 @@ from portal.exchange.acting import Acting
 from portal.exchange.errors import NotFound, Refused
 from portal.exchange.models import Document, DocumentState, Review, ReviewState
 from portal.models import parse_id
+from portal.sealing import open_text, seal_text, text_place
+from storage import TextPlace, Vault
 
 ORDER_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9/._-]{0,39}")
 
@@ -59,6 +63,7 @@ def place_hold(
     document_reference: str | None,
     reason: str,
     order_reference: str | None = None,
+    vault: Vault,
 ) -> Hold:
     """A DPO's hold (active at once), or a lead's request for one. The caller commits."""
     why = _reason(reason)
@@ -89,7 +94,6 @@ def place_hold(
             review_id=review.id,
             document_id=document.id if document else None,
             reason=why,
-            order_reference=order,
             state=HoldState.requested,
         )
         if requesting:
@@ -99,12 +103,15 @@ def place_hold(
         # A DPO's hold; if a lead asked for this one, the request becomes the hold.
         hold.state = HoldState.active
         hold.reason = why
-        hold.order_reference = order or hold.order_reference
         hold.placed_by = acting.user_id
         hold.placed_at = acting.now
     db.add(hold)
     db.flush()
     assert hold.id is not None
+    if order is not None:  # a DPO's own order replaces the one a lead gave; none keeps it
+        hold.order_reference_sealed = seal_text(vault, _order_place(review, hold), order)
+        db.add(hold)
+        db.flush()
     auditor.record(
         db,
         Action.HOLD_PLACED,
@@ -117,6 +124,15 @@ def place_hold(
         details={"reason": why.value, "state": hold.state.value},
     )
     return hold
+
+
+def order_reference_of(vault: Vault, review: Review, hold: Hold) -> str | None:
+    """The hold's order reference; None if it has none or the review's key was destroyed."""
+    return open_text(vault, _order_place(review, hold), hold.order_reference_sealed)
+
+
+def _order_place(review: Review, hold: Hold) -> TextPlace:
+    return text_place(review.code, Hold.__tablename__, "order_reference_sealed", hold.id)
 
 
 def _open_request(db: Session, review: Review, document: Document | None) -> Hold | None:

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from portal.accounts.models import User
 from portal.destruction.certificates import FORMAT
+from portal.destruction.holds import order_reference_of
 from portal.destruction.models import (
     Certificate,
     DestroyedUpload,
@@ -25,6 +26,7 @@ from portal.destruction.models import (
 from portal.destruction.schedule import Entry
 from portal.exchange.models import Document, Review
 from portal.models import as_utc
+from storage import Vault
 
 METHOD = {
     "standard": "NIST SP 800-88 Rev. 1",
@@ -147,7 +149,7 @@ def entry_json(entry: Entry) -> dict[str, Any]:
     }
 
 
-def hold_json(db: Session, hold: Hold) -> dict[str, Any]:
+def hold_json(db: Session, vault: Vault, hold: Hold) -> dict[str, Any]:
     review = db.get(Review, hold.review_id)
     document = db.get(Document, hold.document_id) if hold.document_id else None
 
@@ -159,7 +161,7 @@ def hold_json(db: Session, hold: Hold) -> dict[str, Any]:
         "review": review.code if review else None,
         "document": document.reference if document else None,
         "reason": hold.reason.value,
-        "order_reference": hold.order_reference,
+        "order_reference": order_reference_of(vault, review, hold) if review else None,
         "state": hold.state.value,
         "requested_by": hold.requested_by,
         "requested_at": when(hold.requested_at),
