@@ -13,7 +13,21 @@ and is not hidden.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from portal.destruction.models import Hold
+from portal.exchange.models import Request, Review
 from storage import KeyDestroyed, TextPlace, Vault
+
+# Every sealed column: (model, column). portal.classification checks that it is complete.
+SEALED_COLUMNS: list[tuple[type[Any], str]] = [
+    (Request, "title_sealed"),
+    (Request, "instructions_sealed"),
+    (Hold, "order_reference_sealed"),
+]
 
 
 def text_place(review_code: str, table: str, column: str, row_id: int | None) -> TextPlace:
@@ -37,3 +51,32 @@ def open_text(vault: Vault, place: TextPlace, sealed: bytes | None) -> str | Non
         # A row from before the review's destruction (or a restored backup): the key service
         # no longer holds the key, so the text is gone for good. Not an error to show anyone.
         return None
+
+
+@dataclass
+class SealedText:
+    """One sealed text of a review in its row: what a key rotation re-wraps."""
+
+    row: Any
+    column: str
+    place: TextPlace
+    sealed: bytes
+
+    def store(self, sealed: bytes) -> None:
+        setattr(self.row, self.column, sealed)
+        self.sealed = sealed
+
+
+def sealed_texts(db: Session, review: Review) -> list[SealedText]:
+    """Every sealed text of ``review`` (rows with ``review_id``), in a stable order."""
+    found = []
+    for model, column in SEALED_COLUMNS:
+        rows = db.exec(
+            select(model).where(model.review_id == review.id).order_by(col(model.id))
+        ).all()
+        for row in rows:
+            value = getattr(row, column)
+            if value:
+                place = text_place(review.code, model.__tablename__, column, row.id)
+                found.append(SealedText(row=row, column=column, place=place, sealed=value))
+    return found
