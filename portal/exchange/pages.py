@@ -88,16 +88,23 @@ def home(request: Request) -> Response:
         visible = reviews.list_reviews(db, acting)
         vault = runtime_of(request).vault
         # A destroyed review asks for nothing any more: its requests are closed, not outstanding.
-        requests = (
+        # (So is a request whose review key is gone while its row says otherwise: a database
+        # restored from before the destruction.)
+        asked = (
             [
-                (review, view_request(vault, review, asked), reviews.request_progress(db, asked))
+                (review, view_request(vault, review, q), q)
                 for review in visible
                 if review.state is not ReviewState.destroyed
-                for asked in reviews.list_requests(db, acting, review)
+                for q in reviews.list_requests(db, acting, review)
             ]
             if principal_of(request).role is Role.uploader
             else []
         )
+        requests = [
+            (review, view, reviews.request_progress(db, q))
+            for review, view, q in asked
+            if not view.closed_by_destruction
+        ]
         return render(
             request,
             "home.html",

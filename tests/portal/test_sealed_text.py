@@ -240,3 +240,25 @@ def test_hostile_request_texts_are_refused_or_round_trip(
         assert rows_holding(exchange.world.settings, title[:50]) == []
     else:
         assert len(items) == 1  # the fixture's request only: nothing half-made
+
+
+def test_a_database_restored_from_before_the_destruction_shows_no_text(
+    exchange: Exchange, second_client: Callable[[], TestClient]
+) -> None:
+    """The rows say the review is open, the key service says its key was destroyed: what a
+    database backup restored after the destruction looks like. Nothing errors, nothing shows."""
+    world = exchange.world
+    ask_for_callum(exchange)
+    open_vault(world.settings).destroy_review("SWG24")
+    answer = exchange.client.get(
+        "/api/v1/reviews/SWG24/requests", headers=exchange.tokens["uploader"]
+    )
+    assert answer.status_code == 200, answer.text
+    assert all(i["closed_by_destruction"] and i["title"] is None for i in answer.json()["items"])
+    uploader = second_client()
+    sign_in(uploader, world.people["uploader"], world.clock)
+    home = uploader.get("/")
+    assert home.status_code == 200 and NAME not in home.text and "0 of 15" not in home.text
+    page = uploader.get("/reviews/SWG24")
+    assert page.status_code == 200 and NAME not in page.text
+    assert "closed by destruction" in page.text
