@@ -120,3 +120,13 @@ def test_rows_of_a_destroyed_review_get_no_text(rows: tuple[Engine, Vault, int, 
     vault.destroy_review("SWG24")
     upgrade_database(engine, vault=vault)
     assert sealed_columns(engine, request_id, hold_id) == (None, None, None)
+
+
+def test_a_backup_restored_after_its_review_was_destroyed_keeps_no_text(
+    rows: tuple[Engine, Vault, int, int],
+) -> None:
+    """The rows say the review is open; the key service destroyed its key since the backup."""
+    engine, vault, request_id, hold_id = rows
+    vault.destroy_review("SWG24")
+    assert upgrade_database(engine, vault=vault)[1] == head_revision()
+    assert sealed_columns(engine, request_id, hold_id) == (None, None, None)

@@ -3,7 +3,9 @@
 They can name a child ("Records for Callum ..."). Each existing row is sealed under its review's
 key, bound to its table, column and row (``storage.Vault.seal_text``), and the plaintext columns
 are dropped, so destroying a review's key erases them as it erases the documents. Rows of a
-review already destroyed get no sealed text: their review's key is gone, and so is their text.
+review already destroyed get no sealed text: their review's key is gone, and so is their text;
+so do rows whose review's key the key service destroyed after the database was backed up (a
+restore of an older backup, which runs this migration too).
 
 The key service is needed only if there are rows to seal: ``portal init`` hands the vault over
 (``portal.migrate.upgrade_database(..., vault=...)``); without one this migration refuses to
@@ -19,7 +21,7 @@ import sqlalchemy as sa
 from alembic import context, op
 
 from portal.migrate import MigrationRefused
-from storage import TextPlace, Vault
+from storage import KeyDestroyed, KeyNotFound, TextPlace, Vault
 
 revision = "0016_sealed_text"
 down_revision = "0015_audit_epoch"
@@ -61,9 +63,20 @@ def _seal_existing_rows() -> None:
                     "`portal init`, which opens the key service for this migration"
                 )
             place = TextPlace(review=review_code, table=table, column=sealed, row=str(row_id))
+            try:
+                value_sealed: bytes | None = vault.seal_text(place, value)
+            except KeyDestroyed:
+                # A backup restored after its review was destroyed: the key service no longer
+                # holds the key, so the text is gone with the review; it is not kept in plain.
+                value_sealed = None
+            except KeyNotFound:
+                raise MigrationRefused(
+                    f"review {review_code} has no key in the key service: is it the one this "
+                    "installation was made with (PORTAL_KMS or PORTAL_KEY_DIR)?"
+                ) from None
             bind.execute(
                 sa.text(f"UPDATE {table} SET {sealed} = :sealed WHERE id = :id"),  # noqa: S608
-                {"sealed": vault.seal_text(place, value), "id": row_id},
+                {"sealed": value_sealed, "id": row_id},
             )
 
 
