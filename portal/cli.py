@@ -284,7 +284,7 @@ def _demo_people(settings: Settings) -> list[DemoUser]:
                     now=datetime.now(UTC),
                     issuer="Secure document exchange (demo)",
                     auditor=Auditor.from_keys(keys),
-                    create_key=open_vault(settings, keys).create_review_key,
+                    vault=open_vault(settings, keys),
                 )
             except DemoRefused as refused:
                 raise UsageFailure(str(refused)) from None

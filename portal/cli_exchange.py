@@ -241,15 +241,18 @@ def request_create(
     as_json: bool,
 ) -> None:
     """Ask an organisation taking part in review CODE for records; prints the request's number."""
+    from portal.blobs import open_vault
     from portal.exchange import reviews
     from portal.exchange.serialize import request_json
 
+    vault = open_vault(cli.settings)
     with _exchange(cli) as (db, auditor, acting):
         found = reviews.managed_review(db, acting, code)
         created = reviews.create_request(
             db,
             auditor,
             acting,
+            vault,
             found,
             organisation=reviews.organisation_by_code(db, org_code),
             title=title,
@@ -260,7 +263,7 @@ def request_create(
         db.commit()
         _emit(
             as_json,
-            request_json(db, created),
+            request_json(db, vault, found, created),
             f"Request {created.id} in {found.code} to {org_code.strip().lower()}, "
             f"due {created.due_on:%d %B %Y}.",
         )

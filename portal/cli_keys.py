@@ -1,9 +1,10 @@
 """``portal keys status | rotate``: the key hierarchy, for administrators.
 
 Rotation re-wraps keys and never rewrites a blob. A master-key rotation re-wraps every review key in
-the key store; a review-key rotation re-wraps the review's document keys held in the database, the
-database commits, and only then are the old review-key versions erased (so a crash in between
-leaves everything readable).
+the key store; a review-key rotation re-wraps the review's document keys held in the database and
+the data keys of its sealed texts (request titles and instructions, hold orders:
+``portal.sealing``), the database commits, and only then are the old review-key versions erased
+(so a crash in between leaves everything readable, and no sealed text is left on an erased key).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
 from portal.db import make_engine
 from portal.exchange.models import Document, Review
 from portal.keys import checked_keys
+from portal.sealing import sealed_texts
 from storage import DocumentKey, StorageError
 
 CLI_ACTOR = audit.Actor.system("cli")
@@ -121,10 +123,15 @@ def keys_rotate(cli: CliContext, review_code: str | None, remove_old: bool) -> N
                 )
                 for d in documents
             ]
-            rotated = vault.rotate_review_key(review.code, old)
-            for document, key in zip(documents, rotated, strict=True):
+            texts = sealed_texts(db, review)
+            text_keys = [vault.text_key(text.place, text.sealed) for text in texts]
+            rotated = vault.rotate_review_key(review.code, old + text_keys)
+            for document, key in zip(documents, rotated[: len(old)], strict=True):
                 document.wrapped_key = key.wrapped
                 db.add(document)
+            for text, key in zip(texts, rotated[len(old) :], strict=True):
+                text.store(vault.rekey_text(text.sealed, key))
+                db.add(text.row)
             auditor.record(
                 db,
                 Action.KEY_ROTATED,
@@ -137,7 +144,8 @@ def keys_rotate(cli: CliContext, review_code: str | None, remove_old: bool) -> N
             db.commit()
             erased = vault.remove_old_review_keys(review.code, in_use=rotated)
             click.echo(
-                f"review {review.code}: {len(rotated)} document key(s) re-wrapped, "
+                f"review {review.code}: {len(old)} document key(s) re-wrapped, "
+                f"{len(texts)} sealed text key(s) re-wrapped, "
                 f"{erased} old review key version(s) erased"
             )
     except StorageError as problem:

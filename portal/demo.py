@@ -7,7 +7,7 @@ It refuses to touch a database that holds users it did not make.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +22,7 @@ from portal.exchange import reviews
 from portal.exchange.acting import Acting
 from portal.exchange.models import Review
 from portal.models import Organisation, OrganisationKind
+from storage import Vault
 
 DEMO_DOMAIN = "demo.example"
 
@@ -76,7 +77,7 @@ def create_demo(
     now: datetime,
     issuer: str,
     auditor: Auditor,
-    create_key: Callable[[str], None],
+    vault: Vault,
 ) -> list[DemoUser]:
     """Create (or refresh) the demo organisations and users; returns their credentials."""
     strangers = db.exec(select(User).where(col(User.email).not_like(f"%@{DEMO_DOMAIN}"))).first()
@@ -113,13 +114,11 @@ def create_demo(
             )
         )
     db.flush()
-    _demo_review(db, auditor=auditor, now=now, create_key=create_key)
+    _demo_review(db, auditor=auditor, now=now, vault=vault)
     return created
 
 
-def _demo_review(
-    db: Session, *, auditor: Auditor, now: datetime, create_key: Callable[[str], None]
-) -> None:
+def _demo_review(db: Session, *, auditor: Auditor, now: datetime, vault: Vault) -> None:
     """An open review asking every authority for records, with the demo inspector on its team."""
     if db.exec(select(Review).where(Review.code == REVIEW_CODE)).first() is not None:
         return
@@ -133,7 +132,9 @@ def _demo_review(
         retention_days=90,
     )
     lead = reviews.user_by_email(db, f"lead@{DEMO_DOMAIN}")
-    review = reviews.create_review(db, auditor, acting, plan, lead=lead, create_key=create_key)
+    review = reviews.create_review(
+        db, auditor, acting, plan, lead=lead, create_key=vault.create_review_key
+    )
     reviews.add_member(
         db, auditor, acting, review, reviews.user_by_email(db, f"inspector@{DEMO_DOMAIN}")
     )
@@ -145,6 +146,7 @@ def _demo_review(
                 db,
                 auditor,
                 acting,
+                vault,
                 review,
                 organisation=organisation,
                 title="Records of the 5 selected young people",

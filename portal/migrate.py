@@ -24,6 +24,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from storage import Vault
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 # The advisory lock's key: "portal" and a 1 in 64 bits. Advisory locks are per database, so two
@@ -92,23 +94,33 @@ def _file_lock(engine: Engine) -> Iterator[None]:
         os.close(descriptor)
 
 
-def upgrade_database(bind: Engine | Connection) -> tuple[str | None, str]:
+class MigrationRefused(RuntimeError):
+    """A migration cannot run as asked; the message says what to do (``portal init``)."""
+
+
+def upgrade_database(
+    bind: Engine | Connection, *, vault: Vault | None = None
+) -> tuple[str | None, str]:
     """Bring the schema to the newest revision. Returns (revision before, revision after).
 
     Given an engine, it takes ``migration_lock`` for the migration; given the connection that a
     caller's ``migration_lock`` yielded, it migrates on that connection, under the caller's lock.
+    ``vault`` is what a migration that seals existing rows under their review's key uses
+    (0016_sealed_text); without it such a migration refuses (``MigrationRefused``) when there
+    are rows to seal, and runs when there are none (a new database).
     """
     if isinstance(bind, Engine):
         with migration_lock(bind) as connection:
-            return _upgrade(connection)
-    return _upgrade(bind)
+            return _upgrade(connection, vault)
+    return _upgrade(bind, vault)
 
 
-def _upgrade(connection: Connection) -> tuple[str | None, str]:
+def _upgrade(connection: Connection, vault: Vault | None) -> tuple[str | None, str]:
     config = _config()
     with connection.begin():
         before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
+        config.attributes["vault"] = vault
         command.upgrade(config, "head")
     return before, head_revision()
 

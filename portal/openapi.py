@@ -140,15 +140,23 @@ SCHEMAS: Json = {
             "due_on",
             "expected",
             "received",
+            "closed_by_destruction",
         ],
         "properties": {
             "id": {"type": "integer"},
             "organisation": {"type": ["string", "null"]},
-            "title": {"type": "string"},
-            "instructions": {"type": "string"},
+            "title": {
+                "type": ["string", "null"],
+                "description": "null once the review is destroyed: the title was erased with it",
+            },
+            "instructions": {"type": ["string", "null"]},
             "due_on": DATE,
             "expected": {"type": "integer"},
             "received": {"type": "integer"},
+            "closed_by_destruction": {
+                "type": "boolean",
+                "description": "the review was destroyed: nothing more is asked for",
+            },
         },
     },
     "NewRequest": {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
 
-from portal.blobs import open_keys
+from portal.blobs import open_keys, open_vault
 from portal.db import describe_database, make_engine
 from portal.health import Check
 from portal.keys import join_or_create
@@ -53,7 +53,8 @@ def initialise(settings: Settings) -> Iterator[str]:
 def _initialise_locked(
     settings: Settings, keys: KeyService, engine: Engine, locked: Connection
 ) -> Iterator[str]:
-    before, after = upgrade_database(locked)
+    # The vault seals existing rows' free texts under their review's key (0016_sealed_text).
+    before, after = upgrade_database(locked, vault=open_vault(settings, keys))
     where = describe_database(settings.database_url)
     if before == after:
         yield f"database {where} is up to date (schema {after})"

@@ -29,7 +29,7 @@ from .keystore import KeyStatus, KeyStore
 from .localfolder import LocalFolderStore
 from .s3 import S3Store
 from .stream import SEGMENT_SIZE
-from .vault import DocumentKey, StoredBlob, Vault
+from .vault import DocumentKey, StoredBlob, TextPlace, Vault
 
 __all__ = [
     "SEGMENT_SIZE",
@@ -55,6 +55,7 @@ __all__ = [
     "StorageError",
     "StorageUnavailable",
     "StoredBlob",
+    "TextPlace",
     "Vault",
     "open_key_service",
     "parse_key_service_address",

@@ -6,13 +6,15 @@
     ├── StorageUnavailable       the blob store or key store cannot be used right now
     │                            (folder missing or not writable, bucket unreachable, bad modes)
     ├── BlobNotFound             no blob with this id (never written, or already deleted)
-    ├── IntegrityError           something failed to open: a blob, a wrapped key, a sealed secret.
+    ├── IntegrityError           something failed to open: a blob, a wrapped key, a sealed secret
+    │                            or text.
     │                            ONE type, ONE message for every cause (bad tag, truncation,
     │                            reordering, wrong key, wrong document, bad header), so that no
     │                            error is an oracle for an attacker probing with altered ciphertext
     ├── KeyStoreError            base class of the key problems below
     │   ├── KeyNotFound          no such master key or review key
-    │   ├── KeyDestroyed         the review key was crypto-shredded; its content is beyond use
+    │   ├── KeyDestroyed         the review key was crypto-shredded; its content and sealed
+    │   │                        texts are beyond use
     │   └── KeyInUse             refusing to remove a key that still wraps other keys
     └── InvalidInput             a caller passed a value the library refuses (also a ValueError)
 """

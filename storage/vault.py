@@ -5,6 +5,8 @@
     master key (key store file)  ──wraps──▶  review key (key store, never the database)
     review key                   ──wraps──▶  document data key (bytes kept in the document's row)
     document data key            ──seals──▶  the blob (storage.stream) and small secrets (file name)
+    review key                   ──wraps──▶  a text's own data key ──seals──▶  a free text
+                                             (``seal_text``: request titles, hold orders, ...)
 
 A wrapped data key is bound by associated data to its review code, its document id and the review
 key version that wrapped it: moved to another row, it does not open. Destroying a review's key puts
@@ -33,6 +35,8 @@ _DATA_KEY_VERSION = 1
 _VERSION_ID_SIZE = 8  # review key version ids are 8 bytes, shown as 16 hex characters
 _DATA_KEY_HEADER = len(_DATA_KEY_MAGIC) + 1 + _VERSION_ID_SIZE + KEY_ID_SIZE
 _SECRET_VERSION = 1
+_TEXT_VERSION = 1
+_TEXT_LABEL = b"dxp text v1"
 MAX_SECRET_SIZE = 64 * 1024
 # Bytes of an async source read ahead of the sealing thread (per upload: memory stays flat).
 READ_AHEAD = 1024 * 1024
@@ -53,6 +57,25 @@ class DocumentKey:
 
     def __repr__(self) -> str:  # never print key material, even wrapped
         return f"DocumentKey(review={self.review!r}, document_id={self.document_id!r})"
+
+
+@dataclass(frozen=True)
+class TextPlace:
+    """Where a sealed text lives: its review, and the table, column and row that hold it.
+
+    All four are bound to the sealed bytes as associated data: copied into another row, column,
+    table or review, a sealed text does not open.
+    """
+
+    review: str
+    table: str
+    column: str
+    row: str
+
+    @property
+    def key_name(self) -> str:
+        """The id its data key is wrapped under (never a document reference: those have no ':')."""
+        return f"text:{self.table}.{self.column}.{self.row}"
 
 
 @dataclass(frozen=True)
@@ -245,6 +268,66 @@ class Vault:
         subkey = crypto.derive_subkey(data_key, b"dxp secret v1")
         return crypto.open_sealed(subkey, sealed[1:], _secret_ad(key_id, key.document_id, purpose))
 
+    # -- free texts under a review's key -------------------------------------------------------
+
+    def seal_text(self, place: TextPlace, text: str) -> bytes:
+        """Seal a free text (UTF-8, at most ``MAX_SECRET_SIZE`` bytes) under the review's key.
+
+        Each text gets its own random data key, wrapped by the review's primary key version as a
+        document's is: destroying the review's key puts the text beyond use in every copy of the
+        database, and a rotation re-wraps the small key without touching the text.
+        """
+        if not isinstance(text, str):
+            raise InvalidInput("a sealed text must be a str")
+        try:
+            value = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: not text anyone can read back
+            raise InvalidInput("the text is not valid Unicode") from None
+        if len(value) > MAX_SECRET_SIZE:
+            raise InvalidInput(f"texts are at most {MAX_SECRET_SIZE} bytes, not {len(value)}")
+        key = self._text_key(place, b"")
+        version = self.keystore.primary_version(key.review)
+        key_id, data_key = self._random(KEY_ID_SIZE), self._random(crypto.KEY_SIZE)
+        wrapped = self._wrap(key, version, key_id, data_key)
+        subkey = crypto.derive_subkey(data_key, _TEXT_LABEL)
+        body = crypto.seal(subkey, value, _text_ad(key_id, place), random_bytes=self._random)
+        return bytes([_TEXT_VERSION]) + wrapped + body
+
+    def open_text(self, place: TextPlace, sealed: bytes) -> str:
+        """The text ``seal_text`` sealed at ``place``.
+
+        ``KeyDestroyed`` once the review's key was destroyed (the text is gone for good);
+        ``IntegrityError`` for anything altered, moved or not ours.
+        """
+        key = self.text_key(place, sealed)
+        key_id, data_key = self._unwrap(key)
+        subkey = crypto.derive_subkey(data_key, _TEXT_LABEL)
+        value = crypto.open_sealed(subkey, sealed[1 + _WRAPPED_SIZE :], _text_ad(key_id, place))
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:  # cannot happen for what seal_text sealed
+            raise IntegrityError() from None
+
+    def text_key(self, place: TextPlace, sealed: bytes) -> DocumentKey:
+        """The wrapped data key inside a sealed text, to pass to ``rotate_review_key``."""
+        if len(sealed) < 1 + _WRAPPED_SIZE or sealed[0] != _TEXT_VERSION:
+            raise IntegrityError()
+        return self._text_key(place, sealed[1 : 1 + _WRAPPED_SIZE])
+
+    def rekey_text(self, sealed: bytes, key: DocumentKey) -> bytes:
+        """``sealed`` with its data key replaced by ``key`` (re-wrapped by a rotation)."""
+        if len(sealed) < 1 + _WRAPPED_SIZE or len(key.wrapped) != _WRAPPED_SIZE:
+            raise IntegrityError()
+        return sealed[:1] + key.wrapped + sealed[1 + _WRAPPED_SIZE :]
+
+    @staticmethod
+    def _text_key(place: TextPlace, wrapped: bytes) -> DocumentKey:
+        return DocumentKey(
+            review=check_review_code(place.review),
+            document_id=_check_id(place.key_name),
+            wrapped=wrapped,
+        )
+
     # -- data keys -----------------------------------------------------------------------------
 
     def _wrap(self, key: DocumentKey, version: str, key_id: bytes, data_key: bytes) -> bytes:
@@ -277,10 +360,13 @@ class Vault:
         return key_id, data_key
 
 
+_WRAPPED_SIZE = _DATA_KEY_HEADER + crypto.NONCE_SIZE + crypto.KEY_SIZE + crypto.TAG_SIZE
+
+
 def _parse_data_key(wrapped: bytes) -> tuple[str, bytes]:
     """``(review key version, key id)`` from a wrapped data key's header."""
     if (
-        len(wrapped) != _DATA_KEY_HEADER + crypto.NONCE_SIZE + crypto.KEY_SIZE + crypto.TAG_SIZE
+        len(wrapped) != _WRAPPED_SIZE
         or wrapped[:2] != _DATA_KEY_MAGIC
         or wrapped[2] != _DATA_KEY_VERSION
     ):
@@ -297,6 +383,13 @@ def _data_key_ad(header: bytes, key: DocumentKey) -> bytes:
 def _secret_ad(key_id: bytes, document_id: str, purpose: str) -> bytes:
     parts = [b"dxp secret v1", key_id, _check_id(document_id).encode(), purpose.encode()]
     return b"\x00".join(parts)
+
+
+def _text_ad(key_id: bytes, place: TextPlace) -> bytes:
+    parts = [place.review, place.table, place.column, place.row]
+    if any("\x00" in part for part in parts):
+        raise InvalidInput("a text's place must not contain NUL")
+    return b"\x00".join([_TEXT_LABEL, key_id, *(part.encode() for part in parts)])
 
 
 def _check_id(document_id: str) -> str:

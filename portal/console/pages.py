@@ -336,9 +336,12 @@ def approve_early(request: Request) -> Response:
 def _holds_page(
     request: Request, errors: dict[str, str], typed: dict[str, str], status: int = 200
 ) -> Response:
-    acting = acting_of(request)
+    runtime, acting = runtime_of(request), acting_of(request)
     with _session(request) as db:
-        found = [holds.hold_view(db, h) for h in holds.list_holds(db, acting, include_lifted=True)]
+        found = [
+            holds.hold_view(db, runtime.vault, h)
+            for h in holds.list_holds(db, acting, include_lifted=True)
+        ]
         who = display.people(
             db, [h["placed_by"] for h in found] + [h["requested_by"] for h in found]
         )
@@ -400,6 +403,7 @@ def place_hold(request: Request) -> Response:
                 reason=typed["reason"],
                 order_reference=typed["order_reference"] or None,
                 case_reference=typed["case"] or None,
+                vault=runtime.vault,
             )
             db.commit()
     except ExchangeError as refused:

@@ -40,11 +40,12 @@ def get_schedule(request: Request) -> Response:
 
 
 def list_holds(request: Request) -> Response:
-    acting = acting_of(request)
+    runtime, acting = runtime_of(request), acting_of(request)
     include = request.query_params.get("include_lifted", "") in ("1", "true", "yes")
     with _session(request) as db:
         items = [
-            holds.hold_view(db, h) for h in holds.list_holds(db, acting, include_lifted=include)
+            holds.hold_view(db, runtime.vault, h)
+            for h in holds.list_holds(db, acting, include_lifted=include)
         ]
     return JSONResponse({"items": items, "next": None})
 
@@ -76,9 +77,10 @@ async def place_hold(request: Request) -> Response:
                 reason=text_field(data, "reason"),
                 order_reference=_optional_text(data, "order_reference"),
                 case_reference=_optional_text(data, "case"),
+                vault=runtime.vault,
             )
             db.commit()
-            return holds.hold_view(db, hold)
+            return holds.hold_view(db, runtime.vault, hold)
 
     return JSONResponse(await run_in_threadpool(work), status_code=201)
 
@@ -98,7 +100,7 @@ async def lift_hold(request: Request) -> Response:
                 reason=text_field(data, "reason"),
             )
             db.commit()
-            return holds.hold_view(db, hold)
+            return holds.hold_view(db, runtime.vault, hold)
 
     return JSONResponse(await run_in_threadpool(work))
 

@@ -135,8 +135,10 @@ def hold_place(
     as_json: bool,
 ) -> None:
     """Place a hold on a review, one of its documents (--document) or one case (--case)."""
+    from portal.blobs import open_vault
     from portal.destruction import holds
 
+    vault = open_vault(cli.settings)
     with _exchange(cli) as (db, auditor, acting):
         placed = holds.place_hold(
             db,
@@ -147,9 +149,10 @@ def hold_place(
             case_reference=case,
             reason=reason,
             order_reference=order_reference,
+            vault=vault,
         )
         db.commit()
-        view = holds.hold_view(db, placed)
+        view = holds.hold_view(db, vault, placed)
     click.echo(json.dumps(view, sort_keys=True) if as_json else _hold_line(view))
 
 
@@ -160,12 +163,14 @@ def hold_place(
 @pass_cli
 def hold_lift(cli: CliContext, hold_id: str, reason: str, as_json: bool) -> None:
     """Lift hold HOLD_ID (or decline a lead's request), saying why."""
+    from portal.blobs import open_vault
     from portal.destruction import holds
 
+    vault = open_vault(cli.settings)
     with _exchange(cli) as (db, auditor, acting):
         lifted = holds.lift_hold(db, auditor, acting, hold_id, reason=reason)
         db.commit()
-        view = holds.hold_view(db, lifted)
+        view = holds.hold_view(db, vault, lifted)
     click.echo(json.dumps(view, sort_keys=True) if as_json else _hold_line(view))
 
 
@@ -175,11 +180,13 @@ def hold_lift(cli: CliContext, hold_id: str, reason: str, as_json: bool) -> None
 @pass_cli
 def hold_list(cli: CliContext, include_lifted: bool, as_json: bool) -> None:
     """Holds and leads' requests for holds, newest first."""
+    from portal.blobs import open_vault
     from portal.destruction import holds
 
+    vault = open_vault(cli.settings)
     with _exchange(cli) as (db, _auditor, acting):
         views = [
-            holds.hold_view(db, h)
+            holds.hold_view(db, vault, h)
             for h in holds.list_holds(db, acting, include_lifted=include_lifted)
         ]
     for view in views:

@@ -3,7 +3,9 @@ it, those uploaded after the hold included); a lead may ask for one.
 
 A hold carries a reason category and, optionally, the reference of the order behind it, held to a
 few safe characters (no spaces): it is not a place for names or notes. The order reference is kept
-out of the audit log and out of every e-mail all the same; the log gets the category only.
+out of the audit log and out of every e-mail all the same; the log gets the category only. It is
+stored sealed under the review's key (``portal.sealing``): a court's reference can still point to
+a person, and destroying the review's key erases it with the rest of the review.
 A lead's request is recorded and shown to DPOs; it does not stop scheduled destruction (only a
 DPO's hold does) but it does stop *early* destruction of what it names until a DPO places or
 declines it (docs/destruction.md). Lifting takes a reason category (``LiftReason``), recorded on
@@ -22,12 +24,14 @@ from portal import policy
 from portal.accounts.models import Role
 from portal.auditing import Auditor
 from portal.destruction.models import Hold, HoldReason, HoldState, LiftReason
-from portal.destruction.record import hold_json
+from portal.destruction.record import hold_json, order_place
 from portal.exchange import documents, reviews
 from portal.exchange.acting import Acting
 from portal.exchange.errors import NotFound, Refused
 from portal.exchange.models import Case, Document, DocumentState, Review, ReviewState
 from portal.models import parse_id
+from portal.sealing import seal_text
+from storage import Vault
 
 ORDER_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9/._-]{0,39}")
 
@@ -75,6 +79,7 @@ def place_hold(
     reason: str,
     order_reference: str | None = None,
     case_reference: str | None = None,
+    vault: Vault,
 ) -> Hold:
     """A DPO's hold (active at once), or a lead's request for one, on the review, one document
     of it or one case of it. The caller commits."""
@@ -116,7 +121,6 @@ def place_hold(
             document_id=document.id if document else None,
             case_id=case.id if case else None,
             reason=why,
-            order_reference=order,
             state=HoldState.requested,
         )
         if requesting:
@@ -126,12 +130,15 @@ def place_hold(
         # A DPO's hold; if a lead asked for this one, the request becomes the hold.
         hold.state = HoldState.active
         hold.reason = why
-        hold.order_reference = order or hold.order_reference
         hold.placed_by = acting.user_id
         hold.placed_at = acting.now
     db.add(hold)
     db.flush()
     assert hold.id is not None
+    if order is not None:  # a DPO's own order replaces the one a lead gave; none keeps it
+        hold.order_reference_sealed = seal_text(vault, order_place(review, hold), order)
+        db.add(hold)
+        db.flush()
     auditor.record(
         db,
         Action.HOLD_PLACED,
@@ -230,10 +237,10 @@ def list_holds(db: Session, acting: Acting, *, include_lifted: bool = False) -> 
     return [hold for hold in db.exec(query.limit(1000)).all() if _can_see(db, acting, hold)]
 
 
-def hold_view(db: Session, hold: Hold) -> dict[str, Any]:
+def hold_view(db: Session, vault: Vault, hold: Hold) -> dict[str, Any]:
     """The hold as the API and the console show it: what it covers and why it was lifted."""
     case = db.get(Case, hold.case_id) if hold.case_id else None
-    return hold_json(db, hold) | {
+    return hold_json(db, vault, hold) | {
         "scope": hold.scope.value,
         "case": case.reference if case else None,
         "lift_reason": hold.lift_reason.value if hold.lift_reason else None,

@@ -1,8 +1,8 @@
 """Tables of destruction: holds, notices, early destruction, runs, their items and certificates.
 
-No table has a free-text field that could carry personal data: a hold has a reason category and
-the reference of its order (held to safe characters); certificates hold references, sizes, hashes
-and times only.
+No table has a readable free-text field that could carry personal data: a hold has a reason
+category and the reference of its order (held to safe characters, and sealed under the review's
+key all the same); certificates hold references, sizes, hashes and times only.
 """
 
 from __future__ import annotations
@@ -10,7 +10,15 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Enum, Field, SQLModel
 
 from portal.models import utc_column
@@ -63,7 +71,8 @@ class Hold(SQLModel, table=True):
     document_id: int | None = Field(default=None, sa_column=_fk("document.id", nullable=True))
     case_id: int | None = Field(default=None, sa_column=_fk("case_file.id", nullable=True))
     reason: HoldReason = Field(sa_type=_enum(HoldReason))
-    order_reference: str | None = Field(default=None, max_length=40)
+    # Sealed under the review's key, bound to this row (portal.sealing); None if none was given.
+    order_reference_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     state: HoldState = Field(sa_type=_enum(HoldState), index=True)
     requested_by: int | None = Field(
         default=None, sa_column=_fk("user_account.id", nullable=True, index=False)

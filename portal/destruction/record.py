@@ -25,6 +25,8 @@ from portal.destruction.models import (
 from portal.destruction.schedule import Entry
 from portal.exchange.models import Document, Review
 from portal.models import as_utc
+from portal.sealing import open_text, text_place
+from storage import TextPlace, Vault
 
 METHOD = {
     "standard": "NIST SP 800-88 Rev. 1",
@@ -147,7 +149,17 @@ def entry_json(entry: Entry) -> dict[str, Any]:
     }
 
 
-def hold_json(db: Session, hold: Hold) -> dict[str, Any]:
+def order_place(review: Review, hold: Hold) -> TextPlace:
+    """Where a hold's order reference is sealed (the associated data binds it to this row)."""
+    return text_place(review.code, Hold.__tablename__, "order_reference_sealed", hold.id)
+
+
+def order_reference_of(vault: Vault, review: Review, hold: Hold) -> str | None:
+    """The hold's order reference; None if it has none or the review's key was destroyed."""
+    return open_text(vault, order_place(review, hold), hold.order_reference_sealed)
+
+
+def hold_json(db: Session, vault: Vault, hold: Hold) -> dict[str, Any]:
     review = db.get(Review, hold.review_id)
     document = db.get(Document, hold.document_id) if hold.document_id else None
 
@@ -159,7 +171,7 @@ def hold_json(db: Session, hold: Hold) -> dict[str, Any]:
         "review": review.code if review else None,
         "document": document.reference if document else None,
         "reason": hold.reason.value,
-        "order_reference": hold.order_reference,
+        "order_reference": order_reference_of(vault, review, hold) if review else None,
         "state": hold.state.value,
         "requested_by": hold.requested_by,
         "requested_at": when(hold.requested_at),

@@ -153,10 +153,13 @@ async def change_review(request: Request) -> Response:
 
 
 def list_requests(request: Request) -> Response:
-    acting = acting_of(request)
+    runtime, acting = runtime_of(request), acting_of(request)
     with _session(request) as db:
         review = reviews.find_review(db, acting, request.path_params["code"])
-        items = [request_json(db, r) for r in reviews.list_requests(db, acting, review)]
+        items = [
+            request_json(db, runtime.vault, review, r)
+            for r in reviews.list_requests(db, acting, review)
+        ]
     return JSONResponse({"items": items, "next": None})
 
 
@@ -172,6 +175,7 @@ async def create_request(request: Request) -> Response:
                 db,
                 runtime.auditor,
                 acting,
+                runtime.vault,
                 review,
                 organisation=reviews.organisation_by_code(db, text_field(data, "organisation")),
                 title=text_field(data, "title"),
@@ -180,7 +184,7 @@ async def create_request(request: Request) -> Response:
                 expected_items=int_field(data, "expected", default=0),
             )
             db.commit()
-            return request_json(db, created)
+            return request_json(db, runtime.vault, review, created)
 
     return JSONResponse(await run_in_threadpool(work), status_code=201)
 

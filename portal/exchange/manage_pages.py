@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from portal.accounts.models import Role, User
 from portal.exchange import reviews
+from portal.exchange.asking import view_request
 from portal.exchange.errors import ExchangeError, NotFound, Refused
 from portal.exchange.models import Review, ReviewMember, ReviewOrganisation, ReviewState
 from portal.models import Organisation, OrganisationKind
@@ -23,6 +24,7 @@ from portal.text import has_control_characters, is_whole_number
 from portal.web.access import form_value, principal_of, roles, route
 from portal.web.rendering import render
 from portal.web.requests import acting_of, runtime_of, submitted_form
+from storage import Vault
 
 LEADS = roles(Role.lead, Role.admin)
 
@@ -174,7 +176,8 @@ def _manage_context(db: Session, request: Request, review: Review) -> dict[str, 
         .where(ReviewMember.review_id == review.id)
         .order_by(col(User.email))
     ).all()
-    requests = reviews.list_requests(db, acting, review)
+    vault = runtime_of(request).vault
+    requests = [view_request(vault, review, q) for q in reviews.list_requests(db, acting, review)]
     return {
         "review": review,
         "team": team,
@@ -223,7 +226,7 @@ def _change(request: Request, action: str) -> Response:
     with _session(request) as db:
         review = reviews.managed_review(db, acting, request.path_params["code"])
         try:
-            _act(db, runtime.auditor, acting, review, action, form)
+            _act(db, runtime.auditor, acting, runtime.vault, review, action, form)
             db.commit()
         except (FormMistake, ExchangeError) as mistake:
             db.rollback()
@@ -271,7 +274,9 @@ def _refused_field(error: ExchangeError, action: str) -> str:
     return "review-state"
 
 
-def _act(db: Session, auditor: Any, acting: Any, review: Review, action: str, form: Any) -> None:
+def _act(
+    db: Session, auditor: Any, acting: Any, vault: Vault, review: Review, action: str, form: Any
+) -> None:
     if action == "organisations":
         slug = form_value(form, "organisation", 64)
         if not slug:
@@ -304,6 +309,7 @@ def _act(db: Session, auditor: Any, acting: Any, review: Review, action: str, fo
             db,
             auditor,
             acting,
+            vault,
             review,
             organisation=organisation,
             title=form_value(form, "title", 4000),

@@ -1,7 +1,10 @@
 """Tables of the exchange: reviews, their teams and organisations, requests, cases, documents.
 
 No table has a field for a person's name: cases are pseudonymous references, and a document's
-original file name (personal data too) is stored only sealed under the document's own key.
+original file name (personal data too) is stored only sealed under the document's own key. A
+request's title and instructions are sealed under the review's key (``portal.exchange.asking``).
+A review's own title and legal basis stay readable: the destruction certificate names them after
+the key is gone, so they must not name a person (``portal.classification`` records why).
 """
 
 from __future__ import annotations
@@ -92,15 +95,20 @@ class ReviewOrganisation(SQLModel, table=True):
 
 
 class Request(SQLModel, table=True):
-    """What the team asks one organisation for."""
+    """What the team asks one organisation for.
+
+    Its title and instructions may name a child: they are kept only sealed under the review's
+    key (bound to this row), so destroying the review's key erases them in every copy.
+    """
 
     __tablename__ = "records_request"
 
     id: int | None = Field(default=None, primary_key=True)
     review_id: int = Field(sa_column=_fk("review.id"))
     organisation_id: int = Field(sa_column=_fk("organisation.id"))
-    title: str = Field(max_length=200)
-    instructions: str = Field(max_length=4000)
+    # None only until the row's id exists (the texts are bound to it), or once erased.
+    title_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    instructions_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     due_on: date
     expected_items: int
     created_by: int = Field(sa_column=_fk("user_account.id", index=False))

@@ -19,8 +19,10 @@ from starlette.responses import RedirectResponse, Response
 
 from portal import policy
 from portal.accounts.models import Role
+from portal.destruction.models import Certificate
 from portal.exchange import api, documents, reviews
 from portal.exchange.acting import Acting
+from portal.exchange.asking import RequestView, view_request
 from portal.exchange.documents import DocumentFilter, UploadTarget
 from portal.exchange.errors import (
     ChecksumMismatch,
@@ -37,6 +39,7 @@ from portal.exchange.models import (
     DocumentState,
     Review,
     ReviewOrganisation,
+    ReviewState,
     WithdrawReason,
 )
 from portal.exchange.models import Request as RecordsRequest
@@ -83,15 +86,25 @@ def home(request: Request) -> Response:
     with _session(request) as db:
         organisation = db.get(Organisation, principal_of(request).organisation_id)
         visible = reviews.list_reviews(db, acting)
-        requests = (
+        vault = runtime_of(request).vault
+        # A destroyed review asks for nothing any more: its requests are closed, not outstanding.
+        # (So is a request whose review key is gone while its row says otherwise: a database
+        # restored from before the destruction.)
+        asked = (
             [
-                (review, asked, reviews.request_progress(db, asked))
+                (review, view_request(vault, review, q), q)
                 for review in visible
-                for asked in reviews.list_requests(db, acting, review)
+                if review.state is not ReviewState.destroyed
+                for q in reviews.list_requests(db, acting, review)
             ]
             if principal_of(request).role is Role.uploader
             else []
         )
+        requests = [
+            (review, view, reviews.request_progress(db, q))
+            for review, view, q in asked
+            if not view.closed_by_destruction
+        ]
         return render(
             request,
             "home.html",
@@ -126,7 +139,10 @@ def review_page(request: Request) -> Response:
         caller = acting.caller
         assert caller is not None
         organisations = _organisations(db, review)
-        requests = reviews.list_requests(db, acting, review)
+        requests = [
+            view_request(runtime.vault, review, q)
+            for q in reviews.list_requests(db, acting, review)
+        ]
         cases = reviews.list_cases(db, acting, review)
         where, errors = _document_filter(db, acting, review, params, organisations, requests)
         page, cursor = (
@@ -148,8 +164,9 @@ def review_page(request: Request) -> Response:
             "filters": {k: params.get(k, "") for k in ("organisation", "request", "case", "state")},
             "organisation_options": [(o.slug, o.name) for o in organisations.values()],
             "organisation_names": {o.slug: o.name for o in organisations.values()},
-            "request_options": [(q.id, q.title) for q in requests],
-            "request_titles": {q.id: q.title for q in requests},
+            "request_options": [(q.id, _request_label(q)) for q in requests],
+            "request_titles": {q.id: _request_label(q) for q in requests},
+            "certificate": _certificate_reference(db, review),
             "state_options": [(s.value, STATE_NAMES[s]) for s in DocumentState if s in STATE_NAMES],
             "next_page": _page_link(review, params, cursor) if cursor else None,
             "first_page": _page_link(review, params, None) if params.get("before") else None,
@@ -252,10 +269,13 @@ def _upload_context(request: Request, target: UploadTarget) -> dict[str, Any]:
         requests = (
             reviews.list_requests(db, acting, review) if target.kind is DocumentKind.record else []
         )
+        vault = runtime_of(request).vault
         return {
             "review": review,
             "kind": target.kind.value,
-            "request_options": [(q.id, q.title) for q in requests],
+            "request_options": [
+                (q.id, _request_label(view_request(vault, review, q))) for q in requests
+            ],
             "case_options": [
                 (c.reference, c.reference) for c in reviews.list_cases(db, acting, review)
             ],
@@ -374,7 +394,7 @@ def document_page(request: Request) -> Response:
             "document": _row(db, acting, runtime.vault, document, review),
             "record": document,
             "organisation": db.get(Organisation, document.organisation_id),
-            "request_title": _request_title(db, document),
+            "request_title": _request_title(db, runtime.vault, document, review),
             "can_download": policy.can_read_content(db, caller, document, review),
             "can_withdraw": policy.can_withdraw(db, caller, document, review),
             "withdraw_reason": _reason_label(document.withdraw_reason),
@@ -382,9 +402,27 @@ def document_page(request: Request) -> Response:
         return render(request, "exchange/document.html", context)
 
 
-def _request_title(db: Session, document: Document) -> str | None:
+def _request_title(db: Session, vault: Vault, document: Document, review: Review) -> str | None:
     found = db.get(RecordsRequest, document.request_id) if document.request_id else None
-    return found.title if found else None
+    return _request_label(view_request(vault, review, found)) if found else None
+
+
+def _request_label(view: RequestView) -> str:
+    """A request's name in lists: its title, or a sentence once destruction has erased it."""
+    if view.title is None:
+        return f"Request {view.id} (closed by destruction)"
+    return view.title
+
+
+def _certificate_reference(db: Session, review: Review) -> str | None:
+    """The reference of the newest destruction certificate of a destroyed review, if any."""
+    if review.state is not ReviewState.destroyed:
+        return None
+    return db.exec(
+        select(Certificate.reference)
+        .where(Certificate.review_id == review.id)
+        .order_by(col(Certificate.id).desc())
+    ).first()
 
 
 def _reason_label(value: str | None) -> str | None:

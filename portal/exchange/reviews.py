@@ -15,6 +15,7 @@ from portal import policy
 from portal.accounts.models import Role, User
 from portal.auditing import Auditor
 from portal.exchange.acting import Acting
+from portal.exchange.asking import RequestView, seal_request_texts
 from portal.exchange.errors import InvalidReference, NotFound, Refused
 from portal.exchange.models import (
     Case,
@@ -30,6 +31,7 @@ from portal.models import Organisation, OrganisationKind, parse_id
 from portal.references import InvalidReference as BadReference
 from portal.references import new_reference, parse_reference
 from portal.text import TextRefused, clean_text, has_control_characters
+from storage import Vault
 
 REVIEW_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
 MAX_RETENTION_DAYS = 3650
@@ -269,6 +271,7 @@ def create_request(
     db: Session,
     auditor: Auditor,
     acting: Acting,
+    vault: Vault,
     review: Review,
     *,
     organisation: Organisation,
@@ -299,13 +302,14 @@ def create_request(
     request = Request(
         review_id=review.id,
         organisation_id=organisation.id,
-        title=title,
-        instructions=instructions,
         due_on=due_on,
         expected_items=expected_items,
         created_by=acting.user_id or review.lead_user_id,
         created_at=acting.now,
     )
+    db.add(request)
+    db.flush()  # the texts are sealed to the row's id
+    seal_request_texts(vault, review, request, title=title, instructions=instructions)
     db.add(request)
     db.flush()
     _audit(
@@ -351,7 +355,7 @@ def find_request(db: Session, acting: Acting, review: Review, request_id: int | 
     return request
 
 
-def request_progress(db: Session, request: Request) -> int:
+def request_progress(db: Session, request: Request | RequestView) -> int:
     """Documents received for the request (withdrawn and rejected ones do not count)."""
     counted = (DocumentState.pending_scan, DocumentState.available, DocumentState.destroyed)
     return int(

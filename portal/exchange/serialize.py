@@ -9,6 +9,7 @@ from sqlmodel import Session
 from portal import policy
 from portal.exchange import documents
 from portal.exchange.acting import Acting
+from portal.exchange.asking import view_request
 from portal.exchange.models import Case, Document, Request, Review
 from portal.exchange.reviews import request_progress
 from portal.models import Organisation, as_utc
@@ -28,16 +29,19 @@ def review_json(review: Review) -> dict[str, Any]:
     }
 
 
-def request_json(db: Session, request: Request) -> dict[str, Any]:
+def request_json(db: Session, vault: Vault, review: Review, request: Request) -> dict[str, Any]:
+    """A request; once its review is destroyed, ``closed_by_destruction`` and no texts."""
     organisation = db.get(Organisation, request.organisation_id)
+    view = view_request(vault, review, request)
     return {
         "id": request.id,
         "organisation": organisation.slug if organisation else None,
-        "title": request.title,
-        "instructions": request.instructions,
+        "title": view.title,
+        "instructions": view.instructions,
         "due_on": request.due_on.isoformat(),
         "expected": request.expected_items,
         "received": request_progress(db, request),
+        "closed_by_destruction": view.closed_by_destruction,
     }
 
 

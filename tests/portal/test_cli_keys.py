@@ -82,3 +82,45 @@ def test_review_key_rotation_retires_the_old_wrapped_keys(exchange: Exchange) ->
         pass
     engine.dispose()
     assert _cli(exchange, "keys", "rotate", "--review", "NOPE")[0] == 2
+
+
+def test_review_key_rotation_keeps_sealed_texts_readable(exchange: Exchange) -> None:
+    """Request titles and hold orders are sealed under the review key: a rotation that re-wrapped
+    only the documents' keys would erase the old version and with it every sealed text."""
+    from portal.destruction.models import Hold
+    from portal.exchange.models import Request as RecordsRequest
+    from portal.sealing import text_place
+
+    client, tokens = exchange.client, exchange.tokens
+    held = client.post(
+        "/api/v1/holds",
+        json={"review": "SWG24", "reason": "legal", "order_reference": "CO/2027/0142"},
+        headers=tokens["dpo"],
+    )
+    assert held.status_code == 201, held.text
+    settings = exchange.world.settings
+    engine = make_engine(settings.database_url)
+    with Session(engine) as db:
+        row = db.get(RecordsRequest, exchange.request_id)
+        assert row is not None and row.title_sealed is not None
+        stale = row.title_sealed
+    code, output = _cli(exchange, "keys", "rotate", "--review", "SWG24")
+    assert code == 0 and "3 sealed text key(s) re-wrapped" in output, output
+    assert "1 old review key version(s) erased" in output
+    listed = client.get("/api/v1/reviews/SWG24/requests", headers=tokens["lead"]).json()["items"]
+    assert listed[0]["title"] == "Records of the 5 selected young people"
+    assert listed[0]["instructions"] == "Case files for the last 12 months."
+    holds = client.get("/api/v1/holds", headers=tokens["dpo"]).json()["items"]
+    assert holds[0]["order_reference"] == "CO/2027/0142"
+    with Session(engine) as db:
+        hold = db.get(Hold, held.json()["id"])
+        row = db.get(RecordsRequest, exchange.request_id)
+        assert hold is not None and row is not None and row.title_sealed != stale
+    engine.dispose()
+    # A backup from before the rotation holds the text under the erased version: it is gone.
+    place = text_place("SWG24", "records_request", "title_sealed", exchange.request_id)
+    try:
+        open_vault(settings).open_text(place, stale)
+        raise AssertionError("a text sealed under the retired review key still opened")
+    except IntegrityError:
+        pass

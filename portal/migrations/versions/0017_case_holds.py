@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017_case_holds"
-down_revision = "0015_audit_epoch"
+down_revision = "0016_sealed_text"
 branch_labels = None
 depends_on = None
 
