@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+import audit
 from portal.accounts import totp, users
 from portal.accounts.models import Role, User
 from portal.accounts.passwords import PasswordHasher
@@ -123,7 +124,7 @@ def _demo_review(
     """An open review asking every authority for records, with the demo inspector on its team."""
     if db.exec(select(Review).where(Review.code == REVIEW_CODE)).first() is not None:
         return
-    acting = Acting.operator(now)
+    acting = Acting.operator(now, actor=audit.Actor.system("demo"))
     plan = reviews.ReviewPlan(
         code=REVIEW_CODE,
         title="Thematic review of records for children in need of care and protection",

@@ -87,6 +87,9 @@ class Settings:
     # How long audit events are kept (PORTAL_AUDIT_RETENTION_DAYS; six years by default):
     # `portal audit dispose` and the worker dispose of older ones behind a signed epoch.
     audit_retention_days: int = 2192
+    # The person at the command line (PORTAL_OPERATOR, the e-mail of their account): audited
+    # commands act as them unless --by names someone else (portal/accounts/operators.py).
+    operator: str | None = None
     # Variables read from the environment, kept for `portal check` to report (never secrets).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -159,6 +162,7 @@ class Settings:
                 "PORTAL_AUDIT_RETENTION_DAYS", env.get("PORTAL_AUDIT_RETENTION_DAYS")
             )
             or 2192,
+            operator=(env.get("PORTAL_OPERATOR") or "").strip() or None,
             sources={k: _without_pin(v) if k == "PORTAL_KMS" else v for k, v in sources.items()},
         )
 

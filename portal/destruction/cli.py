@@ -14,13 +14,26 @@ from pathlib import Path
 import click
 from sqlmodel import Session
 
-from audit import SigningKeyError, load_public_key
-from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli, require_current_schema
+from audit import Actor, SigningKeyError, load_public_key
+from portal.accounts.models import Role
+from portal.cli import (
+    CheckFailure,
+    CliContext,
+    UsageFailure,
+    by_option,
+    operator_for,
+    pass_cli,
+    require_current_schema,
+)
 from portal.destruction.certificates import CertificateInvalid, verify_export
 from portal.destruction.record import entry_json
 from portal.destruction.schedule import schedule
 from portal.exchange.acting import Acting
 from portal.exchange.errors import ExchangeError
+
+DESTROYERS = frozenset({Role.admin, Role.dpo})
+# The schedule and a certificate's export record nothing: no event ever carries this actor.
+READ_ONLY = Actor.system("read_only")
 
 
 @click.group()
@@ -40,7 +53,7 @@ def due(cli: CliContext, as_json: bool) -> None:
     now = datetime.now(UTC)
     try:
         with Session(engine) as db:
-            entries = schedule(db, Acting.operator(now), today=now.date())
+            entries = schedule(db, Acting.operator(now, actor=READ_ONLY), today=now.date())
             rows = [entry_json(e) for e in entries]
     finally:
         engine.dispose()
@@ -60,17 +73,23 @@ def due(cli: CliContext, as_json: bool) -> None:
 @destroy.command()
 @click.option("--dry-run", is_flag=True, help="Show what would be destroyed; change nothing.")
 @click.option("--review", "review_code", help="Only this review (if it is due).")
+@by_option
 @pass_cli
-def run(cli: CliContext, dry_run: bool, review_code: str | None) -> None:
-    """Destroy every review that is due now; print the certificates issued."""
+def run(cli: CliContext, by: str | None, dry_run: bool, review_code: str | None) -> None:
+    """Destroy every review that is due now; print the certificates issued.
+
+    Needs --by (or PORTAL_OPERATOR): a DPO or an administrator, whom the audit log and the
+    certificate name as carrying the destruction out."""
     from portal.destruction.services import destroyer_for
     from portal.runtime import build_runtime
 
     require_current_schema(cli.settings)
     runtime = build_runtime(cli.settings)
     try:
+        with Session(runtime.engine) as db:
+            person = operator_for(cli, db, by, allowed=DESTROYERS)
         try:
-            destroyer = destroyer_for(runtime)
+            destroyer = destroyer_for(runtime, actor=person.actor)
         except SigningKeyError as exc:
             raise UsageFailure(str(exc)) from None
         report = destroyer.run_due(now=runtime.clock(), review_code=review_code, dry_run=dry_run)
@@ -113,7 +132,9 @@ def export(cli: CliContext, reference: str, output: Path | None) -> None:
     try:
         with Session(engine) as db:
             try:
-                found = find_certificate(db, Acting.operator(datetime.now(UTC)), reference)
+                found = find_certificate(
+                    db, Acting.operator(datetime.now(UTC), actor=READ_ONLY), reference
+                )
             except ExchangeError as exc:
                 raise UsageFailure(exc.message) from None
             data = signed(found).export()
