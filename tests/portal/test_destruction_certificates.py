@@ -189,3 +189,41 @@ def test_each_batch_has_its_own_destruction_time(exchange: Exchange) -> None:
         certificate["issued_at"],
     ]
     assert steps == sorted(steps) and len(set(steps)) == len(steps), steps
+
+
+def test_an_uploaders_receipt_outlives_the_document_with_what_the_certificate_records(
+    exchange: Exchange,
+) -> None:
+    """Receipts answered 410 after destruction: the organisation lost its proof of what it sent."""
+    _, aberdeen, _ = _uploaded(exchange)
+    reference = aberdeen[0]
+    client = exchange.client
+    before = client.get(
+        f"/api/v1/documents/{reference}/receipt", headers=exchange.tokens["uploader"]
+    )
+    assert before.status_code == 200 and before.json()["state"] == "available", before.text
+    _close_and_pass_the_date(exchange)
+    [certificate_ref] = _worker(exchange).run_round().destruction.report.certificates
+    certificate = _certificate(exchange, certificate_ref)
+    [certified] = [d for d in certificate["documents"] if d["reference"] == reference]
+
+    tokens = {who: api_token(exchange.world, who) for who in ("uploader", "other_uploader")}
+    after = client.get(f"/api/v1/documents/{reference}/receipt", headers=tokens["uploader"])
+    assert after.status_code == 200, after.text
+    receipt = after.json()
+    assert receipt["state"] == "destroyed" and receipt["certificate"] == certificate_ref
+    assert receipt["reference"] == reference and receipt["review"] == "SWG24"
+    for field in ("size", "sha256", "destroyed_at"):
+        assert receipt[field] == certified[field], field
+    assert (receipt["size"], receipt["sha256"]) == (before.json()["size"], before.json()["sha256"])
+    assert "filename" not in receipt
+    # The metadata and the content stay gone; another organisation still learns nothing.
+    gone = client.get(f"/api/v1/documents/{reference}", headers=tokens["uploader"])
+    assert gone.status_code == 410
+    other = client.get(f"/api/v1/documents/{reference}/receipt", headers=tokens["other_uploader"])
+    assert other.status_code == 404
+
+    sign_in(client, exchange.world.people["uploader"], exchange.world.clock)
+    page = client.get(f"/documents/{reference}/receipt")
+    assert page.status_code == 200, page.text
+    assert certificate_ref in page.text and certified["sha256"] in page.text
