@@ -179,8 +179,14 @@ def verify(cli: CliContext, file: Path, public_key_file: Path | None) -> None:
         if isinstance(uploads, dict)
         else ""  # a certificate issued before uploads were counted
     )
+    review_key = content.get("review_key")
+    kept = (
+        f", {len(content.get('kept_documents', []))} kept, review key {review_key.get('state')}"
+        if isinstance(review_key, dict)
+        else ""  # format /1: the key's fate is only in its verification block
+    )
     click.echo(
         f"valid: certificate {content.get('reference')} for review "
         f"{content.get('review', {}).get('code')}, {len(content.get('documents', []))} "
-        f"document(s){discarded}, issued {content.get('issued_at')}, key {key.fingerprint}"
+        f"document(s){discarded}{kept}, issued {content.get('issued_at')}, key {key.fingerprint}"
     )

@@ -14,10 +14,12 @@ For one due review, a *run* (one open run per review, whatever the number of wor
    leaving a ``destruction_upload`` row with its part blobs' ids, and the part blobs are deleted.
 2. when no document is left but held ones, one worker (holding the run's row lock) finishes: if
    nothing is held, the review key is erased (``vault.destroy_review``: every copy of every blob of
-   the review, backups included, is then beyond use); every blob of the run is checked absent
+   the review, backups included, is then beyond use once the key service's own backups of the key
+   are gone too); every blob of the run is checked absent
    (deleted again if needed), the part blobs of the run's unfinished uploads too, the key checked
    absent; the signed certificate is stored, the review
-   marked ``destroyed``, and it is all audited, in one transaction.
+   marked ``destroyed``, and it is all audited, in one transaction. Each step takes its own time
+   from the Destroyer's clock, and the certificate records each (record.py), with the key's fate.
 
 Idempotent: a run killed anywhere completes on the next call, nothing destroyed twice, nothing
 skipped. Held documents (a DPO's hold) are skipped and reported; the review key is then kept for

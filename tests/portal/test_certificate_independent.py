@@ -112,6 +112,7 @@ def test_a_real_certificate_verifies_independently_and_tampered_ones_do_not(
 
     ours = portal(exchange, "certificate", "verify", str(certificate), "--public-key", str(key))
     assert ours.exit_code == 0, ours.output
+    assert "1 document(s)" in ours.output and "1 kept, review key retained" in ours.output
 
     forged = tmp_path / "forged.json"
     for what, data in _tampered(certificate.read_bytes()).items():
