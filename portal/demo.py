@@ -95,7 +95,12 @@ def create_demo(
         user = db.exec(select(User).where(User.email == email)).first()
         if user is None:
             user, _ = users.add_user(
-                db, email=email, role=role, organisation=users.find_organisation(db, slug), now=now
+                db,
+                email=email,
+                role=role,
+                organisation=users.find_organisation(db, slug),
+                now=now,
+                name=f"{local.replace('.', ' ').replace('-', ' ').title()} (demo)",
             )
         password = _password()
         user.password_hash = hasher.hash(password)

@@ -200,13 +200,16 @@ def certificate_content(
         o.id: o
         for o in db.exec(
             select(Organisation).where(
-                col(Organisation.id).in_({d.organisation_id for d in by_id.values()})
+                col(Organisation.id).in_(sorted({d.organisation_id for d in by_id.values()}))
             )
         ).all()
     }
     case_ids = {d.case_id for d in by_id.values() if d.case_id is not None}
     cases = (
-        {c.id: c.reference for c in db.exec(select(Case).where(col(Case.id).in_(case_ids))).all()}
+        {
+            c.id: c.reference
+            for c in db.exec(select(Case).where(col(Case.id).in_(sorted(case_ids)))).all()
+        }
         if case_ids
         else {}
     )
