@@ -9,7 +9,11 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
+import audit
 from portal.blobs import open_vault
+from portal.destruction.certificates import CertificateInvalid, sign_certificate, verify_export
 from portal.destruction.services import destroyer_for
 from portal.runtime import build_runtime
 from portal.worker import Worker
@@ -227,3 +231,19 @@ def test_an_uploaders_receipt_outlives_the_document_with_what_the_certificate_re
     page = client.get(f"/documents/{reference}/receipt")
     assert page.status_code == 200, page.text
     assert certificate_ref in page.text and certified["sha256"] in page.text
+
+
+def test_certificates_of_format_1_still_verify_and_unknown_formats_do_not() -> None:
+    key = audit.SigningKey.generate()
+    for form, ok in [("/1", True), ("/2", True), ("/3", False)]:
+        content = {
+            "format": f"dxp-destruction-certificate{form}",
+            "reference": "X",
+            "documents": [],
+        }
+        data = sign_certificate(content, key).export() + b"\n"
+        if ok:
+            assert verify_export(data, key.public_key) == content
+        else:
+            with pytest.raises(CertificateInvalid):
+                verify_export(data, key.public_key)
