@@ -223,6 +223,7 @@ def prepare_portal(env: dict[str, str]) -> dict[str, str]:
     """``portal init``, then organisations, users, an open review and tokens; returns tokens."""
     from sqlmodel import Session
 
+    import audit
     from portal.accounts import tokens, users
     from portal.accounts.models import Role
     from portal.auditing import Auditor
@@ -261,7 +262,7 @@ def prepare_portal(env: dict[str, str]) -> dict[str, str]:
             uploader, _ = users.add_user(
                 db, email="up@bench.invalid", role=Role.uploader, organisation=authority, now=now
             )
-            acting = Acting.operator(now)
+            acting = Acting.operator(now, actor=audit.Actor.system("benchmark"))
             auditor = Auditor.from_key_dir(settings.key_dir)
             plan = reviews.ReviewPlan(
                 code=REVIEW,

@@ -258,6 +258,7 @@ COLUMNS: dict[str, dict[str, tuple[Holds, str]]] = {
     "user_account": {
         "id": _ID,
         "email": (Holds.account, "a staff member's work address: the accounts' own rule"),
+        "name": (Holds.account, "a staff member's name, for certificates: the accounts' own rule"),
         "organisation_id": _FK,
         "role": (Holds.code, "a fixed set (Role)"),
         "password_hash": (Holds.reference, "Argon2id hash"),

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,6 +18,10 @@ from portal import __version__
 from portal.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from portal.accounts.models import Role
+    from portal.accounts.operators import Operator
     from portal.demo import DemoUser
 
 
@@ -48,6 +53,31 @@ class CheckFailure(click.ClickException):
 
 
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def by_option(command: F) -> F:
+    """``--by EMAIL``: the person acting, for the audit log (default ``PORTAL_OPERATOR``)."""
+    return click.option(
+        "--by",
+        "by",
+        metavar="EMAIL",
+        help="Your account's e-mail: the audit log records you as acting (default: "
+        "PORTAL_OPERATOR).",
+    )(command)
+
+
+def operator_for(
+    cli: CliContext, db: Session, by: str | None, *, allowed: Collection[Role]
+) -> Operator:
+    """The named person acting, or a usage error (exit 2) that says what to give."""
+    from portal.accounts.operators import OperatorRefused, resolve_operator
+
+    try:
+        return resolve_operator(db, by or cli.settings.operator, allowed=allowed)
+    except OperatorRefused as refused:
+        raise UsageFailure(str(refused)) from None
 
 
 class PortalGroup(click.Group):

@@ -1,7 +1,9 @@
 """``portal org``, ``portal user`` and ``portal token``: administration from the command line.
 
-Commands run as the operating-system user who holds the key store, and are audited with the role
-``cli`` (there is no signed-in portal user behind them).
+Commands run as the operating-system user who holds the key store, and act as the administrator
+``--by EMAIL`` (or ``PORTAL_OPERATOR``) names: the audit log records them. On a fresh installation,
+with no active administrator yet, ``org add`` and ``user add`` need no ``--by``: they are audited
+with the role ``setup``, and the first administrator they create names every later command.
 """
 
 from __future__ import annotations
@@ -17,19 +19,24 @@ from sqlmodel import Session
 import audit
 from portal.accounts import tokens, users
 from portal.accounts.models import Role
+from portal.accounts.operators import SETUP, has_active_admin
 from portal.accounts.users import AccountError
 from portal.auditing import Action, Auditor, Target, TargetKind
-from portal.cli import CliContext, UsageFailure, pass_cli
+from portal.cli import CliContext, UsageFailure, by_option, operator_for, pass_cli
 from portal.db import make_engine
 from portal.keys import checked_keys
 from portal.models import OrganisationKind, as_utc
 from storage import StorageError
 
-CLI_ACTOR = audit.Actor.system("cli")
+ADMIN = frozenset({Role.admin})
 
 
 @contextmanager
-def _database(cli: CliContext) -> Iterator[tuple[Session, Auditor]]:
+def _database(
+    cli: CliContext, by: str | None, *, setup: bool = False
+) -> Iterator[tuple[Session, Auditor, audit.Actor]]:
+    """The database, the auditor and the administrator acting (``setup``: or, on a fresh
+    installation, the setup itself)."""
     settings = cli.settings
     try:
         auditor = Auditor.from_keys(checked_keys(settings))
@@ -38,8 +45,12 @@ def _database(cli: CliContext) -> Iterator[tuple[Session, Auditor]]:
     engine = make_engine(settings.database_url)
     try:
         with Session(engine) as db:
+            if setup and not by and not cli.settings.operator and not has_active_admin(db):
+                actor = SETUP
+            else:
+                actor = operator_for(cli, db, by, allowed=ADMIN).actor
             try:
-                yield db, auditor
+                yield db, auditor, actor
             except AccountError as problem:
                 db.rollback()
                 raise UsageFailure(str(problem)) from None
@@ -65,10 +76,13 @@ def org() -> None:
 @click.option("--name", required=True, help="Full name, e.g. 'Aberdeen City Council'.")
 @click.option("--kind", required=True, type=click.Choice([k.value for k in OrganisationKind]))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@by_option
 @pass_cli
-def org_add(cli: CliContext, code: str, name: str, kind: str, as_json: bool) -> None:
+def org_add(
+    cli: CliContext, by: str | None, code: str, name: str, kind: str, as_json: bool
+) -> None:
     """Add an organisation with a short CODE such as aberdeen-city."""
-    with _database(cli) as (db, auditor):
+    with _database(cli, by, setup=True) as (db, auditor, actor):
         now = _now()
         organisation = users.add_organisation(
             db, slug=code, name=name, kind=OrganisationKind(kind), now=now
@@ -76,7 +90,7 @@ def org_add(cli: CliContext, code: str, name: str, kind: str, as_json: bool) -> 
         auditor.record(
             db,
             Action.ORGANISATION_CREATED,
-            actor=CLI_ACTOR,
+            actor=actor,
             now=now,
             target=Target(TargetKind.ORGANISATION, organisation.slug),
         )
@@ -101,20 +115,30 @@ def _link(cli: CliContext, raw: str) -> str:
 @click.argument("email")
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--org", "org_code", required=True, help="The organisation's code.")
+@click.option("--name", help="The person's full name (shown in destruction certificates).")
 @click.option("--json", "as_json", is_flag=True)
+@by_option
 @pass_cli
-def user_add(cli: CliContext, email: str, role: str, org_code: str, as_json: bool) -> None:
+def user_add(
+    cli: CliContext,
+    by: str | None,
+    email: str,
+    role: str,
+    org_code: str,
+    name: str | None,
+    as_json: bool,
+) -> None:
     """Add a user and print their one-time enrolment link (valid for 3 days)."""
-    with _database(cli) as (db, auditor):
+    with _database(cli, by, setup=True) as (db, auditor, actor):
         now = _now()
         organisation = users.find_organisation(db, org_code)
         account, raw = users.add_user(
-            db, email=email, role=Role(role), organisation=organisation, now=now
+            db, email=email, role=Role(role), organisation=organisation, now=now, name=name
         )
         auditor.record(
             db,
             Action.USER_CREATED,
-            actor=CLI_ACTOR,
+            actor=actor,
             now=now,
             target=Target(TargetKind.USER, str(account.id)),
             details={"granted_role": role},
@@ -132,10 +156,11 @@ def user_add(cli: CliContext, email: str, role: str, org_code: str, as_json: boo
 @user.command("link")
 @click.argument("email")
 @click.option("--json", "as_json", is_flag=True)
+@by_option
 @pass_cli
-def user_link(cli: CliContext, email: str, as_json: bool) -> None:
+def user_link(cli: CliContext, by: str | None, email: str, as_json: bool) -> None:
     """A new enrolment link (e.g. after a lost phone); earlier links stop working."""
-    with _database(cli) as (db, auditor):
+    with _database(cli, by) as (db, auditor, actor):
         now = _now()
         account = users.find_user(db, email)
         if account.disabled_at is not None:
@@ -148,7 +173,7 @@ def user_link(cli: CliContext, email: str, as_json: bool) -> None:
         auditor.record(
             db,
             Action.USER_UPDATED,
-            actor=CLI_ACTOR,
+            actor=actor,
             now=now,
             target=Target(TargetKind.USER, str(account.id)),
             details={"reason": "re_enrolment"},
@@ -160,17 +185,18 @@ def user_link(cli: CliContext, email: str, as_json: bool) -> None:
 
 @user.command("disable")
 @click.argument("email")
+@by_option
 @pass_cli
-def user_disable(cli: CliContext, email: str) -> None:
+def user_disable(cli: CliContext, by: str | None, email: str) -> None:
     """Disable a user: their sessions and tokens end at once."""
-    with _database(cli) as (db, auditor):
+    with _database(cli, by) as (db, auditor, actor):
         now = _now()
         account = users.find_user(db, email)
         ended, revoked = users.disable_user(db, account, now=now)
         auditor.record(
             db,
             Action.USER_DISABLED,
-            actor=CLI_ACTOR,
+            actor=actor,
             now=now,
             target=Target(TargetKind.USER, str(account.id)),
             details={"count": ended + revoked},
@@ -196,10 +222,13 @@ def token() -> None:
     type=click.IntRange(1, tokens.MAX_DAYS),
 )
 @click.option("--json", "as_json", is_flag=True)
+@by_option
 @pass_cli
-def token_create(cli: CliContext, email: str, name: str, expires_days: int, as_json: bool) -> None:
+def token_create(
+    cli: CliContext, by: str | None, email: str, name: str, expires_days: int, as_json: bool
+) -> None:
     """Create a token for EMAIL (e.g. a service account); prints the token alone on stdout."""
-    with _database(cli) as (db, auditor):
+    with _database(cli, by) as (db, auditor, actor):
         now = _now()
         account = users.find_user(db, email)
         if account.disabled_at is not None:
@@ -211,7 +240,7 @@ def token_create(cli: CliContext, email: str, name: str, expires_days: int, as_j
         auditor.record(
             db,
             Action.TOKEN_CREATED,
-            actor=CLI_ACTOR,
+            actor=actor,
             now=now,
             target=Target(TargetKind.TOKEN, str(row.id)),
             details={"expires_in_days": expires_days},

@@ -1,6 +1,7 @@
 """``portal audit``: verify the audit log (in the database or an export, offline) and export it.
 
-Verification and export are audited themselves (SPEC §5). Exit status: 0 verified, 1 broken (the
+Verification and export are audited themselves (SPEC §5), as the person ``--by EMAIL`` (or
+``PORTAL_OPERATOR``) names: a DPO (verification: a DPO or an administrator). Exit status: 0 verified, 1 broken (the
 first broken sequence number and the kind of break are printed), 2 usage error.
 """
 
@@ -45,12 +46,13 @@ from audit import (
     verify_log,
     witness_checkpoints,
 )
+from portal.accounts.models import Role
 from portal.blobs import open_witness
-from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
+from portal.cli import CheckFailure, CliContext, UsageFailure, by_option, operator_for, pass_cli
 from portal.settings import Settings
 
-# The command line is run by an operator on the server: no user account, a role of its own.
-OPERATOR = Actor.system("operator")
+DPO = frozenset({Role.dpo})
+CHECKERS = frozenset({Role.dpo, Role.admin})
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]
 
 
@@ -69,6 +71,14 @@ def _engine(settings: Settings) -> Engine:
     from portal.db import make_engine
 
     return make_engine(settings.database_url)
+
+
+def _person(cli: CliContext, engine: Engine, by: str | None, allowed: frozenset[Role]) -> Actor:
+    """The named person the events record (a usage error, exit 2, if there is none)."""
+    from sqlmodel import Session
+
+    with Session(engine) as db:
+        return operator_for(cli, db, by, allowed=allowed).actor
 
 
 def _snapshot(engine: Engine) -> Connection:
@@ -110,9 +120,11 @@ def audit() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Also compare with this witness file or receipt (a line a verification printed).",
 )
+@by_option
 @pass_cli
 def verify(
     cli: CliContext,
+    by: str | None,
     export_file: Path | None,
     public_key: Path | None,
     first: int | None,
@@ -136,6 +148,7 @@ def verify(
     log = AuditLog(signing_key(settings))
     engine = _engine(settings)
     try:
+        actor = _person(cli, engine, by, CHECKERS)
         # Chain what recent actions committed, so that the verification covers them; a broken
         # chain is left for the verification below to find and name.
         with contextlib.suppress(ChainBroken):
@@ -176,7 +189,7 @@ def verify(
             details.update(
                 broken_sequence=result.broken.sequence, broken_kind=result.broken.kind.value
             )
-        _record(engine, log, Action.AUDIT_VERIFIED, result.ok, details)
+        _record(engine, log, actor, Action.AUDIT_VERIFIED, result.ok, details)
     finally:
         engine.dispose()
     _report(result, "the audit log")
@@ -205,8 +218,9 @@ def verify(
     help="Dispose of events older than this day (UTC). Default: the retention period "
     "(PORTAL_AUDIT_RETENTION_DAYS) before today.",
 )
+@by_option
 @pass_cli
-def dispose(cli: CliContext, before: datetime | None) -> None:
+def dispose(cli: CliContext, by: str | None, before: datetime | None) -> None:
     """Dispose of the events past the log's retention period, behind a signed epoch, so that
     the rest still verifies (docs/audit-format.md, "Retention")."""
     from audit import dispose as dispose_events
@@ -220,6 +234,7 @@ def dispose(cli: CliContext, before: datetime | None) -> None:
     log = AuditLog(signing_key(settings))
     engine = _engine(settings)
     try:
+        actor = _person(cli, engine, by, DPO)
         try:
             with engine.begin() as connection:
                 done = dispose_events(log, connection, before=cutoff)
@@ -228,11 +243,12 @@ def dispose(cli: CliContext, before: datetime | None) -> None:
                 "broken_sequence": refused.broken.sequence,
                 "broken_kind": refused.broken.kind.value,
             }
-            _record(engine, log, Action.AUDIT_DISPOSED, False, details)
+            _record(engine, log, actor, Action.AUDIT_DISPOSED, False, details)
             raise CheckFailure(f"nothing was disposed of: {refused}") from None
         _record(
             engine,
             log,
+            actor,
             Action.AUDIT_DISPOSED,
             True,
             {"events": done.events, "last_sequence": done.through_seq},
@@ -300,9 +316,11 @@ def _report(result: Verification, what: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file (readable by its owner only) instead of standard output.",
 )
+@by_option
 @pass_cli
 def export(
     cli: CliContext,
+    by: str | None,
     format_: str,
     since: datetime | None,
     until: datetime | None,
@@ -328,6 +346,7 @@ def export(
     log = AuditLog(key)
     engine = _engine(settings)
     try:
+        person = _person(cli, engine, by, DPO)
         # Checkpoint first: the export then reaches the head and ends on a signature.
         with engine.begin() as connection:
             log.checkpoint(connection)
@@ -343,12 +362,12 @@ def export(
                     now=datetime.now(UTC),
                 )
         except BaseException:
-            _record(engine, log, Action.AUDIT_EXPORTED, False, details)
+            _record(engine, log, person, Action.AUDIT_EXPORTED, False, details)
             raise
         details.update(
             first_sequence=summary.first_seq, last_sequence=summary.last_seq, events=summary.shown
         )
-        _record(engine, log, Action.AUDIT_EXPORTED, True, details)
+        _record(engine, log, person, Action.AUDIT_EXPORTED, True, details)
     finally:
         engine.dispose()
     click.echo(
@@ -396,11 +415,16 @@ def _open_output(output: Path | None) -> Iterator[BinaryIO]:
 
 
 def _record(
-    engine: Engine, log: AuditLog, action: Action, ok: bool, details: dict[str, Any]
+    engine: Engine,
+    log: AuditLog,
+    actor: Actor,
+    action: Action,
+    ok: bool,
+    details: dict[str, Any],
 ) -> None:
     event = AuditEvent(
         action,
-        OPERATOR,
+        actor,
         outcome=Outcome.SUCCESS if ok else Outcome.FAILURE,
         target=Target(TargetKind.AUDIT_LOG, "audit"),
         details=details,
@@ -424,15 +448,18 @@ def _record(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file (readable by its owner only) instead of standard output.",
 )
+@by_option
 @pass_cli
-def subject_access(cli: CliContext, case: str, format_: str, output: Path | None) -> None:
+def subject_access(
+    cli: CliContext, by: str | None, case: str, format_: str, output: Path | None
+) -> None:
     """What the portal held for one case reference: its documents, every access to each, holds,
     and the destruction that ended each (audited, as the console's page is)."""
     import json
 
     from sqlmodel import Session
 
-    from portal.auditing import Auditor
+    from portal.auditing import Auditor, Origin
     from portal.cli import require_current_schema
     from portal.console.subject_access import as_csv, view_subject_access
     from portal.exchange.acting import Acting
@@ -444,8 +471,16 @@ def subject_access(cli: CliContext, case: str, format_: str, output: Path | None
     engine = _engine(settings)
     try:
         with Session(engine) as db:
+            person = operator_for(cli, db, by, allowed=DPO)
+            acting = Acting.of(
+                user_id=person.user_id,
+                role=person.role,
+                organisation_id=person.organisation_id,
+                now=datetime.now(UTC),
+                origin=Origin(),
+            )
             try:
-                found = view_subject_access(db, auditor, Acting.operator(datetime.now(UTC)), case)
+                found = view_subject_access(db, auditor, acting, case)
             except NotFound as missing:
                 raise CheckFailure(missing.message) from None
             except ExchangeError as refused:

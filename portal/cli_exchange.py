@@ -1,7 +1,8 @@
 """``portal review``, ``portal request`` and ``portal download``.
 
 ``review`` and ``request`` are operator commands: they open the database and the key store with the
-settings and are audited with the role ``cli``, like ``portal user``. ``download`` is a client of the
+settings, and act as the person ``--by EMAIL`` (or ``PORTAL_OPERATOR``) names, with that person's
+rights (a lead manages their own reviews, an administrator any): the audit log records them. ``download`` is a client of the
 JSON API: it needs only a URL and a personal access token, and never touches the database or keys.
 """
 
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from portal.cli import CliContext, UsageFailure, pass_cli
+from portal.accounts.models import Role
+from portal.cli import CliContext, UsageFailure, by_option, operator_for, pass_cli
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -34,13 +36,19 @@ def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(data, indent=2) if as_json else text)
 
 
+MANAGERS = frozenset({Role.admin, Role.lead})
+READERS = frozenset({Role.admin, Role.lead, Role.dpo, Role.inspector})
+
+
 @contextmanager
-def _exchange(cli: CliContext) -> Iterator[tuple[Session, Auditor, Acting]]:
-    """A database session, the auditor and the operator acting now; service errors exit 2."""
+def _exchange(
+    cli: CliContext, by: str | None, allowed: frozenset[Role] = MANAGERS
+) -> Iterator[tuple[Session, Auditor, Acting]]:
+    """A database session, the auditor and the named person acting now; errors exit 2."""
     from sqlmodel import Session
 
     import audit
-    from portal.auditing import Auditor
+    from portal.auditing import Auditor, Origin
     from portal.db import make_engine
     from portal.exchange.acting import Acting
     from portal.exchange.errors import ExchangeError
@@ -55,8 +63,16 @@ def _exchange(cli: CliContext) -> Iterator[tuple[Session, Auditor, Acting]]:
     engine = make_engine(settings.database_url)
     try:
         with Session(engine) as db:
+            person = operator_for(cli, db, by, allowed=allowed)
+            acting = Acting.of(
+                user_id=person.user_id,
+                role=person.role,
+                organisation_id=person.organisation_id,
+                now=datetime.now(UTC),
+                origin=Origin(),
+            )
             try:
-                yield db, auditor, Acting.operator(datetime.now(UTC))
+                yield db, auditor, acting
             except ExchangeError as problem:
                 db.rollback()
                 raise UsageFailure(problem.message) from None
@@ -88,9 +104,11 @@ def review() -> None:
 )
 @click.option("--open", "open_now", is_flag=True, help="Open the review for uploads at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the review as JSON.")
+@by_option
 @pass_cli
 def review_create(
     cli: CliContext,
+    by: str | None,
     code: str,
     title: str,
     legal_basis: str,
@@ -116,7 +134,7 @@ def review_create(
         closes_on=_day(closes),
         retention_days=retention_days,
     )
-    with _exchange(cli) as (db, auditor, acting):
+    with _exchange(cli, by) as (db, auditor, acting):
         # Every name is looked up before anything is created, so a typo creates nothing.
         reviews.check_plan(plan)
         lead = reviews.user_by_email(db, lead_email)
@@ -152,11 +170,13 @@ def review_create(
         )
 
 
-def _change_state(cli: CliContext, code: str, as_json: bool, *, close: bool) -> None:
+def _change_state(
+    cli: CliContext, by: str | None, code: str, as_json: bool, *, close: bool
+) -> None:
     from portal.exchange import reviews
     from portal.exchange.serialize import review_json
 
-    with _exchange(cli) as (db, auditor, acting):
+    with _exchange(cli, by) as (db, auditor, acting):
         found = reviews.managed_review(db, acting, code)
         if close:
             reviews.close_review(db, auditor, acting, found)
@@ -174,30 +194,33 @@ def _change_state(cli: CliContext, code: str, as_json: bool, *, close: bool) -> 
 @review.command("open")
 @click.argument("code")
 @click.option("--json", "as_json", is_flag=True)
+@by_option
 @pass_cli
-def review_open(cli: CliContext, code: str, as_json: bool) -> None:
+def review_open(cli: CliContext, by: str | None, code: str, as_json: bool) -> None:
     """Open a draft review for uploads."""
-    _change_state(cli, code, as_json, close=False)
+    _change_state(cli, by, code, as_json, close=False)
 
 
 @review.command("close")
 @click.argument("code")
 @click.option("--json", "as_json", is_flag=True)
+@by_option
 @pass_cli
-def review_close(cli: CliContext, code: str, as_json: bool) -> None:
+def review_close(cli: CliContext, by: str | None, code: str, as_json: bool) -> None:
     """Close a review now: no more uploads; closing early brings its destruction date forward."""
-    _change_state(cli, code, as_json, close=True)
+    _change_state(cli, by, code, as_json, close=True)
 
 
 @review.command("list")
 @click.option("--json", "as_json", is_flag=True)
+@by_option
 @pass_cli
-def review_list(cli: CliContext, as_json: bool) -> None:
+def review_list(cli: CliContext, by: str | None, as_json: bool) -> None:
     """Every review, newest opening date first."""
     from portal.exchange import reviews
     from portal.exchange.serialize import review_json
 
-    with _exchange(cli) as (db, _, acting):
+    with _exchange(cli, by, READERS) as (db, _, acting):
         found = reviews.list_reviews(db, acting)
         if as_json:
             click.echo(json.dumps({"items": [review_json(r) for r in found]}, indent=2))
@@ -229,9 +252,11 @@ def request_group() -> None:
 @click.option("--due", required=True, type=DATE, help="Due date (YYYY-MM-DD).")
 @click.option("--expected", default=0, show_default=True, type=int, help="Items expected.")
 @click.option("--json", "as_json", is_flag=True)
+@by_option
 @pass_cli
 def request_create(
     cli: CliContext,
+    by: str | None,
     code: str,
     org_code: str,
     title: str,
@@ -246,7 +271,7 @@ def request_create(
     from portal.exchange.serialize import request_json
 
     vault = open_vault(cli.settings)
-    with _exchange(cli) as (db, auditor, acting):
+    with _exchange(cli, by) as (db, auditor, acting):
         found = reviews.managed_review(db, acting, code)
         created = reviews.create_request(
             db,

@@ -15,18 +15,16 @@ from datetime import UTC, datetime
 import click
 from sqlmodel import Session, col, select
 
-import audit
 from audit import Action, Target, TargetKind
+from portal.accounts.models import Role
 from portal.auditing import Auditor
 from portal.blobs import open_vault
-from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
+from portal.cli import CheckFailure, CliContext, UsageFailure, by_option, operator_for, pass_cli
 from portal.db import make_engine
 from portal.exchange.models import Document, Review
 from portal.keys import checked_keys
 from portal.sealing import sealed_texts
 from storage import DocumentKey, StorageError
-
-CLI_ACTOR = audit.Actor.system("cli")
 
 
 @click.group()
@@ -76,8 +74,9 @@ def keys_status(cli: CliContext, as_json: bool) -> None:
     is_flag=True,
     help="After a master-key rotation, erase the master keys nothing depends on any more.",
 )
+@by_option
 @pass_cli
-def keys_rotate(cli: CliContext, review_code: str | None, remove_old: bool) -> None:
+def keys_rotate(cli: CliContext, by: str | None, review_code: str | None, remove_old: bool) -> None:
     """Rotate the master key (default) or one review's key; no blob is rewritten."""
     settings = cli.settings
     vault = open_vault(settings)
@@ -86,6 +85,7 @@ def keys_rotate(cli: CliContext, review_code: str | None, remove_old: bool) -> N
     now = datetime.now(UTC)
     try:
         with Session(engine) as db:
+            actor = operator_for(cli, db, by, allowed=frozenset({Role.admin})).actor
             if review_code is None:
                 new_id = vault.rotate_master_key()
                 removed = 0
@@ -97,7 +97,7 @@ def keys_rotate(cli: CliContext, review_code: str | None, remove_old: bool) -> N
                 auditor.record(
                     db,
                     Action.KEY_ROTATED,
-                    actor=CLI_ACTOR,
+                    actor=actor,
                     now=now,
                     target=Target(TargetKind.KEY, new_id[:64]),
                     details={"count": removed},
@@ -135,7 +135,7 @@ def keys_rotate(cli: CliContext, review_code: str | None, remove_old: bool) -> N
             auditor.record(
                 db,
                 Action.KEY_ROTATED,
-                actor=CLI_ACTOR,
+                actor=actor,
                 now=now,
                 target=Target(TargetKind.REVIEW, review.code),
                 review=review.code,

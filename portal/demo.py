@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+import audit
 from portal.accounts import totp, users
 from portal.accounts.models import Role, User
 from portal.accounts.passwords import PasswordHasher
@@ -95,7 +96,12 @@ def create_demo(
         user = db.exec(select(User).where(User.email == email)).first()
         if user is None:
             user, _ = users.add_user(
-                db, email=email, role=role, organisation=users.find_organisation(db, slug), now=now
+                db,
+                email=email,
+                role=role,
+                organisation=users.find_organisation(db, slug),
+                now=now,
+                name=f"{local.replace('.', ' ').replace('-', ' ').title()} (demo)",
             )
         password = _password()
         user.password_hash = hasher.hash(password)
@@ -122,7 +128,7 @@ def _demo_review(db: Session, *, auditor: Auditor, now: datetime, vault: Vault) 
     """An open review asking every authority for records, with the demo inspector on its team."""
     if db.exec(select(Review).where(Review.code == REVIEW_CODE)).first() is not None:
         return
-    acting = Acting.operator(now)
+    acting = Acting.operator(now, actor=audit.Actor.system("demo"))
     plan = reviews.ReviewPlan(
         code=REVIEW_CODE,
         title="Thematic review of records for children in need of care and protection",

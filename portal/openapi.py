@@ -231,6 +231,15 @@ SCHEMAS: Json = {
             "size": {"type": "integer"},
             "received_at": TIME,
             "state": {"enum": [s.value for s in DocumentState]},
+            "destroyed_at": {
+                **TIME,
+                "description": "Once destroyed: the time its destruction certificate records.",
+            },
+            "certificate": {
+                "type": ["string", "null"],
+                "description": "Once destroyed: the reference of the destruction certificate "
+                "that lists it (null for the moments before the run issues it).",
+            },
         },
     },
 }

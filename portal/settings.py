@@ -100,6 +100,9 @@ class Settings:
     # (PORTAL_AUDIT_WITNESS: file:///PATH or s3://BUCKET/PREFIX; default $PORTAL_HOME/witness).
     audit_witness: StorageLocation | None = None
     alert_thresholds: AlertThresholds = field(default_factory=AlertThresholds)
+    # The person at the command line (PORTAL_OPERATOR, the e-mail of their account): audited
+    # commands act as them unless --by names someone else (portal/accounts/operators.py).
+    operator: str | None = None
     # Variables read from the environment, kept for `portal check` to report (never secrets).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -184,6 +187,7 @@ class Settings:
                     )
                 }
             ),
+            operator=(env.get("PORTAL_OPERATOR") or "").strip() or None,
             sources={k: _without_pin(v) if k == "PORTAL_KMS" else v for k, v in sources.items()},
         )
 

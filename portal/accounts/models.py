@@ -30,6 +30,8 @@ class User(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)  # stored lower-cased
+    # The person's name, for the signed identity in destruction certificates: never logged.
+    name: str | None = Field(default=None, max_length=200)
     organisation_id: int = Field(
         sa_column=Column(Integer, ForeignKey("organisation.id"), nullable=False, index=True)
     )

@@ -66,10 +66,19 @@ def find_organisation(db: Session, slug: str) -> Organisation:
 
 
 def add_user(
-    db: Session, *, email: str, role: Role, organisation: Organisation, now: datetime
+    db: Session,
+    *,
+    email: str,
+    role: Role,
+    organisation: Organisation,
+    now: datetime,
+    name: str | None = None,
 ) -> tuple[User, str]:
     """Create a user and their enrolment token (returned once, for the link)."""
     email = email.strip().lower()
+    name = " ".join(name.split()) if name else None
+    if name is not None and len(name) > 200:
+        raise AccountError("A name is at most 200 characters.")
     if not _EMAIL.match(email):
         raise AccountError(f"{email!r} is not an email address.")
     if db.exec(select(User).where(User.email == email)).first():
@@ -81,7 +90,7 @@ def add_user(
             f"{role.value}: choose one of {allowed}."
         )
     assert organisation.id is not None
-    user = User(email=email, role=role, organisation_id=organisation.id, created_at=now)
+    user = User(email=email, name=name, role=role, organisation_id=organisation.id, created_at=now)
     db.add(user)
     db.flush()
     return user, new_enrolment(db, user, now=now)

@@ -15,7 +15,9 @@ from typing import Any
 
 from audit import PublicKey, SignatureInvalid, SigningKey
 
-FORMAT = "dxp-destruction-certificate/1"
+FORMAT = "dxp-destruction-certificate/2"
+# /1: certificates issued before they stated the key's fate, the kept documents and the people.
+FORMATS = frozenset({"dxp-destruction-certificate/1", FORMAT})
 ALGORITHM = "Ed25519"
 MAX_EXPORT_BYTES = 64 * 1024 * 1024
 
@@ -97,7 +99,7 @@ def verify_export(data: bytes, public_key: PublicKey) -> dict[str, Any]:
         raise CertificateInvalid("the file holds values a certificate never has") from None
     if envelope["algorithm"] != ALGORITHM or not isinstance(certificate, dict):
         raise CertificateInvalid("the file is not a signed certificate")
-    if certificate.get("format") != FORMAT:
+    if certificate.get("format") not in FORMATS:
         raise CertificateInvalid(f"the certificate is not in the format {FORMAT}")
     if envelope["public_key_fingerprint"] != public_key.fingerprint:
         raise CertificateInvalid("the certificate was signed with another key")

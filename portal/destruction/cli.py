@@ -17,8 +17,17 @@ from pathlib import Path
 import click
 from sqlmodel import Session
 
-from audit import SigningKeyError, load_public_key
-from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli, require_current_schema
+from audit import Actor, SigningKeyError, load_public_key
+from portal.accounts.models import Role
+from portal.cli import (
+    CheckFailure,
+    CliContext,
+    UsageFailure,
+    by_option,
+    operator_for,
+    pass_cli,
+    require_current_schema,
+)
 from portal.cli_exchange import _exchange
 from portal.destruction.certificates import CertificateInvalid, verify_export
 from portal.destruction.models import HoldReason, LiftReason
@@ -26,6 +35,10 @@ from portal.destruction.record import entry_json
 from portal.destruction.schedule import schedule
 from portal.exchange.acting import Acting
 from portal.exchange.errors import ExchangeError
+
+DESTROYERS = frozenset({Role.admin, Role.dpo})
+# The schedule and a certificate's export record nothing: no event ever carries this actor.
+READ_ONLY = Actor.system("read_only")
 
 
 @click.group()
@@ -45,7 +58,7 @@ def due(cli: CliContext, as_json: bool) -> None:
     now = datetime.now(UTC)
     try:
         with Session(engine) as db:
-            entries = schedule(db, Acting.operator(now), today=now.date())
+            entries = schedule(db, Acting.operator(now, actor=READ_ONLY), today=now.date())
             rows = [entry_json(e) for e in entries]
     finally:
         engine.dispose()
@@ -65,17 +78,23 @@ def due(cli: CliContext, as_json: bool) -> None:
 @destroy.command()
 @click.option("--dry-run", is_flag=True, help="Show what would be destroyed; change nothing.")
 @click.option("--review", "review_code", help="Only this review (if it is due).")
+@by_option
 @pass_cli
-def run(cli: CliContext, dry_run: bool, review_code: str | None) -> None:
-    """Destroy every review that is due now; print the certificates issued."""
+def run(cli: CliContext, by: str | None, dry_run: bool, review_code: str | None) -> None:
+    """Destroy every review that is due now; print the certificates issued.
+
+    Needs --by (or PORTAL_OPERATOR): a DPO or an administrator, whom the audit log and the
+    certificate name as carrying the destruction out."""
     from portal.destruction.services import destroyer_for
     from portal.runtime import build_runtime
 
     require_current_schema(cli.settings)
     runtime = build_runtime(cli.settings)
     try:
+        with Session(runtime.engine) as db:
+            person = operator_for(cli, db, by, allowed=DESTROYERS)
         try:
-            destroyer = destroyer_for(runtime)
+            destroyer = destroyer_for(runtime, actor=person.actor)
         except SigningKeyError as exc:
             raise UsageFailure(str(exc)) from None
         report = destroyer.run_due(now=runtime.clock(), review_code=review_code, dry_run=dry_run)
@@ -124,9 +143,11 @@ def _hold_line(view: dict[str, object]) -> str:
 @click.option("--reason", type=click.Choice([r.value for r in HoldReason]), required=True)
 @click.option("--order-reference", help="The order behind the hold, e.g. CO/2027/0142.")
 @click.option("--json", "as_json", is_flag=True)
+@by_option
 @pass_cli
 def hold_place(
     cli: CliContext,
+    by: str | None,
     review_code: str,
     document: str | None,
     case: str | None,
@@ -139,7 +160,8 @@ def hold_place(
     from portal.destruction import holds
 
     vault = open_vault(cli.settings)
-    with _exchange(cli) as (db, auditor, acting):
+    # A DPO places a hold; a lead's becomes a request for one, as on the web.
+    with _exchange(cli, by, frozenset({Role.dpo, Role.lead})) as (db, auditor, acting):
         placed = holds.place_hold(
             db,
             auditor,
@@ -160,14 +182,15 @@ def hold_place(
 @click.argument("hold_id")
 @click.option("--reason", type=click.Choice([r.value for r in LiftReason]), required=True)
 @click.option("--json", "as_json", is_flag=True)
+@by_option
 @pass_cli
-def hold_lift(cli: CliContext, hold_id: str, reason: str, as_json: bool) -> None:
+def hold_lift(cli: CliContext, by: str | None, hold_id: str, reason: str, as_json: bool) -> None:
     """Lift hold HOLD_ID (or decline a lead's request), saying why."""
     from portal.blobs import open_vault
     from portal.destruction import holds
 
     vault = open_vault(cli.settings)
-    with _exchange(cli) as (db, auditor, acting):
+    with _exchange(cli, by, frozenset({Role.dpo})) as (db, auditor, acting):
         lifted = holds.lift_hold(db, auditor, acting, hold_id, reason=reason)
         db.commit()
         view = holds.hold_view(db, vault, lifted)
@@ -177,14 +200,15 @@ def hold_lift(cli: CliContext, hold_id: str, reason: str, as_json: bool) -> None
 @hold.command("list")
 @click.option("--all", "include_lifted", is_flag=True, help="Lifted holds too.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@by_option
 @pass_cli
-def hold_list(cli: CliContext, include_lifted: bool, as_json: bool) -> None:
+def hold_list(cli: CliContext, by: str | None, include_lifted: bool, as_json: bool) -> None:
     """Holds and leads' requests for holds, newest first."""
     from portal.blobs import open_vault
     from portal.destruction import holds
 
     vault = open_vault(cli.settings)
-    with _exchange(cli) as (db, _auditor, acting):
+    with _exchange(cli, by, frozenset({Role.dpo, Role.lead})) as (db, _auditor, acting):
         views = [
             holds.hold_view(db, vault, h)
             for h in holds.list_holds(db, acting, include_lifted=include_lifted)
@@ -214,7 +238,9 @@ def export(cli: CliContext, reference: str, output: Path | None) -> None:
     try:
         with Session(engine) as db:
             try:
-                found = find_certificate(db, Acting.operator(datetime.now(UTC)), reference)
+                found = find_certificate(
+                    db, Acting.operator(datetime.now(UTC), actor=READ_ONLY), reference
+                )
             except ExchangeError as exc:
                 raise UsageFailure(exc.message) from None
             data = signed(found).export()
@@ -259,8 +285,14 @@ def verify(cli: CliContext, file: Path, public_key_file: Path | None) -> None:
         if isinstance(uploads, dict)
         else ""  # a certificate issued before uploads were counted
     )
+    review_key = content.get("review_key")
+    kept = (
+        f", {len(content.get('kept_documents', []))} kept, review key {review_key.get('state')}"
+        if isinstance(review_key, dict)
+        else ""  # format /1: the key's fate is only in its verification block
+    )
     click.echo(
         f"valid: certificate {content.get('reference')} for review "
         f"{content.get('review', {}).get('code')}, {len(content.get('documents', []))} "
-        f"document(s){discarded}, issued {content.get('issued_at')}, key {key.fingerprint}"
+        f"document(s){discarded}{kept}, issued {content.get('issued_at')}, key {key.fingerprint}"
     )

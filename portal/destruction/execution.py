@@ -14,10 +14,12 @@ For one due review, a *run* (one open run per review, whatever the number of wor
    leaving a ``destruction_upload`` row with its part blobs' ids, and the part blobs are deleted.
 2. when no document is left but held ones, one worker (holding the run's row lock) finishes: if
    nothing is held, the review key is erased (``vault.destroy_review``: every copy of every blob of
-   the review, backups included, is then beyond use); every blob of the run is checked absent
+   the review, backups included, is then beyond use once the key service's own backups of the key
+   are gone too); every blob of the run is checked absent
    (deleted again if needed), the part blobs of the run's unfinished uploads too, the key checked
    absent; the signed certificate is stored, the review
-   marked ``destroyed``, and it is all audited, in one transaction.
+   marked ``destroyed``, and it is all audited, in one transaction. Each step takes its own time
+   from the Destroyer's clock, and the certificate records each (record.py), with the key's fate.
 
 Idempotent: a run killed anywhere completes on the next call, nothing destroyed twice, nothing
 skipped. Held documents (a DPO's hold on them or their case; during an early destruction a lead's
@@ -52,7 +54,7 @@ from portal.destruction.models import (
     EarlyDestruction,
     EarlyState,
 )
-from portal.destruction.record import certificate_content, iso
+from portal.destruction.record import KeyOutcome, certificate_content, iso
 from portal.destruction.schedule import (
     Entry,
     binding_states,
@@ -113,7 +115,13 @@ class RunReport:
 
 @dataclass(frozen=True)
 class Destroyer:
-    """What a run needs: built by the worker or the command from the runtime."""
+    """What a run needs: built by the worker or the command from the runtime.
+
+    ``clock`` gives the time of each step (a batch destroyed, the key erased, the check, the
+    issue), so that a certificate records when each thing happened, not one time for all;
+    without it every step takes the ``now`` of ``run_due``. ``actor`` is who the audit log and
+    the certificate name as carrying the run out: the worker, or the person at the command line.
+    """
 
     engine: Engine
     vault: Vault
@@ -122,6 +130,11 @@ class Destroyer:
     public_url: str = ""
     batch: int = BATCH
     parallel: int = 8  # blob deletions and checks in flight at once
+    clock: Callable[[], datetime] | None = None
+    actor: Actor = DESTRUCTION
+
+    def _time(self, now: datetime) -> datetime:
+        return self.clock() if self.clock is not None else now
 
     def run_due(
         self, *, now: datetime, review_code: str | None = None, dry_run: bool = False
@@ -201,7 +214,7 @@ class Destroyer:
                     review_id=review_id,
                     open_review_id=review_id,
                     early_id=early.id if early else None,
-                    started_at=now,
+                    started_at=self._time(now),
                 )
                 db.add(run)
                 try:
@@ -216,6 +229,7 @@ class Destroyer:
         """Destroy up to ``batch`` documents in one transaction; returns their blob ids."""
         with Session(self.engine) as db:
             assert review.id is not None
+            now = self._time(now)  # this batch's destruction time
             # The same holds as the schedule's: a DPO's, and a lead's request during an early
             # destruction; on a document or on its case.
             states = binding_states(review, open_request(db, review), now.date())
@@ -256,7 +270,7 @@ class Destroyer:
                 self.auditor.record(
                     db,
                     Action.DOCUMENT_DESTROYED,
-                    actor=DESTRUCTION,
+                    actor=self.actor,
                     now=now,
                     target=Target(TargetKind.DOCUMENT, document.reference),
                     review=review.code,
@@ -280,6 +294,7 @@ class Destroyer:
         counted: their document is destroyed, and certified, as a document.
         """
         with Session(self.engine) as db:
+            now = self._time(now)
             query = (
                 select(UploadSession)
                 .where(UploadSession.review_id == review.id)
@@ -341,18 +356,35 @@ class Destroyer:
             if _upload_sessions(db, review.id):
                 return None  # another worker still has uploads in hand
             whole = not entry.held_documents
+            key_erased_at = None
             if whole:
-                # The review key goes first: from here every copy of every blob is beyond use.
+                # The review key goes first: from here every copy of every blob is beyond use
+                # (once the key service's own backups of it are gone, docs/destruction.md).
                 self.vault.destroy_review(review.code)
+                key_erased_at = self._time(now)
             items = list(
                 db.exec(select(DestructionItem).where(DestructionItem.run_id == run.id)).all()
             )
             uploads = list(
                 db.exec(select(DestroyedUpload).where(DestroyedUpload.run_id == run.id)).all()
             )
-            verification = self._verify(db, review, items, uploads, whole=whole, now=now)
+            verification = self._verify(
+                db,
+                review,
+                items,
+                uploads,
+                whole=whole,
+                now=self._time(now),
+                key_erased_at=key_erased_at,
+            )
             early = db.get(EarlyDestruction, run.early_id) if run.early_id else None
             reference = new_reference()
+            key = KeyOutcome(
+                erased=whole,
+                key_object=self.vault.keystore.key_reference(review.code),
+                erased_at=key_erased_at,
+            )
+            now = self._time(now)  # the time of issue
             content = certificate_content(
                 db,
                 reference=reference,
@@ -363,7 +395,8 @@ class Destroyer:
                 held=entry.held_documents,
                 early=early,
                 verification=verification,
-                whole=whole,
+                key=key,
+                actor=self.actor,
                 issued_at=now,
                 public_url=self.public_url,
             )
@@ -407,6 +440,7 @@ class Destroyer:
         *,
         whole: bool,
         now: datetime,
+        key_erased_at: datetime | None,
     ) -> dict[str, Any]:
         store, keystore = self.vault.store, self.vault.keystore
         blobs = [item.blob_id for item in items if item.blob_id]
@@ -461,7 +495,7 @@ class Destroyer:
             # Which key object the key service destroyed, and when this run did it: the one
             # thing a key service's own backups must not outlive (docs/destruction.md).
             "review_key_object": keystore.key_reference(review.code),
-            "review_key_destroyed_at": iso(now) if whole else None,
+            "review_key_destroyed_at": iso(key_erased_at) if key_erased_at else None,
             "result": "passed",
         }
 
@@ -481,7 +515,7 @@ class Destroyer:
             self.auditor.record(
                 db,
                 action,
-                actor=DESTRUCTION,
+                actor=self.actor,
                 now=now,
                 target=target,
                 review=review.code,

@@ -10,7 +10,7 @@ import audit
 from portal import keys, policy
 from portal.accounts.models import Role
 from portal.destruction.certificates import Signed
-from portal.destruction.execution import Destroyer
+from portal.destruction.execution import DESTRUCTION, Destroyer
 from portal.destruction.models import Certificate
 from portal.exchange.acting import Acting
 from portal.exchange.errors import InvalidReference, NotFound
@@ -23,15 +23,18 @@ if TYPE_CHECKING:
     from portal.settings import Settings
 
 
-def destroyer_for(runtime: Runtime) -> Destroyer:
+def destroyer_for(runtime: Runtime, *, actor: audit.Actor | None = None) -> Destroyer:
     """Certificates are signed with the portal's one signing key (the audit log's): one key to
-    publish, exported by ``portal audit public-key``."""
+    publish, exported by ``portal audit public-key``. ``actor``: the person at the command line
+    (the worker's run is the process's own)."""
     return Destroyer(
         engine=runtime.engine,
         vault=runtime.vault,
         auditor=runtime.auditor,
         signing_key=keys.signing_key(runtime.keys),
         public_url=runtime.settings.public_url,
+        clock=runtime.clock,
+        actor=actor if actor is not None else DESTRUCTION,
     )
 
 

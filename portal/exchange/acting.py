@@ -19,7 +19,9 @@ class Caller:
 
 @dataclass(frozen=True)
 class Acting:
-    """``caller`` is None for the operator at the command line (who holds the keys anyway)."""
+    """``caller`` is None for a process with the operator's rights (who holds the keys anyway):
+    the demo's set-up, and reads at the command line that record nothing. Audited commands act as
+    a named person instead (``Acting.of``, portal/accounts/operators.py), never as ``cli``."""
 
     caller: Caller | None
     actor: audit.Actor
@@ -27,8 +29,8 @@ class Acting:
     origin: Origin = field(default_factory=Origin)
 
     @classmethod
-    def operator(cls, now: datetime) -> Acting:
-        return cls(caller=None, actor=audit.Actor.system("cli"), now=now)
+    def operator(cls, now: datetime, *, actor: audit.Actor) -> Acting:
+        return cls(caller=None, actor=actor, now=now)
 
     @classmethod
     def of(

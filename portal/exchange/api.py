@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from portal.accounts.models import Role
+from portal.destruction.receipts import receipt_of
 from portal.exchange import documents, reviews, scans
 from portal.exchange.acting import Acting
 from portal.exchange.documents import DocumentFilter, StoredUpload, UploadTarget
@@ -23,7 +24,6 @@ from portal.exchange.models import DocumentKind, DocumentState
 from portal.exchange.serialize import (
     case_json,
     document_json,
-    receipt_json,
     request_json,
     review_json,
 )
@@ -401,8 +401,8 @@ def get_document(request: Request) -> Response:
 def get_receipt(request: Request) -> Response:
     acting = acting_of(request)
     with _session(request) as db:
-        document, review = documents.find_document(db, acting, request.path_params["ref"])
-        return JSONResponse(receipt_json(document, review))
+        body, _, _ = receipt_of(db, acting, request.path_params["ref"])
+        return JSONResponse(body)
 
 
 def content_disposition(filename: str | None, fallback: str) -> str:

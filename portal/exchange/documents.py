@@ -371,8 +371,12 @@ def audit_refused_upload(
 # --- Reading --------------------------------------------------------------------------------
 
 
-def find_document(db: Session, acting: Acting, typed_reference: str) -> tuple[Document, Review]:
-    """A document the caller may see (metadata), or NotFound; a mistyped reference is invalid."""
+def find_document(
+    db: Session, acting: Acting, typed_reference: str, *, keep_destroyed: bool = False
+) -> tuple[Document, Review]:
+    """A document the caller may see (metadata), or NotFound; a mistyped reference is invalid.
+
+    A destroyed document is Gone, unless ``keep_destroyed`` (its receipt outlives it)."""
     try:
         reference = parse_reference(typed_reference)
     except BadReference:
@@ -385,7 +389,7 @@ def find_document(db: Session, acting: Acting, typed_reference: str) -> tuple[Do
         db, acting.caller, document, review
     ):
         raise NotFound()
-    if document.state is DocumentState.destroyed:
+    if document.state is DocumentState.destroyed and not keep_destroyed:
         # After the access check: only those who could see it learn that it existed.
         destroyed = as_utc(document.destroyed_at or document.uploaded_at)
         raise Gone(

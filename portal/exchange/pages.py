@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from portal import policy
 from portal.accounts.models import Role
 from portal.destruction.models import Certificate
+from portal.destruction.receipts import receipt_of
 from portal.exchange import api, documents, reviews
 from portal.exchange.acting import Acting
 from portal.exchange.asking import RequestView, view_request
@@ -437,8 +438,12 @@ def _reason_label(value: str | None) -> str | None:
 def receipt_page(request: Request) -> Response:
     acting = acting_of(request)
     with _session(request) as db:
-        document, review = documents.find_document(db, acting, request.path_params["ref"])
-        return render(request, "exchange/receipt.html", {"document": document, "review": review})
+        receipt, document, review = receipt_of(db, acting, request.path_params["ref"])
+        return render(
+            request,
+            "exchange/receipt.html",
+            {"document": document, "review": review, "receipt": receipt},
+        )
 
 
 def _withdrawable(request: Request, db: Session) -> tuple[Document, Review]:

@@ -31,7 +31,7 @@ def _review_state(topology: Topology, code: str) -> ReviewState:
 
 
 def _destroy_run(node: Node, code: str) -> tuple[int, str]:
-    done = node.portal("destroy", "run", "--review", code)
+    done = node.portal("destroy", "run", "--review", code, "--by", "dpo@inspectorate.example")
     return done.returncode, done.stdout + done.stderr
 
 

@@ -388,6 +388,7 @@ def _make_people(settings: Settings) -> World:
         ("uploader", "uploader@aberdeen.example", Role.uploader, "aberdeen-city"),
         ("inspector", "inspector@inspectorate.example", Role.inspector, "inspectorate"),
         ("lead", "lead@inspectorate.example", Role.lead, "inspectorate"),
+        ("dpo", "dpo@inspectorate.example", Role.dpo, "inspectorate"),  # runs `destroy run`
     ]:
         world.people[key] = world.add_person(email, role, org)
     return world

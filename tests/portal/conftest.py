@@ -51,6 +51,7 @@ class Person:
     secret: str
     user_id: int
     password: str = PASSWORD
+    name: str | None = None
 
     def code(self, at: datetime) -> str:
         return pyotp.TOTP(self.secret).at(at)
@@ -89,7 +90,9 @@ class World:
     clock: SettableClock
     people: dict[str, Person]
 
-    def add_person(self, email: str, role: Role, organisation: str) -> Person:
+    def add_person(
+        self, email: str, role: Role, organisation: str, name: str | None = None
+    ) -> Person:
         engine = make_engine(self.settings.database_url)
         # Any key service (a key folder or a PKCS#11 token), as the app itself opens it.
         box = secret_box(open_keys(self.settings))
@@ -97,7 +100,7 @@ class World:
             with Session(engine) as db:
                 org = users.find_organisation(db, organisation)
                 user, raw = users.add_user(
-                    db, email=email, role=role, organisation=org, now=self.clock()
+                    db, email=email, role=role, organisation=org, now=self.clock(), name=name
                 )
                 users.set_password(db, user, PASSWORD, PASSWORD, hasher=cheap_hasher())
                 secret = users.start_totp(db, user, box=box)
@@ -107,7 +110,7 @@ class World:
                 users.confirm_totp(db, enrolment, user, code, box=box, now=self.clock())
                 db.commit()
                 assert user.id is not None
-                person = Person(email, role, organisation, secret, user.id)
+                person = Person(email, role, organisation, secret, user.id, name=name)
         finally:
             engine.dispose()
         return person
@@ -141,15 +144,15 @@ def world(settings: Settings, clock: SettableClock) -> World:
         db.commit()
     engine.dispose()
     world = World(settings=settings, clock=clock, people={})
-    for key, email, role, org in [
-        ("uploader", "uploader@aberdeen.example", Role.uploader, "aberdeen-city"),
-        ("other_uploader", "uploader@dundee.example", Role.uploader, "dundee-city"),
-        ("inspector", "inspector@inspectorate.example", Role.inspector, "inspectorate"),
-        ("lead", "lead@inspectorate.example", Role.lead, "inspectorate"),
-        ("dpo", "dpo@inspectorate.example", Role.dpo, "inspectorate"),
-        ("admin", "admin@inspectorate.example", Role.admin, "inspectorate"),
+    for key, email, role, org, name in [
+        ("uploader", "uploader@aberdeen.example", Role.uploader, "aberdeen-city", "Uma Reid"),
+        ("other_uploader", "uploader@dundee.example", Role.uploader, "dundee-city", "Owen Dale"),
+        ("inspector", "inspector@inspectorate.example", Role.inspector, "inspectorate", None),
+        ("lead", "lead@inspectorate.example", Role.lead, "inspectorate", "Lena Ward"),
+        ("dpo", "dpo@inspectorate.example", Role.dpo, "inspectorate", "Dara Quinn"),
+        ("admin", "admin@inspectorate.example", Role.admin, "inspectorate", "Ada Moss"),
     ]:
-        world.people[key] = world.add_person(email, role, org)
+        world.people[key] = world.add_person(email, role, org, name=name)
     return world
 
 

@@ -215,7 +215,15 @@ def _destroy(exchange: Exchange, review: str) -> None:
     early = f"/api/v1/reviews/{review}/destruction"
     assert client.post(f"{early}/request", headers=tokens["dpo"]).status_code == 201
     assert client.post(f"{early}/approve", headers=tokens["admin"]).status_code == 200
-    ran = portal(_env(exchange.world.settings), "destroy", "run", "--review", review)
+    ran = portal(
+        _env(exchange.world.settings),
+        "destroy",
+        "run",
+        "--review",
+        review,
+        "--by",
+        exchange.world.people["dpo"].email,
+    )
     assert ran.exit_code == 0, ran.output
 
 
@@ -350,7 +358,7 @@ def test_the_restore_drill_restores_the_live_review_and_not_the_destroyed_one(
     finally:
         engine.dispose()
 
-    verified = portal(fresh, "audit", "verify")
+    verified = portal(fresh, "audit", "verify", "--by", "dpo@inspectorate.example")
     assert verified.exit_code == 0, verified.output
 
 

@@ -49,11 +49,13 @@ MINUTES = b"Minutes of the case conference.\nPresent: social worker, team lead.\
 
 @pytest.fixture
 def env(world: World) -> dict[str, str]:
-    """The environment that gives the command the test's settings (database, keys, clamd)."""
+    """The environment that gives the command the test's settings (database, keys, clamd), and
+    the operator's configured identity: the administrator."""
     return {
         "PORTAL_HOME": str(world.settings.home),
         "PORTAL_DATABASE_URL": world.settings.database_url,
         "PORTAL_CLAMD": str(world.settings.clamd),
+        "PORTAL_OPERATOR": world.people["admin"].email,
     }
 
 
@@ -87,7 +89,9 @@ def cli_events(world: World, review: str) -> list[str]:
             page = audit.search(connection, audit.EventFilter(review=review), limit=100)
     finally:
         engine.dispose()
-    assert all(r.actor.role == "cli" for r in page.records)
+    # A named person, never an anonymous ``cli`` (issue 16).
+    admin = world.people["admin"]
+    assert all((r.actor.user_id, r.actor.role) == (admin.user_id, "admin") for r in page.records)
     return sorted(r.action for r in page.records)
 
 

@@ -23,6 +23,7 @@ def _cli(exchange: Exchange, *args: str) -> tuple[int, str]:
         "PORTAL_HOME": str(settings.home),
         "PORTAL_DATABASE_URL": settings.database_url,
         "PORTAL_CLAMD": str(settings.clamd),
+        "PORTAL_OPERATOR": exchange.world.people["admin"].email,
     }
     result = CliRunner().invoke(main, list(args), env=env)
     return result.exit_code, result.output

@@ -32,6 +32,7 @@ def portal(exchange: Exchange, *args: str) -> Result:
         "PORTAL_HOME": str(settings.home),
         "PORTAL_DATABASE_URL": settings.database_url,
         "PORTAL_CLAMD": str(settings.clamd),
+        "PORTAL_OPERATOR": exchange.world.people["dpo"].email,
     }
     return CliRunner().invoke(main, list(args), env=env)
 
@@ -78,7 +79,9 @@ def test_bringing_destruction_forward_needs_a_second_person(
     dry = portal(exchange, "destroy", "run")
     assert dry.exit_code == 0 and dry.output.strip() == "", dry.output
 
-    second = world.add_person("dpo2@inspectorate.example", Role.dpo, "inspectorate")
+    second = world.add_person(
+        "dpo2@inspectorate.example", Role.dpo, "inspectorate", name="Sam Okafor"
+    )
     from tests.portal.conftest import api_token
 
     world.people["dpo2"] = second
@@ -108,12 +111,26 @@ def test_bringing_destruction_forward_needs_a_second_person(
             )
     assert not any(vault.store.exists(blob_id or "") for _, _, blob_id in rows)
 
-    # The certificate names both people (by id and role), and checks out offline.
+    # The certificate names both people in full, inside the signed body (issue 16: ids alone
+    # left an offline auditor unable to tell who authorised it), and checks out offline.
     certificate = client.get(f"/api/v1/certificates/{reference}", headers=tokens["dpo"]).json()
     authority = certificate["certificate"]["authorised_by"]
     assert authority["basis"] == "early_destruction_approved"
-    assert authority["requested_by"] == {"user_id": world.people["dpo"].user_id, "role": "dpo"}
-    assert authority["approved_by"] == {"user_id": second.user_id, "role": "dpo"}
+    inspectorate = {"code": "inspectorate", "name": "Care Inspectorate"}
+    assert authority["requested_by"] == {
+        "user_id": world.people["dpo"].user_id,
+        "name": "Dara Quinn",
+        "email": "dpo@inspectorate.example",
+        "role": "dpo",
+        "organisation": inspectorate,
+    }
+    assert authority["approved_by"] == {
+        "user_id": second.user_id,
+        "name": "Sam Okafor",
+        "email": "dpo2@inspectorate.example",
+        "role": "dpo",
+        "organisation": inspectorate,
+    }
     assert sorted(d["reference"] for d in certificate["certificate"]["documents"]) == sorted(refs)
     for ref in refs:
         gone = client.get(f"/api/v1/documents/{ref}/content", headers=tokens["inspector"])

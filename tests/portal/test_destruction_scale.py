@@ -93,7 +93,7 @@ def _populate(engine: Engine, vault: Vault, auditor: Auditor, counts: dict[str, 
             now=now,
         )
         db.commit()
-        acting = Acting.operator(now)
+        acting = Acting.operator(now, actor=audit.Actor.system("scale_test"))
         for code in counts:
             plan = reviews.ReviewPlan(
                 code=code,

@@ -25,6 +25,7 @@ def _cli(world: World, *args: str) -> tuple[int, str]:
         "PORTAL_HOME": str(world.settings.home),
         "PORTAL_DATABASE_URL": world.settings.database_url,
         "PORTAL_CLAMD": str(world.settings.clamd),
+        "PORTAL_OPERATOR": world.people["admin"].email,  # the operator's configured identity
     }
     result = CliRunner().invoke(main, list(args), env=env)
     return result.exit_code, result.output
@@ -245,7 +246,16 @@ def test_administration_is_audited(world: World) -> None:
             row.action
             for row in connection.execute(sa_select(event_table.c.action, event_table.c.role))
         ]
-        roles = {row.role for row in connection.execute(sa_select(event_table.c.role))}
+        actors = {
+            (row.action, row.user_id, row.role)
+            for row in connection.execute(
+                sa_select(event_table.c.action, event_table.c.user_id, event_table.c.role)
+            )
+        }
     engine.dispose()
     assert Action.USER_CREATED.value in actions and Action.ORGANISATION_CREATED.value in actions
-    assert "cli" in roles
+    # The administrator named by PORTAL_OPERATOR, never an anonymous ``cli`` (issue 16).
+    admin = world.people["admin"].user_id
+    for action in (Action.USER_CREATED, Action.ORGANISATION_CREATED):
+        assert (action.value, admin, "admin") in actors
+    assert all(role != "cli" for _, _, role in actors)

@@ -289,6 +289,7 @@ def _cli(exchange: Exchange, *args: str) -> Any:
         "PORTAL_HOME": str(settings.home),
         "PORTAL_DATABASE_URL": settings.database_url,
         "PORTAL_STORAGE": str(settings.storage),
+        "PORTAL_OPERATOR": exchange.world.people["dpo"].email,
     }
     return CliRunner().invoke(main, ["audit", "subject-access", *args], env=env)
 

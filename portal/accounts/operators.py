@@ -1,0 +1,82 @@
+"""Who is at the command line: a named person with an active account, never an anonymous ``cli``.
+
+Audited commands (reviews, destruction, audit exports, accounts, keys) take ``--by EMAIL``, or the
+operator's configured identity ``PORTAL_OPERATOR``. The account must exist, be enabled and hold
+one of the roles the command allows; its id, role and organisation then stand in the audit
+events, and in a destruction certificate, as the person who acted. The threat: someone with a
+shell on a portal node acts without leaving a name; with this, the log says whose identity they
+used, and a disabled or wrong-role account is refused, as it would be on the web.
+
+Refusals are ``OperatorRefused`` (an ``AccountError``); the command line turns them into exit 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, func, select
+
+import audit
+from portal.accounts.models import Role, User
+from portal.accounts.users import AccountError
+
+ENVIRONMENT_VARIABLE = "PORTAL_OPERATOR"
+SETUP = audit.Actor.system("setup")  # the first administrator's creation, on a fresh installation
+
+
+class OperatorRefused(AccountError):
+    """No named, active account with an allowed role: the command does nothing."""
+
+
+@dataclass(frozen=True)
+class Operator:
+    user_id: int
+    role: Role
+    organisation_id: int
+
+    @property
+    def actor(self) -> audit.Actor:
+        return audit.Actor(
+            user_id=self.user_id, role=self.role.value, organisation_id=self.organisation_id
+        )
+
+
+def _roles(allowed: Collection[Role]) -> str:
+    names = sorted(r.value for r in allowed)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def resolve_operator(db: Session, email: str | None, *, allowed: Collection[Role]) -> Operator:
+    """The active account behind ``email`` if it holds one of the ``allowed`` roles."""
+    if not email or not email.strip():
+        raise OperatorRefused(
+            f"Say who you are: --by EMAIL (or {ENVIRONMENT_VARIABLE}), the address of your "
+            f"active account with the role {_roles(allowed)}."
+        )
+    address = email.strip().lower()
+    user = db.exec(select(User).where(User.email == address)).first()
+    if user is None:
+        raise OperatorRefused(
+            f"No account has the e-mail address {address!r}: give --by the address of your own "
+            "account."
+        )
+    if user.disabled_at is not None:
+        raise OperatorRefused(f"The account {address!r} is disabled: it cannot act.")
+    if user.role not in allowed:
+        raise OperatorRefused(
+            f"The account {address!r} has the role {user.role.value}; this command needs the "
+            f"role {_roles(allowed)}."
+        )
+    assert user.id is not None
+    return Operator(user_id=user.id, role=user.role, organisation_id=user.organisation_id)
+
+
+def has_active_admin(db: Session) -> bool:
+    """False on a fresh installation: its first administrator is created without ``--by``."""
+    count = db.exec(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.admin, col(User.disabled_at).is_(None))
+    ).one()
+    return int(count) > 0
