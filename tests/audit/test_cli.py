@@ -6,24 +6,45 @@ import json
 import os
 import stat
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text
+from sqlmodel import Session
 
 from audit import Action
 from audit.tables import event_table
+from portal.accounts import users
+from portal.accounts.models import Role
 from portal.cli import main
 from portal.db import make_engine
+from portal.models import OrganisationKind
+
+DPO = "dpo@inspectorate.example"
 
 
 @pytest.fixture
 def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """An installation with one DPO, the person the commands act as (PORTAL_OPERATOR)."""
     environ = {"PORTAL_HOME": str(tmp_path / "home"), "PORTAL_DATABASE_URL": database_url}
     result = CliRunner().invoke(main, ["init"], env=environ)
     assert result.exit_code == 0, result.output
-    return environ
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        now = datetime.now(UTC)
+        org = users.add_organisation(
+            db,
+            slug="inspectorate",
+            name="Care Inspectorate",
+            kind=OrganisationKind.inspectorate,
+            now=now,
+        )
+        users.add_user(db, email=DPO, role=Role.dpo, organisation=org, now=now)
+        db.commit()
+    engine.dispose()
+    return {**environ, "PORTAL_OPERATOR": DPO}
 
 
 def _run(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -76,7 +97,8 @@ def test_verify_export_and_offline_verify(env: dict[str, str], tmp_path: Path) -
         assert code == 0, output
 
     data = bytearray((tmp_path / "export.jsonl").read_bytes())
-    data[data.index(b'"user_id":null') + 10] = ord("1")  # null -> 1ull: unreadable record
+    at = data.index(b'"user_id":') + len(b'"user_id":')
+    data[at] = ord("x")  # the user id's first digit made a letter: an unreadable record
     (tmp_path / "edited.jsonl").write_bytes(bytes(data))
     code, output = _run(
         env, "verify", "--export", str(tmp_path / "edited.jsonl"), "--public-key", str(key)

@@ -63,12 +63,16 @@ def s3_settings(
         "AWS_ACCESS_KEY_ID": "portal-test",
         "AWS_SECRET_ACCESS_KEY": "portal-test-secret",
         "AWS_DEFAULT_REGION": "us-east-1",
+        "PORTAL_OPERATOR": DPO,
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_environ(env)
     list(initialise(settings))
     return settings, env
+
+
+DPO = "dpo@inspectorate.example"
 
 
 def _populate(engine: Engine, vault: Vault, auditor: Auditor, counts: dict[str, int]) -> None:
@@ -92,6 +96,8 @@ def _populate(engine: Engine, vault: Vault, auditor: Auditor, counts: dict[str, 
             organisation=inspectorate,
             now=now,
         )
+        # The DPO who runs `portal destroy run` (PORTAL_OPERATOR in the fixture's environment).
+        users.add_user(db, email=DPO, role=Role.dpo, organisation=inspectorate, now=now)
         db.commit()
         acting = Acting.operator(now, actor=audit.Actor.system("scale_test"))
         for code in counts:

@@ -316,6 +316,8 @@ def _portal(exchange: Exchange, *args: str) -> Result:
         "PORTAL_HOME": str(settings.home),
         "PORTAL_DATABASE_URL": settings.database_url,
         "PORTAL_CLAMD": str(settings.clamd),
+        # The DPO at the command line: the hold commands act as a named person (issue 16).
+        "PORTAL_OPERATOR": exchange.world.people["dpo"].email,
     }
     return CliRunner().invoke(main, list(args), env=env)
 

@@ -96,7 +96,7 @@ def test_a_copied_key_folder_is_refused_once_the_installation_moves_on(
     shutil.copytree(world.settings.key_dir, copy)
     env = _env(world.settings, tmp_path / "node-b", PORTAL_KEY_DIR=str(copy))
     assert portal(env, "init").exit_code == 0  # the same installation, up to date so far
-    node_a = _env(world.settings, world.settings.home)
+    node_a = _env(world.settings, world.settings.home, PORTAL_OPERATOR=world.people["admin"].email)
     created = portal(node_a, *create_args("NEW24", **{"--org": ["aberdeen-city"]}))
     assert created.exit_code == 0, created.output
     result = portal(env, "worker", "--once")
@@ -107,7 +107,7 @@ def test_a_copied_key_folder_is_refused_once_the_installation_moves_on(
 def test_a_copy_that_still_holds_a_destroyed_review_key_is_refused(
     world: World, tmp_path: Path
 ) -> None:
-    node_a = _env(world.settings, world.settings.home)
+    node_a = _env(world.settings, world.settings.home, PORTAL_OPERATOR=world.people["admin"].email)
     assert portal(node_a, *create_args("OLD24", **{"--org": ["aberdeen-city"]})).exit_code == 0
     copy = tmp_path / "copied-keys"
     shutil.copytree(world.settings.key_dir, copy)
