@@ -60,19 +60,24 @@ def find_case(db: Session, typed: str) -> Case:
 
 
 def _holds(db: Session, document: Document) -> list[dict[str, Any]]:
-    """Holds on the document itself, and on its whole review (which keep it too)."""
+    """Holds on the document itself, on its case, and on its whole review (which keep it too).
+
+    A case hold has no document id: without the case test it read as a hold on the review."""
+    on_case = col(Hold.case_id).is_(None)
+    if document.case_id is not None:
+        on_case = on_case | (col(Hold.case_id) == document.case_id)
     found = db.exec(
         select(Hold)
         .where(
             Hold.review_id == document.review_id,
-            (col(Hold.document_id) == document.id) | col(Hold.document_id).is_(None),
+            (col(Hold.document_id) == document.id) | (col(Hold.document_id).is_(None) & on_case),
         )
         .order_by(col(Hold.id))
     ).all()
     return [
         {
             "id": h.id,
-            "scope": "document" if h.document_id is not None else "review",
+            "scope": h.scope.value,
             "reason": h.reason.value,
             "state": h.state.value,
             "requested_at": iso_time(h.requested_at),

@@ -220,6 +220,25 @@ def test_the_api_holds_and_exports_as_csv(exchange: Exchange) -> None:
     assert "document.uploaded" in {r["action"] for r in rows}
 
 
+def test_a_case_hold_shows_on_that_case_only(exchange: Exchange) -> None:
+    """A hold on a case has no document id: it used to show as a hold on the whole review, on
+    every case's documents."""
+    case, documents = _case_with_documents(exchange)
+    other, other_documents = _case_with_documents(exchange, count=1)
+    placed = exchange.client.post(
+        "/api/v1/holds",
+        json={"review": "SWG24", "case": case, "reason": "safeguarding"},
+        headers=exchange.tokens["dpo"],
+    )
+    assert placed.status_code == 201, placed.text
+    body = _subject_access(exchange, case).json()
+    for item in body["documents"]:
+        assert [(h["scope"], h["reason"]) for h in item["holds"]] == [("case", "safeguarding")]
+    assert len(body["documents"]) == len(documents)
+    elsewhere = _subject_access(exchange, other).json()
+    assert [d["holds"] for d in elsewhere["documents"]] == [[]] * len(other_documents)
+
+
 def test_the_api_refuses_what_it_should(exchange: Exchange) -> None:
     case, _ = _case_with_documents(exchange, count=1)
     assert _subject_access(exchange, UNKNOWN).status_code == 404
