@@ -35,6 +35,7 @@ from .signing import (
     load_public_key,
     load_signing_key,
 )
+from .tail import Tail, unsigned_tail
 from .verification import Break, BreakKind, Verification, parts_by_default, verify_log
 from .witness import (
     FileWitness,
@@ -78,6 +79,7 @@ __all__ = [
     "SignatureInvalid",
     "SigningKey",
     "SigningKeyError",
+    "Tail",
     "Target",
     "TargetKind",
     "Verification",
@@ -97,6 +99,7 @@ __all__ = [
     "parts_by_default",
     "search",
     "to_us",
+    "unsigned_tail",
     "utc_now",
     "verify_export",
     "verify_log",

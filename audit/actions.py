@@ -66,6 +66,7 @@ class Action(enum.StrEnum):
     AUDIT_VERIFIED = "audit.verified"
     AUDIT_DISPOSED = "audit.disposed"
     AUDIT_PUBLIC_KEY_EXPORTED = "audit.public_key_exported"
+    ALERT_ACKNOWLEDGED = "audit.alert_acknowledged"
 
 
 class Outcome(enum.StrEnum):
@@ -87,3 +88,4 @@ class TargetKind(enum.StrEnum):
     CERTIFICATE = "certificate"
     KEY = "key"
     AUDIT_LOG = "audit_log"
+    ALERT = "alert"

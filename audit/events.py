@@ -81,6 +81,7 @@ DETAIL_KEYS: Mapping[str, DetailKind] = MappingProxyType(
         "granted_role": DetailKind.WORD,
         "scope": DetailKind.WORD,
         "lift_reason": DetailKind.WORD,
+        "rule": DetailKind.WORD,
         "mfa": DetailKind.FLAG,
         "filtered": DetailKind.FLAG,
         "early": DetailKind.FLAG,

@@ -339,6 +339,22 @@ COLUMNS: dict[str, dict[str, tuple[Holds, str]]] = {
         "checkpoint_seq": (Holds.audit, "a sequence number"),
         "checkpoint_us": (Holds.audit, "a time (µs)"),
     },
+    "alert": {
+        "id": _ID,
+        "key": (Holds.reference, "SHA-256 of rule, subject and start: finds the same finding"),
+        "rule": (Holds.code, "an anomaly rule: a fixed set"),
+        "subject": (Holds.reference, "SHA-256 of the account id or client address concerned"),
+        "user_id": (Holds.audit, "who the finding is about: a user's row id"),
+        "count": (Holds.code, "a number"),
+        "first_seq": (Holds.audit, "a sequence number"),
+        "last_seq": (Holds.audit, "a sequence number"),
+        "started_at": _WHEN,
+        "ended_at": _WHEN,
+        "raised_at": _WHEN,
+        "mailed_at": _WHEN,
+        "acknowledged_by": _FK,
+        "acknowledged_at": _WHEN,
+    },
 }
 
 

@@ -75,6 +75,7 @@ class AlertThresholds:
     bulk_downloads: int = 20  # more than this many downloads by one user within an hour
     bulk_documents: int = 10  # more than this many different documents by one user in an hour
     failed_sign_ins: int = 5  # this many failed sign-in steps in an hour, per account or address
+    refusals: int = 10  # more than this many refused requests by one user within an hour
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ class Settings:
             alert_thresholds=AlertThresholds(
                 **{
                     name: value
-                    for name in ("bulk_downloads", "bulk_documents", "failed_sign_ins")
+                    for name in ("bulk_downloads", "bulk_documents", "failed_sign_ins", "refusals")
                     if (
                         value := _positive_int(
                             f"PORTAL_ALERT_{name.upper()}", env.get(f"PORTAL_ALERT_{name.upper()}")

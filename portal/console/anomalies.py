@@ -1,13 +1,15 @@
 """Patterns in the audit log a DPO should look at: computed from the log alone, time passed in.
 
-Three rules, each a plain function over a window of the log (by default the last 7 days):
+The rules, each a plain function over a window of the log (by default the last 7 days):
 
 * **bulk downloads**: one user downloading more than ``BULK_DOWNLOADS`` documents within any hour
   (threat: an insider or a stolen session harvesting a review's records);
 * **out of hours**: a download or a metadata view before 08:00 or from 18:00 UK local time
   (Europe/London, so British Summer Time is followed), or at a weekend;
 * **failed sign-ins**: ``FAILED_SIGN_INS`` or more failed sign-in steps (password or code) within
-  an hour for one account or from one client address (threat: password guessing).
+  an hour for one account or from one client address (threat: password guessing);
+* **refusals**: one user refused (outcome ``denied``) more than ``REFUSALS`` times within an hour
+  (threat: a signed-in user probing for references they may not see).
 
 The queries are plain, parameterised reads of the event table; the sliding windows are counted in
 Python over the rows of the window, which one week of a portal's events keeps small.
@@ -24,14 +26,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
 
-from audit import Action, from_us, to_us
+from audit import Action, Outcome, from_us, to_us
 from audit.tables import event_table
 from portal.settings import AlertThresholds
 
-# The defaults of PORTAL_ALERT_BULK_DOWNLOADS, _BULK_DOCUMENTS and _FAILED_SIGN_INS.
+# The defaults of PORTAL_ALERT_BULK_DOWNLOADS, _BULK_DOCUMENTS, _FAILED_SIGN_INS and _REFUSALS.
 BULK_DOWNLOADS = AlertThresholds.bulk_downloads  # more than this many downloads in an hour
 BULK_DOCUMENTS = AlertThresholds.bulk_documents  # more than this many different documents
 FAILED_SIGN_INS = AlertThresholds.failed_sign_ins  # this many failures in an hour
+REFUSALS = AlertThresholds.refusals  # more than this many refusals of one user in an hour
 WINDOW = timedelta(days=7)
 HOUR = timedelta(hours=1)
 UK = ZoneInfo("Europe/London")
@@ -48,7 +51,7 @@ FAILED_ACTIONS = (Action.SIGN_IN_FAILED, Action.MFA_FAILED)
 class Anomaly:
     """One finding: which rule, who or where, when, and the events behind it (sequence numbers)."""
 
-    rule: str  # bulk_downloads | out_of_hours | failed_sign_ins
+    rule: str  # bulk_downloads | bulk_documents | out_of_hours | failed_sign_ins | refusals
     started_at: datetime
     ended_at: datetime
     count: int
@@ -72,12 +75,23 @@ class _Row:
 
 
 def _rows(
-    connection: Connection, actions: Iterable[Action], since: datetime, until: datetime
+    connection: Connection,
+    actions: Iterable[Action] | None,
+    since: datetime,
+    until: datetime,
+    *,
+    outcome: Outcome | None = None,
 ) -> list[_Row]:
+    """The events of ``actions`` (all of them: None) with ``outcome`` (any: None) in the window."""
+    wanted = []
+    if actions is not None:
+        wanted.append(_c.action.in_([a.value for a in actions]))
+    if outcome is not None:
+        wanted.append(_c.outcome == outcome.value)
     query = (
         select(_c.seq, _c.at_us, _c.user_id, _c.action, _c.review, _c.document, _c.client)
         .where(
-            _c.action.in_([a.value for a in actions]),
+            *wanted,
             _c.at_us >= to_us(since),
             _c.at_us <= to_us(until),  # up to and including now
         )
@@ -254,6 +268,22 @@ def failed_sign_ins(
     )
 
 
+def refusals(
+    connection: Connection,
+    *,
+    now: datetime,
+    window: timedelta = WINDOW,
+    limit: int = REFUSALS,
+) -> list[Anomaly]:
+    """Users refused more than ``limit`` times within an hour: content, metadata, reviews or
+    certificates they may not see, approvals they may not give (every refusal is an event)."""
+    per_user: dict[int, list[_Row]] = defaultdict(list)
+    for row in _rows(connection, None, now - window, now, outcome=Outcome.DENIED):
+        if row.user_id is not None:
+            per_user[row.user_id].append(row)
+    return _newest_first(_burst_findings("refusals", per_user, more_than=limit, key="user_id"))
+
+
 def find_anomalies(
     connection: Connection,
     *,
@@ -269,6 +299,7 @@ def find_anomalies(
             *bulk_documents(connection, now=now, window=window, limit=limits.bulk_documents),
             *out_of_hours(connection, now=now, window=window),
             *failed_sign_ins(connection, now=now, window=window, threshold=limits.failed_sign_ins),
+            *refusals(connection, now=now, window=window, limit=limits.refusals),
         ]
     )
 

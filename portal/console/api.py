@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from audit import FORMATS, EventFilter
 from portal.accounts.models import Role
-from portal.console import display, history, integrity
+from portal.console import alerts, display, history, integrity
 from portal.console.anomalies import find_anomalies
 from portal.console.search import cursor, find_events, read_filters, record_search
 from portal.console.streaming import export_response
@@ -23,6 +23,7 @@ from portal.console.subject_access import as_csv, view_subject_access
 from portal.exchange.errors import TooLarge
 from portal.web.access import api_roles, route
 from portal.web.errors import HttpProblem
+from portal.web.jsonbody import NO_FIELDS, json_body
 from portal.web.requests import acting_of, is_urlencoded, runtime_of
 
 DPO_API = api_roles(Role.dpo)
@@ -170,12 +171,36 @@ def anomalies(request: Request) -> Response:
             "invalid_days", f"days must be a whole number from 1 to {MAX_DAYS}."
         )
     with _session(request) as db:
-        found = find_anomalies(db.connection(), now=acting.now, window=timedelta(days=int(typed)))
+        found = find_anomalies(
+            db.connection(),
+            now=acting.now,
+            window=timedelta(days=int(typed)),
+            thresholds=runtime_of(request).settings.alert_thresholds,
+        )
         items = display.anomaly_rows(db, found)
     for item in items:
         item.pop("started_shown")
         item.pop("ended_shown")
     return JSONResponse({"items": items, "next": None})
+
+
+def list_alerts(request: Request) -> Response:
+    with _session(request) as db:
+        items = alerts.alert_rows(db, alerts.list_alerts(db), page=False)
+    return JSONResponse({"items": items, "next": None})
+
+
+async def acknowledge_alert(request: Request) -> Response:
+    await json_body(request, fields=NO_FIELDS, optional=True)
+
+    def work() -> dict[str, Any]:
+        runtime, acting = runtime_of(request), acting_of(request)
+        with _session(request) as db:
+            alert = alerts.acknowledge(db, runtime.auditor, acting, request.path_params["alert_id"])
+            db.commit()
+            return alerts.alert_rows(db, [alert], page=False)[0]
+
+    return JSONResponse(await run_in_threadpool(work))
 
 
 SUBJECT_ACCESS_FORMATS = ("json", "csv")
@@ -209,6 +234,13 @@ ROUTES = [
     route("/api/v1/audit/documents/{ref}", document_history, rule=DPO_API, methods=["GET"]),
     route("/api/v1/audit/users/{user_id}", user_history, rule=DPO_API, methods=["GET"]),
     route("/api/v1/audit/anomalies", anomalies, rule=DPO_API, methods=["GET"]),
+    route("/api/v1/audit/alerts", list_alerts, rule=DPO_API, methods=["GET"]),
+    route(
+        "/api/v1/audit/alerts/{alert_id}/acknowledge",
+        acknowledge_alert,
+        rule=DPO_API,
+        methods=["POST"],
+    ),
     route(
         "/api/v1/cases/{reference}/subject-access",
         subject_access,

@@ -77,6 +77,9 @@ RULE_WORDS = {
     "bulk_documents": "Many different documents downloaded within an hour",
     "out_of_hours": "Access outside working hours",
     "failed_sign_ins": "Repeated failed sign-ins",
+    "refusals": "Many refused requests within an hour",
+    "witness_mismatch": "The audit log disagrees with its witness",
+    "unsigned_tail": "Audit events left unsigned too long",
 }
 
 

@@ -151,11 +151,12 @@ DOCUMENT: Json = {
     },
 }
 
+ANOMALY_RULES = ["bulk_downloads", "bulk_documents", "out_of_hours", "failed_sign_ins", "refusals"]
 ANOMALY: Json = {
     "type": "object",
     "required": ["rule", "started_at", "ended_at", "count"],
     "properties": {
-        "rule": {"enum": ["bulk_downloads", "bulk_documents", "out_of_hours", "failed_sign_ins"]},
+        "rule": {"enum": ANOMALY_RULES},
         "rule_words": {"type": "string"},
         "started_at": _TIME,
         "ended_at": _TIME,
@@ -169,6 +170,28 @@ ANOMALY: Json = {
         "action_words": _TEXT_OR_NULL,
         "first_seq": _INT_OR_NULL,
         "last_seq": _INT_OR_NULL,
+    },
+}
+
+ALERT: Json = {
+    "type": "object",
+    "required": ["id", "rule", "count", "started_at", "ended_at", "raised_at", "acknowledged_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "rule": {"enum": [*ANOMALY_RULES, "witness_mismatch", "unsigned_tail"]},
+        "rule_words": {"type": "string"},
+        "count": {"type": "integer"},
+        "user_id": _INT_OR_NULL,
+        "email": _TEXT_OR_NULL,
+        "first_seq": _INT_OR_NULL,
+        "last_seq": _INT_OR_NULL,
+        "started_at": _TIME,
+        "ended_at": _TIME,
+        "raised_at": _TIME,
+        "mailed_at": _TIME_OR_NULL,
+        "acknowledged_at": _TIME_OR_NULL,
+        "acknowledged_by": _INT_OR_NULL,
+        "acknowledged_by_email": _TEXT_OR_NULL,
     },
 }
 
@@ -306,6 +329,35 @@ PATHS: Json = {
                     "Findings, newest first.",
                 ),
                 **_errors(400, 404),
+            },
+        }
+    },
+    "/api/v1/audit/alerts": {
+        "get": {
+            "summary": "Alerts raised by the anomaly rules and the witness (DPOs)",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["items", "next"],
+                        "properties": {
+                            "items": {"type": "array", "items": ALERT},
+                            "next": {"type": "null"},
+                        },
+                    },
+                    "The newest 200 alerts, those not acknowledged first.",
+                ),
+                **_errors(404),
+            },
+        }
+    },
+    "/api/v1/audit/alerts/{alert_id}/acknowledge": {
+        "post": {
+            "summary": "Acknowledge an alert (DPOs; audited)",
+            "parameters": [_path("alert_id", "The alert's number.")],
+            "responses": {
+                "200": _json(ALERT, "The alert, acknowledged."),
+                **_errors(400, 404, 409),
             },
         }
     },

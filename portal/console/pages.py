@@ -17,8 +17,8 @@ from starlette.responses import RedirectResponse, Response
 
 from audit import FORMATS, EventFilter, Outcome, WitnessError, checkpoint_line
 from portal.accounts.models import Role
-from portal.console import display, history, integrity, overview
-from portal.console.anomalies import BULK_DOWNLOADS, FAILED_SIGN_INS, WINDOW, find_anomalies
+from portal.console import alerts, display, history, integrity, overview
+from portal.console.anomalies import WINDOW, find_anomalies
 from portal.console.api import SUBJECT_ACCESS_FORMATS, subject_access_response
 from portal.console.search import cursor, find_events, read_filters, record_search
 from portal.console.streaming import export_response
@@ -279,8 +279,9 @@ def subject_access_export(request: Request) -> Response:
 
 def anomalies(request: Request) -> Response:
     acting = acting_of(request)
+    limits = runtime_of(request).settings.alert_thresholds
     with _session(request) as db:
-        found = find_anomalies(db.connection(), now=acting.now, window=WINDOW)
+        found = find_anomalies(db.connection(), now=acting.now, window=WINDOW, thresholds=limits)
         rows = display.anomaly_rows(db, found)
     return render(
         request,
@@ -288,10 +289,25 @@ def anomalies(request: Request) -> Response:
         {
             "rows": rows,
             "days": WINDOW // timedelta(days=1),
-            "bulk": BULK_DOWNLOADS,
-            "failures": FAILED_SIGN_INS,
+            "bulk": limits.bulk_downloads,
+            "failures": limits.failed_sign_ins,
+            "refusals": limits.refusals,
         },
     )
+
+
+def alerts_page(request: Request) -> Response:
+    with _session(request) as db:
+        rows = alerts.alert_rows(db, alerts.list_alerts(db))
+    return render(request, "console/alerts.html", {"rows": rows})
+
+
+def acknowledge_alert(request: Request) -> Response:
+    runtime, acting = runtime_of(request), acting_of(request)
+    with _session(request) as db:
+        alerts.acknowledge(db, runtime.auditor, acting, request.path_params["alert_id"])
+        db.commit()
+    return RedirectResponse("/console/alerts", status_code=303)
 
 
 # --- Destruction ----------------------------------------------------------------------------------
@@ -489,6 +505,8 @@ ROUTES = [
     route("/console/documents/{ref}", document_history, rule=DPO, methods=["GET"]),
     route("/console/users/{user_id}", user_history, rule=DPO, methods=["GET"]),
     route("/console/anomalies", anomalies, rule=DPO, methods=["GET"]),
+    route("/console/alerts", alerts_page, rule=DPO, methods=["GET"]),
+    route("/console/alerts/{alert_id}/acknowledge", acknowledge_alert, rule=DPO, methods=["POST"]),
     route("/console/subject-access", subject_access_page, rule=DPO, methods=["GET"]),
     route("/console/subject-access/export", subject_access_export, rule=DPO, methods=["GET"]),
     route("/console/destruction", schedule_page, rule=DPO, methods=["GET"]),

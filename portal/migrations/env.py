@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import audit.tables  # noqa: F401  (registers the audit tables on SQLModel.metadata)
 import portal.accounts.models
+import portal.console.alerts
 import portal.destruction.models
 import portal.exchange.models
 import portal.models  # noqa: F401  (registers every table on SQLModel.metadata)

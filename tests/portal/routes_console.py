@@ -2,7 +2,7 @@
 
 DPOs only: every other role gets 404 (401 without a token on the API, 303 to sign in for a page).
 Against the open review SWG24 with one uploaded document: a DPO's empty forms are refused (400),
-early destruction of an open review is a conflict (409), a made-up hold is not found (404), a
+early destruction of an open review is a conflict (409), a made-up hold or alert is not found (404), a
 mistyped certificate reference is invalid (400). Nothing is destroyed.
 """
 
@@ -26,6 +26,12 @@ ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
         api_for("dpo"),
     ),
     ("GET", "/api/v1/audit/anomalies"): ("/api/v1/audit/anomalies", api_for("dpo")),
+    ("GET", "/api/v1/audit/alerts"): ("/api/v1/audit/alerts", api_for("dpo")),
+    # A form body is not JSON: refused before the alert is looked for.
+    ("POST", "/api/v1/audit/alerts/{alert_id}/acknowledge"): (
+        "/api/v1/audit/alerts/999999/acknowledge",
+        api_for("dpo", ok=400),
+    ),
     ("GET", "/api/v1/cases/{reference}/subject-access"): (
         "/api/v1/cases/{case}/subject-access",
         api_for("dpo"),
@@ -44,6 +50,11 @@ ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("GET", "/console/documents/{ref}"): ("/console/documents/{document}", page_for("dpo")),
     ("GET", "/console/users/{user_id}"): ("/console/users/{victim_user}", page_for("dpo")),
     ("GET", "/console/anomalies"): ("/console/anomalies", page_for("dpo")),
+    ("GET", "/console/alerts"): ("/console/alerts", page_for("dpo")),
+    ("POST", "/console/alerts/{alert_id}/acknowledge"): (
+        "/console/alerts/999999/acknowledge",
+        page_for("dpo", ok=404),
+    ),
     ("GET", "/console/subject-access"): ("/console/subject-access?case={case}", page_for("dpo")),
     ("GET", "/console/subject-access/export"): (
         "/console/subject-access/export?case={case}&format=csv",

@@ -9,6 +9,7 @@ from sqlmodel import SQLModel
 
 import audit.tables  # noqa: F401
 import portal.accounts.models
+import portal.console.alerts
 import portal.exchange.models
 import portal.models  # noqa: F401
 

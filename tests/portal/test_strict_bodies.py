@@ -17,7 +17,7 @@ from tests.portal.conftest import Exchange
 EXTRA = "surplus_field"
 WRITES = ("post", "put", "patch")  # a DELETE takes no body
 # Placeholders for path parameters: well formed, so that nothing fails before the body is read.
-PLACEHOLDER = {"code": "SWG24", "ref": "0000-0000-0000", "hold_id": "1"}
+PLACEHOLDER = {"code": "SWG24", "ref": "0000-0000-0000", "hold_id": "1", "alert_id": "1"}
 
 
 def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
