@@ -143,7 +143,9 @@ async def approve_early(request: Request) -> Response:
 
 
 def approval_refused(request: Request) -> None:
-    """The approval route refused the caller's role: audited if the review exists."""
+    """An early-destruction route (request or approval) refused the caller's role: audited as a
+    denied ``destruction.approved`` (the registry's one action for both steps) if the review
+    exists."""
     with _session(request) as db:
         early.audit_role_refusal(db, acting_of(request), request.path_params["code"])
 
@@ -180,6 +182,7 @@ ROUTES = [
         request_early,
         rule=api_roles(Role.dpo),
         methods=["POST"],
+        on_role_refusal=approval_refused,
     ),
     route(
         "/api/v1/reviews/{code}/destruction/approve",
