@@ -20,6 +20,9 @@ class Action(enum.StrEnum):
     LOCKED_OUT = "auth.locked_out"
     SIGN_OUT = "auth.sign_out"
     SESSION_REVOKED = "auth.session_revoked"
+    # A refusal with no action of its own (a review or certificate looked at, a CSRF failure):
+    # always outcome denied, the target and a reason code saying what and why (docs/audit-format.md)
+    ACCESS_DENIED = "access.denied"
     # Personal access tokens
     TOKEN_CREATED = "token.created"  # noqa: S105 (an action name, not a secret)
     TOKEN_REVOKED = "token.revoked"  # noqa: S105

@@ -112,9 +112,12 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
         problem = HttpProblem.not_found()
         return problem_response(request, 404, problem.code, problem.message)
     if exc.status_code == 405:
-        return problem_response(
+        response = problem_response(
             request, 405, "method_not_allowed", "This address does not accept that kind of request."
         )
+        if exc.headers and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     return problem_response(request, exc.status_code, "http_error", str(exc.detail))
 
 

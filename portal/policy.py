@@ -143,3 +143,40 @@ def can_see_requests_of(db: Session, caller: Caller, review: Review, organisatio
     if caller.role is Role.uploader:
         return organisation_id == caller.organisation_id and can_see_review(db, caller, review)
     return can_see_review(db, caller, review) and caller.role is not Role.admin
+
+
+# --- Why not: the reason code a refusal is audited with (docs/audit-format.md, "Refusals") ----
+# Codes are words, never text about the object: they say which rule refused, nothing more.
+
+
+def why_not_review(db: Session, caller: Caller, review: Review) -> str:
+    """Why ``can_see_review`` refused."""
+    if caller.role in TEAM_ROLES:
+        return "not_member"
+    if caller.role is Role.uploader and takes_part(db, caller, review):
+        return "not_open"  # a draft is the team's until it opens
+    if caller.role is Role.uploader:
+        return "other_organisation"
+    return "role"
+
+
+def why_not_document(db: Session, caller: Caller, document: Document, review: Review) -> str:
+    """Why ``can_see_document`` refused."""
+    if caller.role is Role.uploader:
+        if document.organisation_id != caller.organisation_id:
+            return "other_organisation"
+        if document.kind is not DocumentKind.record:
+            return "team_note"
+        return why_not_review(db, caller, review)
+    if caller.role in TEAM_ROLES:
+        return "not_member"
+    return "role"
+
+
+def why_not_content(db: Session, caller: Caller, document: Document, review: Review) -> str:
+    """Why ``can_read_content`` refused (the caller may see the metadata)."""
+    if caller.role not in TEAM_ROLES:
+        return "role"  # separation of duties: uploaders, DPOs and administrators never read it
+    if not is_team_member(db, caller, review):
+        return "not_member"
+    return "not_available"

@@ -61,6 +61,30 @@ def find_token(db: Session, raw: str, *, now: datetime) -> tuple[ApiToken, User]
     return token, user
 
 
+def why_refused(
+    db: Session, raw: str, *, now: datetime
+) -> tuple[str, ApiToken | None, User | None]:
+    """Why ``find_token`` refused ``raw``: a reason code, and the token's row and owner when it
+    is one of ours (for the audit event: its id and owner, never the token)."""
+    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 100:
+        return "malformed", None, None
+    found = db.exec(
+        select(ApiToken, User)
+        .join(User, col(User.id) == ApiToken.user_id)
+        .where(ApiToken.token_hash == digest(raw))
+    ).first()
+    if found is None:
+        return "unknown", None, None
+    token, user = found
+    if token.revoked_at is not None:
+        return "revoked", token, user
+    if user.disabled_at is not None:
+        return "disabled", token, user
+    if as_utc(token.expires_at) <= now:
+        return "expired", token, user
+    return "unknown", token, user  # pragma: no cover - find_token would have accepted it
+
+
 def list_tokens(db: Session, user_id: int) -> list[ApiToken]:
     return list(
         db.exec(

@@ -24,6 +24,7 @@ ACTION_WORDS: dict[Action, str] = {
     Action.LOCKED_OUT: "Locked out after repeated failures",
     Action.SIGN_OUT: "Signed out",
     Action.SESSION_REVOKED: "Session ended by the portal",
+    Action.ACCESS_DENIED: "Access refused",
     Action.TOKEN_CREATED: "Created an API token",
     Action.TOKEN_REVOKED: "Revoked an API token",
     Action.DOCUMENT_UPLOADED: "Uploaded a document",

@@ -24,6 +24,7 @@ from portal.console.search import cursor, find_events, read_filters, record_sear
 from portal.console.streaming import export_response
 from portal.console.subject_access import view_subject_access
 from portal.console.uploads import read_small_file
+from portal.destruction import api as destruction_api
 from portal.destruction import early, holds, services
 from portal.destruction.models import HoldReason, HoldState, LiftReason
 from portal.destruction.record import certificate_summary
@@ -511,10 +512,22 @@ ROUTES = [
     route("/console/subject-access/export", subject_access_export, rule=DPO, methods=["GET"]),
     route("/console/destruction", schedule_page, rule=DPO, methods=["GET"]),
     route("/console/destruction/{code}/request", request_early, rule=DPO, methods=["POST"]),
-    route("/console/destruction/{code}/approve", approve_early, rule=DPO, methods=["POST"]),
+    route(
+        "/console/destruction/{code}/approve",
+        approve_early,
+        rule=DPO,
+        methods=["POST"],
+        on_role_refusal=destruction_api.approval_refused,
+    ),
     route("/console/holds", holds_page, rule=DPO, methods=["GET"]),
     route("/console/holds", place_hold, rule=DPO, methods=["POST"]),
     route("/console/holds/{hold_id}/lift", lift_hold, rule=DPO, methods=["POST"]),
     route("/console/certificates", certificates_page, rule=DPO, methods=["GET"]),
-    route("/console/certificates/{ref}/signed", signed_certificate, rule=DPO, methods=["GET"]),
+    route(
+        "/console/certificates/{ref}/signed",
+        signed_certificate,
+        rule=DPO,
+        methods=["GET"],
+        on_role_refusal=destruction_api.certificate_refused,
+    ),
 ]

@@ -142,6 +142,20 @@ async def approve_early(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(work))
 
 
+def approval_refused(request: Request) -> None:
+    """An early-destruction route (request or approval) refused the caller's role: audited as a
+    denied ``destruction.approved`` (the registry's one action for both steps) if the review
+    exists."""
+    with _session(request) as db:
+        early.audit_role_refusal(db, acting_of(request), request.path_params["code"])
+
+
+def certificate_refused(request: Request) -> None:
+    """A certificate route refused the caller's role: audited if the certificate exists."""
+    with _session(request) as db:
+        services.audit_role_refusal(db, acting_of(request), request.path_params["ref"])
+
+
 def list_certificates(request: Request) -> Response:
     acting = acting_of(request)
     with _session(request) as db:
@@ -168,13 +182,21 @@ ROUTES = [
         request_early,
         rule=api_roles(Role.dpo),
         methods=["POST"],
+        on_role_refusal=approval_refused,
     ),
     route(
         "/api/v1/reviews/{code}/destruction/approve",
         approve_early,
         rule=api_roles(Role.dpo, Role.admin),
         methods=["POST"],
+        on_role_refusal=approval_refused,
     ),
     route("/api/v1/certificates", list_certificates, rule=WATCHERS, methods=["GET"]),
-    route("/api/v1/certificates/{ref}", get_certificate, rule=WATCHERS, methods=["GET"]),
+    route(
+        "/api/v1/certificates/{ref}",
+        get_certificate,
+        rule=WATCHERS,
+        methods=["GET"],
+        on_role_refusal=certificate_refused,
+    ),
 ]

@@ -88,6 +88,7 @@ def approve_early(
             code="nothing_to_approve",
         )
     if early.requested_by == acting.user_id:
+        reviews.refuse_review(db, acting, review, "own_request", Action.DESTRUCTION_APPROVED)
         raise SecondPersonRequired(
             "You asked for this early destruction yourself: another DPO or an administrator "
             "must approve it."
@@ -100,6 +101,12 @@ def approve_early(
     db.add(early)
     _audit(db, auditor, acting, review, early)
     return early
+
+
+def audit_role_refusal(db: Session, acting: Acting, review_code: str) -> None:
+    """A route refused the caller's role (a lead, an inspector or an uploader approving): audit it
+    if the review exists (portal.web.access)."""
+    reviews.audit_role_refusal(db, acting, review_code, Action.DESTRUCTION_APPROVED)
 
 
 def _audit(

@@ -86,11 +86,13 @@ def place_hold(
     why = _reason(reason)
     order = _order_reference(order_reference)
     caller = acting.caller
-    review = reviews.find_review(db, acting, review_code)
+    review = reviews.find_review(db, acting, review_code, attempt=Action.HOLD_PLACED)
     if caller is not None and not (
         caller.role is Role.dpo
         or (caller.role is Role.lead and policy.is_team_member(db, caller, review))
     ):
+        reason = "not_member" if caller.role is Role.lead else "role"
+        reviews.refuse_review(db, acting, review, reason, Action.HOLD_PLACED)
         raise NotFound("There is no review with that code that you can see.")
     if document_reference and case_reference:
         raise Refused(
@@ -103,7 +105,9 @@ def place_hold(
         case = reviews.find_case(db, acting, review, case_reference)
     document: Document | None = None
     if document_reference:
-        document, in_review = documents.find_document(db, acting, document_reference)
+        document, in_review = documents.find_document(
+            db, acting, document_reference, attempt=Action.HOLD_PLACED
+        )
         if in_review.id != review.id:
             raise NotFound()
         if document.state is DocumentState.destroyed:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session, col, select
 
 import audit
-from portal import keys, policy
+from portal import keys, policy, refusals
 from portal.accounts.models import Role
 from portal.destruction.certificates import Signed
 from portal.destruction.execution import DESTRUCTION, Destroyer
@@ -53,15 +53,51 @@ def _may_see(db: Session, acting: Acting, review: Review | None) -> bool:
     )
 
 
-def find_certificate(db: Session, acting: Acting, typed_reference: str) -> Certificate:
+def _why_not(acting: Acting) -> str:
+    caller = acting.caller
+    return "not_member" if caller is not None and caller.role is Role.lead else "role"
+
+
+def _refuse(db: Session, acting: Acting, certificate: Certificate, reason: str) -> None:
+    """Audit a refusal of a certificate that exists (portal.refusals); the caller then raises."""
+    review = db.get(Review, certificate.review_id)
+    refusals.record(
+        db,
+        acting,
+        audit.Action.ACCESS_DENIED,
+        target=audit.Target(audit.TargetKind.CERTIFICATE, certificate.reference),
+        review=review.code if review is not None else None,
+        reason=reason,
+    )
+
+
+def _lookup(db: Session, typed_reference: str) -> Certificate | None:
     try:
         reference = parse_reference(typed_reference)
     except BadReference:
         raise InvalidReference("certificate reference") from None
-    certificate = db.exec(select(Certificate).where(Certificate.reference == reference)).first()
-    if certificate is None or not _may_see(db, acting, db.get(Review, certificate.review_id)):
+    return db.exec(select(Certificate).where(Certificate.reference == reference)).first()
+
+
+def find_certificate(db: Session, acting: Acting, typed_reference: str) -> Certificate:
+    """A certificate the caller may see, or NotFound; a refusal of one that exists is audited."""
+    certificate = _lookup(db, typed_reference)
+    if certificate is None:
+        raise NotFound("There is no certificate with that reference that you can see.")
+    if not _may_see(db, acting, db.get(Review, certificate.review_id)):
+        _refuse(db, acting, certificate, _why_not(acting))
         raise NotFound("There is no certificate with that reference that you can see.")
     return certificate
+
+
+def audit_role_refusal(db: Session, acting: Acting, typed_reference: str) -> None:
+    """A route refused the caller's role (portal.web.access): audit it if the certificate exists."""
+    try:
+        certificate = _lookup(db, typed_reference)
+    except InvalidReference:
+        return
+    if certificate is not None:
+        _refuse(db, acting, certificate, "role")
 
 
 def list_certificates(db: Session, acting: Acting) -> list[Certificate]:

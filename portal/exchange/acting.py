@@ -7,7 +7,7 @@ from datetime import datetime
 
 import audit
 from portal.accounts.models import Role
-from portal.auditing import Origin
+from portal.auditing import Auditor, Origin
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,17 @@ class Caller:
 class Acting:
     """``caller`` is None for a process with the operator's rights (who holds the keys anyway):
     the demo's set-up, and reads at the command line that record nothing. Audited commands act as
-    a named person instead (``Acting.of``, portal/accounts/operators.py), never as ``cli``."""
+    a named person instead (``Acting.of``, portal/accounts/operators.py), never as ``cli``.
+
+    ``refusals``: where a refusal of this caller is recorded (``portal.refusals``); the web
+    requests' callers carry the portal's auditor, so that every lookup that refuses an object that
+    exists records it, wherever it is made."""
 
     caller: Caller | None
     actor: audit.Actor
     now: datetime
     origin: Origin = field(default_factory=Origin)
+    refusals: Auditor | None = None
 
     @classmethod
     def operator(cls, now: datetime, *, actor: audit.Actor) -> Acting:
@@ -34,11 +39,18 @@ class Acting:
 
     @classmethod
     def of(
-        cls, *, user_id: int, role: Role, organisation_id: int, now: datetime, origin: Origin
+        cls,
+        *,
+        user_id: int,
+        role: Role,
+        organisation_id: int,
+        now: datetime,
+        origin: Origin,
+        refusals: Auditor | None = None,
     ) -> Acting:
         caller = Caller(user_id=user_id, role=role, organisation_id=organisation_id)
         actor = audit.Actor(user_id=user_id, role=role.value, organisation_id=organisation_id)
-        return cls(caller=caller, actor=actor, now=now, origin=origin)
+        return cls(caller=caller, actor=actor, now=now, origin=origin, refusals=refusals)
 
     @property
     def user_id(self) -> int | None:

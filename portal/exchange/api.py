@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from audit import Action
 from portal.accounts.models import Role
 from portal.destruction.receipts import receipt_of
 from portal.exchange import documents, reviews, scans
@@ -414,6 +415,15 @@ def content_disposition(filename: str | None, fallback: str) -> str:
     return value
 
 
+def content_refused(request: Request) -> None:
+    """The content route refused the caller's role (uploaders, DPOs, administrators): audited
+    as a denied download if the document exists (portal.web.access.RoleRefusal)."""
+    with _session(request) as db:
+        documents.audit_role_refusal(
+            db, acting_of(request), request.path_params["ref"], Action.DOCUMENT_DOWNLOADED
+        )
+
+
 def download_document(request: Request) -> Response:
     runtime = runtime_of(request)
     acting = acting_of(request)
@@ -485,6 +495,8 @@ ROUTES = [
         download_document,
         rule=api_roles(Role.inspector, Role.lead),
         methods=["GET"],
+        on_role_refusal=content_refused,
+        head=False,
     ),
     route(
         "/api/v1/documents/{ref}/withdraw",

@@ -22,7 +22,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from audit import Action, Outcome, Target, TargetKind
-from portal import filetypes, policy
+from portal import filetypes, policy, refusals
 from portal.auditing import Auditor
 from portal.exchange.acting import Acting
 from portal.exchange.errors import (
@@ -371,12 +371,22 @@ def audit_refused_upload(
 # --- Reading --------------------------------------------------------------------------------
 
 
-def find_document(
-    db: Session, acting: Acting, typed_reference: str, *, keep_destroyed: bool = False
-) -> tuple[Document, Review]:
-    """A document the caller may see (metadata), or NotFound; a mistyped reference is invalid.
+def _refuse(
+    db: Session, acting: Acting, attempt: Action, document: Document, review: Review, reason: str
+) -> None:
+    """Audit a refusal of a document that exists (portal.refusals); the caller then raises."""
+    refusals.record(
+        db,
+        acting,
+        attempt,
+        target=Target(TargetKind.DOCUMENT, document.reference),
+        review=review.code,
+        document=document.reference,
+        reason=reason,
+    )
 
-    A destroyed document is Gone, unless ``keep_destroyed`` (its receipt outlives it)."""
+
+def _lookup(db: Session, typed_reference: str) -> tuple[Document, Review] | None:
     try:
         reference = parse_reference(typed_reference)
     except BadReference:
@@ -384,10 +394,31 @@ def find_document(
     document = db.exec(select(Document).where(Document.reference == reference)).first()
     review = db.get(Review, document.review_id) if document else None
     if document is None or review is None:
+        return None
+    return document, review
+
+
+def find_document(
+    db: Session,
+    acting: Acting,
+    typed_reference: str,
+    *,
+    keep_destroyed: bool = False,
+    attempt: Action = Action.DOCUMENT_METADATA_VIEWED,
+) -> tuple[Document, Review]:
+    """A document the caller may see (metadata), or NotFound; a mistyped reference is invalid.
+
+    A destroyed document is Gone, unless ``keep_destroyed`` (its receipt outlives it). A refusal
+    of a document that exists is audited as a denied ``attempt``."""
+    found = _lookup(db, typed_reference)
+    if found is None:
         raise NotFound()
+    document, review = found
     if acting.caller is not None and not policy.can_see_document(
         db, acting.caller, document, review
     ):
+        reason = policy.why_not_document(db, acting.caller, document, review)
+        _refuse(db, acting, attempt, document, review, reason)
         raise NotFound()
     if document.state is DocumentState.destroyed and not keep_destroyed:
         # After the access check: only those who could see it learn that it existed.
@@ -398,6 +429,18 @@ def find_document(
             "the audit log and on the review's destruction certificate."
         )
     return document, review
+
+
+def audit_role_refusal(db: Session, acting: Acting, typed_reference: str, attempt: Action) -> None:
+    """A route refused the caller's role (portal.web.access): audit it if the document exists.
+
+    Never raises for a reference that is not one or does not exist: the route answers its 404."""
+    try:
+        found = _lookup(db, typed_reference)
+    except InvalidReference:
+        return
+    if found is not None:
+        _refuse(db, acting, attempt, found[0], found[1], "role")
 
 
 def view_document(
@@ -435,7 +478,9 @@ def open_content(
 
     The download event is committed before this returns: no byte leaves unless it is recorded.
     """
-    document, review = find_document(db, acting, typed_reference)
+    document, review = find_document(
+        db, acting, typed_reference, attempt=Action.DOCUMENT_DOWNLOADED
+    )
     if document.state is DocumentState.destroyed:
         raise Gone(
             f"Document {document.reference} was destroyed on "
@@ -443,9 +488,9 @@ def open_content(
         )
     caller = acting.caller
     if caller is not None and not policy.can_read_content(db, caller, document, review):
-        if document.state is not DocumentState.available and policy.is_team_member(
-            db, caller, review
-        ):
+        reason = policy.why_not_content(db, caller, document, review)
+        _refuse(db, acting, Action.DOCUMENT_DOWNLOADED, document, review, reason)
+        if reason == "not_available":
             raise Refused(
                 f"Document {document.reference} is {document.state.value.replace('_', ' ')}: "
                 "it can be downloaded only once it has been scanned and found clean.",
@@ -538,7 +583,7 @@ def withdraw_document(
         raise Refused(
             f"Choose a reason for withdrawing: one of {choices}.", code="invalid_reason"
         ) from None
-    document, review = find_document(db, acting, typed_reference)
+    document, review = find_document(db, acting, typed_reference, attempt=Action.DOCUMENT_WITHDRAWN)
     caller = acting.caller
     if caller is not None and not policy.can_withdraw(db, caller, document, review):
         if document.state in (
@@ -550,6 +595,7 @@ def withdraw_document(
                 f"Document {document.reference} is already {document.state.value}.",
                 code="invalid_state",
             )
+        _refuse(db, acting, Action.DOCUMENT_WITHDRAWN, document, review, "not_allowed")
         raise NotFound()
     blob_id = document.blob_id
     # Crypto-shredding: the key goes in this transaction; the blob, now unreadable, right after.

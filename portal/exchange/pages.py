@@ -503,6 +503,8 @@ ROUTES = [
         api.download_document,
         rule=roles(Role.inspector, Role.lead),
         methods=["GET"],
+        on_role_refusal=api.content_refused,
+        head=False,
     ),
     route("/documents/{ref}/withdraw", withdraw_page, rule=UPLOADERS, methods=["GET"]),
     route("/documents/{ref}/withdraw", withdraw_submit, rule=UPLOADERS, methods=["POST"]),

@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from audit import Action, Target, TargetKind
-from portal import policy
+from portal import policy, refusals
 from portal.accounts.models import Role, User
 from portal.auditing import Auditor
 from portal.exchange.acting import Acting
@@ -153,23 +153,50 @@ def create_review(
     return review
 
 
-def find_review(db: Session, acting: Acting, code: str) -> Review:
+def _lookup_review(db: Session, code: str) -> Review | None:
     code = code.strip().upper()
-    review = (
-        db.exec(select(Review).where(Review.code == code)).first()
-        if REVIEW_CODE.match(code)
-        else None
+    if not REVIEW_CODE.match(code):
+        return None
+    return db.exec(select(Review).where(Review.code == code)).first()
+
+
+def refuse_review(
+    db: Session, acting: Acting, review: Review, reason: str, attempt: Action | None = None
+) -> None:
+    """Audit a refusal of a review that exists (portal.refusals); the caller then raises."""
+    refusals.record(
+        db,
+        acting,
+        attempt or Action.ACCESS_DENIED,
+        target=Target(TargetKind.REVIEW, review.code),
+        review=review.code,
+        reason=reason,
     )
-    if review is None or (
-        acting.caller is not None and not policy.can_see_review(db, acting.caller, review)
-    ):
+
+
+def audit_role_refusal(db: Session, acting: Acting, code: str, attempt: Action) -> None:
+    """A route refused the caller's role (portal.web.access): audit it if the review exists."""
+    review = _lookup_review(db, code)
+    if review is not None:
+        refuse_review(db, acting, review, "role", attempt)
+
+
+def find_review(db: Session, acting: Acting, code: str, *, attempt: Action | None = None) -> Review:
+    """A review the caller may see, or NotFound; a refusal of one that exists is audited (as a
+    denied ``attempt``, or ``access.denied``)."""
+    review = _lookup_review(db, code)
+    if review is None:
+        raise NotFound("There is no review with that code that you can see.")
+    if acting.caller is not None and not policy.can_see_review(db, acting.caller, review):
+        refuse_review(db, acting, review, policy.why_not_review(db, acting.caller, review), attempt)
         raise NotFound("There is no review with that code that you can see.")
     return review
 
 
 def managed_review(db: Session, acting: Acting, code: str) -> Review:
-    review = find_review(db, acting, code)
+    review = find_review(db, acting, code, attempt=Action.REVIEW_UPDATED)
     if acting.caller is not None and not policy.can_manage_review(db, acting.caller, review):
+        refuse_review(db, acting, review, "not_lead", Action.REVIEW_UPDATED)
         raise NotFound("There is no review with that code that you can see.")
     return review
 

@@ -9,6 +9,7 @@ or page the caller may not see answers 404, exactly like one that does not exist
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,12 @@ from portal.web.principal import Principal, authenticate
 from portal.web.requests import is_urlencoded
 
 Handler = Callable[[Request], Awaitable[Response]] | Callable[[Request], Response]
+# Called (in a worker thread) when the route's rule refuses a signed-in caller's role: audits the
+# refusal if the object the path names exists (docs/audit-format.md, "Refusals"). The 404 follows
+# whatever it does.
+RoleRefusal = Callable[[Request], None]
+
+logger = logging.getLogger("portal.audit")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -72,19 +79,39 @@ class RuledRoute(Route):
     rule: Rule
 
 
-def route(path: str, handler: Handler, *, rule: Rule, methods: list[str]) -> RuledRoute:
+def route(
+    path: str,
+    handler: Handler,
+    *,
+    rule: Rule,
+    methods: list[str],
+    on_role_refusal: RoleRefusal | None = None,
+    head: bool = True,
+) -> RuledRoute:
+    """``on_role_refusal``: audits a refusal by role of an object that exists (see RoleRefusal).
+    ``head=False``: no HEAD beside GET (405, ``Allow: GET``): content routes, where a HEAD would
+    be recorded as a download although no byte is sent."""
     is_async = inspect.iscoroutinefunction(handler)
 
     async def endpoint(request: Request) -> Response:
         principal = await run_in_threadpool(authenticate, request, api=rule.api)
         request.state.principal = principal
-        refusal = _refusal(request, rule, principal)
+        try:
+            refusal = _refusal(request, rule, principal)
+        except HttpProblem:
+            if on_role_refusal is not None and principal is not None and principal.mfa_done:
+                await run_in_threadpool(_audit_role_refusal, on_role_refusal, request)
+            raise
         if refusal is not None:
             return refusal
         if request.method not in SAFE_METHODS and (principal is None or principal.via_session):
             # Cookie-borne requests must prove they come from our own pages (CSRF). Requests
             # authenticated by a bearer token carry no ambient credential and need no such proof.
-            await csrf.require_valid_token(request)
+            try:
+                await csrf.require_valid_token(request)
+            except HttpProblem:
+                await run_in_threadpool(_audit_csrf_failure, request, principal)
+                raise
         if request.method == "POST" and is_urlencoded(request):
             # Parsed here so that plain (thread-pool) handlers can read it: see submitted_form.
             request.state.form = await request.form(
@@ -98,8 +125,37 @@ def route(path: str, handler: Handler, *, rule: Rule, methods: list[str]) -> Rul
         return response
 
     built = RuledRoute(path, endpoint, methods=methods, name=handler.__name__)
+    if not head and built.methods is not None:
+        built.methods.discard("HEAD")  # Starlette adds it to every GET route
     built.rule = rule
     return built
+
+
+def _audit_role_refusal(hook: RoleRefusal, request: Request) -> None:
+    """Run a route's refusal hook; never raise. The answer is the rule's 404 whatever happens
+    here: a 500 for an object that exists (and a 404 for one that does not) would be an oracle."""
+    try:
+        hook(request)
+    except Exception as exc:
+        logger.warning("a refusal could not be audited (%s)", type(exc).__name__)
+
+
+def _audit_csrf_failure(request: Request, principal: Principal | None) -> None:
+    from audit import Action, Actor
+    from portal import refusals
+    from portal.web.requests import origin_of, runtime_of
+
+    runtime = runtime_of(request)
+    refusals.record_alone(
+        runtime.engine,
+        runtime.auditor,
+        Action.ACCESS_DENIED,
+        actor=principal.actor if principal is not None else Actor(),
+        origin=origin_of(request),
+        now=runtime.clock(),
+        reason="csrf",
+        details={"method": request.method.lower()},
+    )
 
 
 def _refusal(request: Request, rule: Rule, principal: Principal | None) -> Response | None:

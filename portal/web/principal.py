@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session
 from starlette.requests import Request
@@ -73,6 +74,7 @@ def authenticate(request: Request, *, api: bool) -> Principal | None:
                 raise HttpProblem(401, "unauthenticated", "Use Authorization: Bearer TOKEN.")
             found_token = tokens.find_token(db, raw.strip(), now=now)
             if found_token is None:
+                _audit_refused_token(db, request, raw.strip(), now)
                 raise HttpProblem(
                     401,
                     "unauthenticated",
@@ -88,3 +90,26 @@ def authenticate(request: Request, *, api: bool) -> Principal | None:
             return None
         web_session, user = found
         return Principal.of(user, mfa_done=web_session.mfa_done, session_id=web_session.id)
+
+
+def _audit_refused_token(db: Session, request: Request, raw: str, now: datetime) -> None:
+    """A refused bearer token is a failed sign-in (outcome denied), with the client's address as
+    the others have; the token's id and owner when it is one of ours, never the token itself."""
+    from audit import Action, Outcome, Target, TargetKind
+    from portal.web.requests import origin_of
+
+    reason, token, user = tokens.why_refused(db, raw, now=now)
+    actor = Actor()
+    if user is not None and user.id is not None:
+        actor = Actor(user_id=user.id, role=user.role.value, organisation_id=user.organisation_id)
+    request.state.runtime.auditor.record(
+        db,
+        Action.SIGN_IN_FAILED,
+        actor=actor,
+        now=now,
+        origin=origin_of(request),
+        outcome=Outcome.DENIED,
+        target=Target(TargetKind.TOKEN, str(token.id)) if token is not None else None,
+        details={"factor": "token", "reason": reason},
+    )
+    db.commit()

@@ -48,10 +48,12 @@ def acting_of(request: Request) -> Acting:
     from portal.exchange.acting import Acting
 
     principal = request.state.principal
+    runtime = runtime_of(request)
     return Acting.of(
         user_id=principal.user_id,
         role=principal.role,
         organisation_id=principal.organisation_id,
-        now=runtime_of(request).clock(),
+        now=runtime.clock(),
         origin=origin_of(request),
+        refusals=runtime.auditor,
     )

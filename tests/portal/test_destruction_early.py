@@ -136,7 +136,12 @@ def test_bringing_destruction_forward_needs_a_second_person(
         gone = client.get(f"/api/v1/documents/{ref}/content", headers=tokens["inspector"])
         assert gone.status_code == 410
     approvals = exchange_events(exchange, audit.Action.DESTRUCTION_APPROVED)
-    assert sorted(str(e.details["state"]) for e in approvals) == ["approved", "pending"]
+    done = [e for e in approvals if e.outcome == audit.Outcome.SUCCESS.value]
+    assert sorted(str(e.details["state"]) for e in done) == ["approved", "pending"]
+    # Every refusal is an event too (issue 17): the requester's own approval, and the roles the
+    # routes refuse (the lead's request; the lead's, inspector's and uploader's approvals).
+    refused = [e for e in approvals if e.outcome == audit.Outcome.DENIED.value]
+    assert sorted(str(e.details["reason"]) for e in refused) == ["own_request"] + ["role"] * 4
 
 
 def exchange_events(exchange: Exchange, action: audit.Action) -> list[audit.AuditRecord]:

@@ -52,7 +52,7 @@ def _documents(settings: Settings) -> int:
         engine.dispose()
 
 
-def _count_events(settings: Settings, action: Action) -> int:
+def _count_events(settings: Settings, action: Action, outcome: str | None = None) -> int:
     engine = make_engine(settings.database_url)
     try:
         with engine.connect() as connection:
@@ -61,6 +61,8 @@ def _count_events(settings: Settings, action: Action) -> int:
                 .select_from(event_table)
                 .where(event_table.c.action == action.value)
             )
+            if outcome is not None:
+                query = query.where(event_table.c.outcome == outcome)
             return int(connection.execute(query).scalar_one())
     finally:
         engine.dispose()
@@ -236,7 +238,9 @@ def test_withdrawal_destroys_the_content_and_keeps_the_reference(exchange: Excha
         f"/api/v1/documents/{sent['reference']}", headers=exchange.tokens["inspector"]
     )
     assert meta.json()["state"] == "withdrawn"
-    assert _count_events(settings, Action.DOCUMENT_WITHDRAWN) == 1
+    assert _count_events(settings, Action.DOCUMENT_WITHDRAWN, "success") == 1
+    # Dundee's attempt on Aberdeen's document is recorded as refused (issue 17).
+    assert _count_events(settings, Action.DOCUMENT_WITHDRAWN, "denied") == 1
 
 
 def test_a_closed_review_accepts_no_uploads(exchange: Exchange) -> None:
