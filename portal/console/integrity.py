@@ -91,6 +91,8 @@ class Export:
     key: SigningKey
     format: ExportFormat
     where: EventFilter
+    # The witness's latest checkpoint, which the export carries (its own line, signed).
+    witnessed: audit.CheckpointRow | None = None
 
     def write(self, out: BinaryIO) -> audit.ExportSummary:
         details = {**_filter_details(self.where), "format": self.format}
@@ -103,6 +105,8 @@ class Export:
                     format=self.format,
                     where=self.where,
                     now=self.acting.now,
+                    witnessed=self.witnessed,
+                    public_keys=self.auditor.log.public_keys,
                 )
         except BaseException:
             # The browser went away or the export failed: on record, as the CLI does.
@@ -125,11 +129,15 @@ def start_export(
     *,
     format: ExportFormat,
     where: EventFilter,
+    witness: audit.Witness | None = None,
 ) -> Export:
-    """Record the export and seal the log with a checkpoint, before the first byte leaves.
+    """Record the export and seal the log with a checkpoint, before the first byte leaves; give
+    the witness the new checkpoint, and let the export carry the witness's latest line.
 
     Threat: an export that leaves the portal unrecorded. As with a document's download, the event
     is stored first; it precedes the checkpoint, so the export (unfiltered) contains its own event.
+    A database that contradicts the witness is exported all the same, with the witness's line,
+    so that the export's offline check names the cut (as `portal audit export` does).
     """
     with Session(engine) as db:
         auditor.record(
@@ -143,7 +151,24 @@ def start_export(
         )
         auditor.log.checkpoint(db.connection(), now=acting.now)
         db.commit()
-    return Export(engine, auditor, acting, key, format, where)
+    return Export(
+        engine, auditor, acting, key, format, where, latest_witnessed(engine, auditor, witness)
+    )
+
+
+def latest_witnessed(
+    engine: Engine, auditor: Auditor, witness: audit.Witness | None
+) -> audit.CheckpointRow | None:
+    """The witness's latest checkpoint after giving it the database's new ones (None: no
+    witness, or one out of reach; a contradiction is left for the export's check to name)."""
+    if witness is None:
+        return None
+    with contextlib.suppress(audit.ChainBroken, audit.WitnessError), engine.connect() as c:
+        audit.witness_checkpoints(c, witness, auditor.log.public_keys)
+    try:
+        return witness.latest()
+    except audit.WitnessError:
+        return None
 
 
 def verify_database(
