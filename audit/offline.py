@@ -232,8 +232,9 @@ def _against_witness(
         return Break(
             seq,
             BreakKind.REWRITTEN,
-            f"the export's checkpoint at {seq} differs from the one {whose} holds: the log was "
-            "rewritten, or the receipt is of another log",
+            f"the export's checkpoint at {seq} and the one in {whose} differ: the log was "
+            "rewritten (or cut back and appended to again) after it was witnessed, or the "
+            "receipt is of another log",
         )
     return None
 

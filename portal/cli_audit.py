@@ -217,7 +217,10 @@ def verify(
             )
     if result.witnessed is not None:
         click.echo(f"witnessed up to {result.witnessed.seq} by {witness.name}")
-        click.echo("receipt (keep it; `portal audit verify --witness FILE` checks against it):")
+        click.echo(
+            "receipt (keep it; `portal audit verify [--export FILE] --witness RECEIPT` checks "
+            "the log, or an export offline, against it):"
+        )
         click.echo(checkpoint_line(result.witnessed))
 
 
@@ -508,8 +511,17 @@ def _record(
         target=Target(TargetKind.AUDIT_LOG, "audit"),
         details=details,
     )
-    with engine.begin() as connection:
-        log.append(connection, event)
+    try:
+        with engine.begin() as connection:
+            log.append(connection, event)
+    except Exception:  # SQLAlchemy's or, on the driver-level path, psycopg's own
+        if ok:
+            raise
+        # A tampered log can refuse the append itself (a head moved back onto events still
+        # there): the finding is still reported, and the event kept pending, not lost.
+        with engine.begin() as connection:
+            log.enqueue(connection, event)
+        click.echo("WARNING: the audit log refused this event; it is stored pending", err=True)
 
 
 @audit.command("subject-access")

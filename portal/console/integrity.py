@@ -10,6 +10,7 @@ browser, as they are written, through ``portal.console.streaming``.
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -33,6 +34,8 @@ from audit import (
 from portal.auditing import Auditor
 from portal.console.search import AUDIT_LOG
 from portal.exchange.acting import Acting
+
+logger = logging.getLogger(__name__)
 
 MAX_EXPORT_UPLOAD = 16 * 1024 * 1024  # an export checked in the browser; bigger: the CLI
 
@@ -67,18 +70,38 @@ def _record(
     ok: bool,
     details: dict[str, int | bool | str],
 ) -> None:
-    with Session(engine) as db:
-        auditor.record(
-            db,
+    outcome = Outcome.SUCCESS if ok else Outcome.FAILURE
+    try:
+        with Session(engine) as db:
+            auditor.record(
+                db,
+                action,
+                actor=acting.actor,
+                now=acting.now,
+                origin=acting.origin,
+                outcome=outcome,
+                target=AUDIT_LOG,
+                details=details,
+            )
+            db.commit()
+    except Exception:  # SQLAlchemy's or, on the driver-level path, psycopg's own
+        if ok:
+            raise
+        # A tampered log can refuse the append itself (a head moved back onto events that are
+        # still there): the finding must still reach the DPO, and the event is kept pending
+        # (the worker's chaining then fails too, and says so) rather than lost.
+        logger.warning("the audit log refused a verification's event: stored it pending")
+        event = audit.AuditEvent(
             action,
-            actor=acting.actor,
-            now=acting.now,
-            origin=acting.origin,
-            outcome=Outcome.SUCCESS if ok else Outcome.FAILURE,
+            acting.actor,
+            outcome=outcome,
             target=AUDIT_LOG,
-            details=details,
+            client=acting.origin.client_address,
+            request_id=acting.origin.request_id,
+            details=dict(details),
         )
-        db.commit()
+        with engine.begin() as connection:
+            auditor.log.enqueue(connection, event, now=acting.now)
 
 
 @dataclass(frozen=True)

@@ -365,3 +365,23 @@ def test_an_export_of_a_cut_back_log_fails_offline(env: dict[str, str], tmp_path
     assert code == 1, output
     assert f"BROKEN at sequence {witnessed}: rolled_back" in output
     assert "the export holds events 1 to" in output
+
+
+def test_a_head_moved_back_is_reported_although_the_append_is_refused(
+    env: dict[str, str],
+) -> None:
+    """The head moved back onto events still there: the verification's own event cannot be
+    chained (its sequence number is taken), yet the finding is reported, exit 1, and the event
+    kept pending rather than lost."""
+    for _ in range(3):
+        assert _run(env, "verify")[0] == 0
+    engine = make_engine(env["PORTAL_DATABASE_URL"])
+    with engine.begin() as connection:
+        link = connection.execute(text("SELECT hash FROM audit_event WHERE seq = 2")).scalar()
+        connection.execute(text("UPDATE audit_head SET seq = 2, hash = :h"), {"h": link})
+    code, output = _run(env, "verify")
+    assert code == 1 and "BROKEN at sequence 3: inserted" in output, output
+    with engine.connect() as connection:
+        pending = connection.execute(text("SELECT count(*) FROM audit_pending")).scalar()
+    engine.dispose()
+    assert pending == 1
