@@ -25,7 +25,7 @@ from .errors import (
 from .events import DETAIL_KEYS, Actor, AuditEvent, AuditRecord, DetailKind, Target
 from .exports import FORMATS, ExportFormat, ExportSummary, export_log
 from .log import Appended, AuditLog, CheckpointPolicy, utc_now
-from .offline import ExportCheck, verify_export
+from .offline import ExportCheck, parse_receipts, verify_export
 from .queries import EventFilter, Page, search
 from .retention import Disposal, disposable_through, dispose
 from .signing import (
@@ -36,7 +36,14 @@ from .signing import (
     load_signing_key,
 )
 from .tail import Tail, unsigned_tail
-from .verification import Break, BreakKind, Verification, parts_by_default, verify_log
+from .verification import (
+    Break,
+    BreakKind,
+    CheckpointRow,
+    Verification,
+    parts_by_default,
+    verify_log,
+)
 from .witness import (
     FileWitness,
     S3Witness,
@@ -62,6 +69,7 @@ __all__ = [
     "BreakKind",
     "ChainBroken",
     "CheckpointPolicy",
+    "CheckpointRow",
     "DetailKind",
     "Disposal",
     "EventFilter",
@@ -96,6 +104,7 @@ __all__ = [
     "load_public_key",
     "load_signing_key",
     "parse_checkpoint_line",
+    "parse_receipts",
     "parts_by_default",
     "search",
     "to_us",

@@ -4,6 +4,11 @@ An export covers a whole stretch of the chain between two signed checkpoints: th
 match the filter in full, the others as their digest and link only ("hidden"), so that the chain
 still verifies without revealing them. The file ends with a seal: the SHA-256 of every byte before
 it, signed, so that no byte of the file can change unnoticed. docs/audit-format.md has the layout.
+
+Given the witness's latest checkpoint (``witnessed``), the export carries that witness line (a
+``witnessed`` record, right after the header) and reaches at least to it, so that the offline
+check can compare the export with the witness, and with any receipt a DPO kept. Given the log's
+public keys, the header carries them (PEM), for a DPO who checks against a receipt only.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ from .encoding import (
     to_us,
 )
 from .queries import EventFilter
-from .signing import SigningKey
+from .signing import PublicKey, SigningKey
 from .tables import checkpoint_table, event_table
 from .verification import CheckpointRow
+from .witness import checkpoint_line
 
 ExportFormat = Literal["jsonl", "csv"]
 FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv")
@@ -50,6 +56,7 @@ class ExportSummary:
     shown: int
     hidden: int
     checkpoints: int
+    witnessed: int | None = None  # the sequence number of the witness line it carries
 
 
 def export_log(
@@ -61,22 +68,43 @@ def export_log(
     where: EventFilter | None = None,
     now: datetime,
     batch: int = 20_000,
+    witnessed: CheckpointRow | None = None,
+    public_keys: Sequence[PublicKey] = (),
 ) -> ExportSummary:
     """Write the export of the events matching ``where``, up to the last signed checkpoint.
 
     Call ``AuditLog.checkpoint`` (and commit) first, so that the export reaches the head. Run in
-    one snapshot (REPEATABLE READ on PostgreSQL).
+    one snapshot (REPEATABLE READ on PostgreSQL). ``witnessed``: the witness's latest
+    checkpoint (``Witness.latest()``, after ``witness_checkpoints``): carried as is, and the
+    export reaches to it (hidden events past the filter's last match), when the database holds
+    it. A witnessed checkpoint past the database's end is carried all the same: the offline
+    check then names the cut. ``public_keys``: the keys the header carries (the signing key's is
+    always among them).
     """
     where = where or EventFilter()
     writer = _JsonLines(out) if format == "jsonl" else _Csv(out)
     signed_end = connection.execute(select(func.max(checkpoint_table.c.seq))).scalar() or 0
+    # Reach the witnessed checkpoint when the database holds one there (a signed stretch end).
+    reach = 0
+    if witnessed is not None and witnessed.seq <= signed_end:
+        held = connection.execute(
+            select(checkpoint_table.c.seq).where(checkpoint_table.c.seq == witnessed.seq)
+        ).scalar()
+        reach = witnessed.seq if held is not None else 0
     bounds = connection.execute(
         select(func.min(event_table.c.seq), func.max(event_table.c.seq))
         .where(*where.clauses())
         .where(event_table.c.seq <= signed_end)
     ).one()
     anchor_cp: CheckpointRow | None = None
-    if bounds[0] is None:
+    if bounds[0] is None and reach:
+        # Nothing matches: the witnessed checkpoint alone, as the anchor of an empty stretch.
+        at = connection.execute(
+            select(*checkpoint_table.c).where(checkpoint_table.c.seq == reach)
+        ).one()
+        anchor_cp = CheckpointRow(*at)
+        first, last = reach + 1, reach
+    elif bounds[0] is None:
         first, last = 1, 0  # nothing matches: header and seal only
     else:
         before = connection.execute(
@@ -90,7 +118,10 @@ def export_log(
         last = connection.execute(
             select(func.min(checkpoint_table.c.seq)).where(checkpoint_table.c.seq >= bounds[1])
         ).scalar_one()
-    header = {
+        last = max(last, reach)
+    keys = {signing_key.fingerprint: signing_key.public_key}
+    keys.update((k.fingerprint, k) for k in public_keys)
+    header: dict[str, Any] = {
         "type": "header",
         "format": EXPORT_FORMAT,
         "public_key_sha256": signing_key.fingerprint,
@@ -99,8 +130,11 @@ def export_log(
         "anchor": anchor_cp.hash if anchor_cp is not None else GENESIS.hex(),
         "exported_at": iso(to_us(now)),
         "filter": _describe(where),
+        "public_keys": [k.to_pem().decode("ascii") for k in keys.values()],
     }
     writer.header(header)
+    if witnessed is not None:
+        writer.witnessed(checkpoint_line(witnessed))
     if anchor_cp is not None:
         writer.checkpoint(anchor_cp)
     checkpoints = {
@@ -132,7 +166,14 @@ def export_log(
                 writer.checkpoint(checkpoint)
     digest = writer.body_digest()
     writer.seal(digest, signing_key.sign(seal_message(digest, signing_key.fingerprint)))
-    return ExportSummary(first, last, shown, hidden, len(checkpoints))
+    return ExportSummary(
+        first,
+        last,
+        shown,
+        hidden,
+        len(checkpoints),
+        witnessed.seq if witnessed is not None else None,
+    )
 
 
 def _describe(where: EventFilter) -> dict[str, Any]:
@@ -192,6 +233,9 @@ class _Writer:
     def checkpoint(self, cp: CheckpointRow) -> None:
         raise NotImplementedError
 
+    def witnessed(self, line: str) -> None:
+        raise NotImplementedError
+
     def seal(self, digest: str, signature: str) -> None:
         raise NotImplementedError
 
@@ -212,6 +256,10 @@ class _JsonLines(_Writer):
 
     def checkpoint(self, cp: CheckpointRow) -> None:
         self._line(_dumps({"type": "checkpoint", **cp._asdict()}))
+
+    def witnessed(self, line: str) -> None:
+        # The witness's own line, verbatim (a string): what a receipt holds, byte for byte.
+        self._line(_dumps({"type": "witnessed", "line": line}))
 
     def seal(self, digest: str, signature: str) -> None:
         # Not part of the sealed body: written after the digest was taken.
@@ -253,6 +301,9 @@ class _Csv(_Writer):
         self._record(
             "checkpoint", seq=cp.seq, hash=cp.hash, signature=cp.signature, extra=_dumps(extra)
         )
+
+    def witnessed(self, line: str) -> None:
+        self._record("witnessed", extra=line)
 
     def seal(self, digest: str, signature: str) -> None:
         cells = ["seal", *("" for _ in CSV_COLUMNS[1:])]

@@ -1,8 +1,13 @@
 """``portal audit``: verify the audit log (in the database or an export, offline) and export it.
 
 Verification and export are audited themselves (SPEC §5), as the person ``--by EMAIL`` (or
-``PORTAL_OPERATOR``) names: a DPO (verification: a DPO or an administrator). Exit status: 0 verified, 1 broken (the
-first broken sequence number and the kind of break are printed), 2 usage error.
+``PORTAL_OPERATOR``) names: a DPO (verification: a DPO or an administrator). Exit status: 0 verified,
+1 broken (the first broken sequence number and the kind of break are printed), 2 bad input (a
+usage error, a file that is not an export, a receipt or a key).
+
+An export carries the witness's latest checkpoint (its own, signed line) and the log's public
+keys; ``verify --export FILE [--witness RECEIPT]`` checks it offline, with no database and no
+portal: the chain, the signatures, and that the export reaches and agrees with the receipt.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from audit import (
     AuditEvent,
     AuditLog,
     ChainBroken,
+    CheckpointRow,
     EventFilter,
     ExportUnreadable,
     FileWitness,
@@ -40,6 +46,7 @@ from audit import (
     check_against_witness,
     checkpoint_line,
     load_public_key,
+    parse_receipts,
     parts_by_default,
     to_us,
     verify_export,
@@ -103,7 +110,8 @@ def audit() -> None:
 @click.option(
     "--public-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The portal's audit public key (PEM), with --export.",
+    help="The portal's audit public key (PEM), with --export. Default: the keys the export "
+    "carries (then only a receipt from the portal vouches for them).",
 )
 @click.option("--from", "first", type=click.IntRange(min=1), help="First sequence number.")
 @click.option("--to", "last", type=click.IntRange(min=1), help="Last sequence number.")
@@ -118,7 +126,8 @@ def audit() -> None:
     "--witness",
     "receipt",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Also compare with this witness file or receipt (a line a verification printed).",
+    help="Also compare with this witness file or receipt (a line a verification printed); "
+    "with --export too.",
 )
 @by_option
 @pass_cli
@@ -133,14 +142,13 @@ def verify(
     receipt: Path | None,
 ) -> None:
     """Verify the hash chain, its signed checkpoints, and the witness outside the database."""
+    kept = _read_receipt(receipt) if receipt is not None else None
     if export_file is not None or public_key is not None:
-        if export_file is None or public_key is None:
-            raise UsageFailure("--export and --public-key go together: give both.")
+        if export_file is None:
+            raise UsageFailure("--public-key goes with --export: give the export file too.")
         if first is not None or last is not None:
             raise UsageFailure("--from and --to apply to the database, not to an export.")
-        if receipt is not None:
-            raise UsageFailure("--witness applies to the database, not yet to an export.")
-        _verify_offline(export_file, public_key)
+        _verify_offline(export_file, public_key, receipt, kept)
         return
     if first is not None and last is not None and first > last:
         raise UsageFailure(f"--from {first} is after --to {last}.")
@@ -172,9 +180,11 @@ def verify(
                     witness=witness if whole else None,
                 )
                 if result.ok and receipt is not None:
-                    kept = FileWitness(receipt)
                     broken = check_against_witness(
-                        connection, kept, log.public_keys, disposed_through=result.epoch_seq
+                        connection,
+                        FileWitness(receipt),
+                        log.public_keys,
+                        disposed_through=result.epoch_seq,
                     )
                     if broken is not None:
                         result = result.with_break(broken)
@@ -207,7 +217,10 @@ def verify(
             )
     if result.witnessed is not None:
         click.echo(f"witnessed up to {result.witnessed.seq} by {witness.name}")
-        click.echo("receipt (keep it; `portal audit verify --witness FILE` checks against it):")
+        click.echo(
+            "receipt (keep it; `portal audit verify [--export FILE] --witness RECEIPT` checks "
+            "the log, or an export offline, against it):"
+        )
         click.echo(checkpoint_line(result.witnessed))
 
 
@@ -264,18 +277,60 @@ def dispose(cli: CliContext, by: str | None, before: datetime | None) -> None:
         )
 
 
-def _verify_offline(export_file: Path, public_key_file: Path) -> None:
+def _read_receipt(receipt: Path) -> list[CheckpointRow]:
+    """The checkpoints of a receipt or witness file a DPO kept; a usage error (2) if it is not
+    one: a garbled receipt is bad input, not a finding about the log."""
     try:
-        key = load_public_key(public_key_file)
-    except SigningKeyError as exc:
-        raise UsageFailure(str(exc)) from exc
+        return parse_receipts(receipt.read_bytes(), where=str(receipt))
+    except WitnessError as exc:
+        raise UsageFailure(
+            f"{exc}: not a receipt (a line `portal audit verify` printed)."
+        ) from None
+    except OSError as exc:
+        raise UsageFailure(f"cannot read {receipt}: {exc.strerror}") from None
+
+
+def _verify_offline(
+    export_file: Path,
+    public_key_file: Path | None,
+    receipt: Path | None,
+    kept: list[CheckpointRow] | None,
+) -> None:
+    key = None
+    if public_key_file is not None:
+        try:
+            key = load_public_key(public_key_file)
+        except SigningKeyError as exc:
+            raise UsageFailure(f"{public_key_file}: {exc}") from exc
     try:
-        check = verify_export(export_file.read_bytes(), key)
+        check = verify_export(
+            export_file.read_bytes(),
+            key,
+            receipts=kept or (),
+            receipt_name=f"the receipt {receipt}" if receipt is not None else "the receipt",
+        )
     except ExportUnreadable as exc:
-        raise CheckFailure(f"{export_file}: {exc}") from exc
-    click.echo(f"public key {key.fingerprint}")
+        raise UsageFailure(f"{export_file}: {exc}") from exc
+    for fingerprint in check.fingerprints:
+        source = "carried by the export" if check.keys_from_export else "given"
+        click.echo(f"public key {fingerprint} ({source})")
     click.echo(f"{check.shown} events shown, {check.hidden} hidden (digest only)")
+    if check.witnessed is not None:
+        click.echo(f"the export carries the checkpoint witnessed at {check.witnessed.seq}")
+    else:
+        click.echo("the export carries no witnessed checkpoint (made without a witness)")
     _report(check.verification, str(export_file))
+    if kept:
+        click.echo(
+            f"agrees with {len(kept)} witnessed checkpoint(s) of {receipt}, the latest at "
+            f"{kept[-1].seq}"
+        )
+    if check.keys_from_export and not kept:
+        click.echo(
+            "WARNING: checked with the keys the export carries, and no receipt: this proves the "
+            "file is whole, not that the portal made it. Compare the fingerprint with the "
+            "portal's (`portal audit public-key`), or give --public-key or --witness RECEIPT."
+        )
 
 
 def _report(result: Verification, what: str) -> None:
@@ -350,6 +405,7 @@ def export(
         # Checkpoint first: the export then reaches the head and ends on a signature.
         with engine.begin() as connection:
             log.checkpoint(connection)
+        witnessed = _witnessed(settings, engine, log)
         details: dict[str, Any] = {"format": format_, "filtered": not where.is_empty}
         try:
             with _snapshot(engine) as connection, connection.begin(), _open_output(output) as out:
@@ -360,6 +416,8 @@ def export(
                     format="csv" if format_ == "csv" else "jsonl",
                     where=where,
                     now=datetime.now(UTC),
+                    witnessed=witnessed,
+                    public_keys=log.public_keys,
                 )
         except BaseException:
             _record(engine, log, person, Action.AUDIT_EXPORTED, False, details)
@@ -375,6 +433,30 @@ def export(
         f"{summary.first_seq} to {summary.last_seq}",
         err=True,
     )
+    if summary.witnessed is not None:
+        click.echo(f"it carries the checkpoint witnessed at {summary.witnessed}", err=True)
+
+
+def _witnessed(settings: Settings, engine: Engine, log: AuditLog) -> CheckpointRow | None:
+    """The witness's latest checkpoint, after giving it the new ones, for the export to carry.
+
+    A database that contradicts the witness is exported all the same, with the witness's line:
+    the offline check then names the cut. A witness out of reach: no line, and a warning.
+    """
+    witness = open_witness(settings)
+    try:
+        with engine.connect() as connection:
+            witness_checkpoints(connection, witness, log.public_keys)
+    except ChainBroken as refused:
+        click.echo(f"WARNING: the database contradicts {witness.name}: {refused}", err=True)
+    except WitnessError as exc:
+        click.echo(f"WARNING: {exc}; the export carries no witnessed checkpoint", err=True)
+        return None
+    try:
+        return witness.latest()
+    except WitnessError as exc:
+        click.echo(f"WARNING: {exc}; the export carries no witnessed checkpoint", err=True)
+        return None
 
 
 @audit.command("public-key")
@@ -429,8 +511,17 @@ def _record(
         target=Target(TargetKind.AUDIT_LOG, "audit"),
         details=details,
     )
-    with engine.begin() as connection:
-        log.append(connection, event)
+    try:
+        with engine.begin() as connection:
+            log.append(connection, event)
+    except Exception:  # SQLAlchemy's or, on the driver-level path, psycopg's own
+        if ok:
+            raise
+        # A tampered log can refuse the append itself (a head moved back onto events still
+        # there): the finding is still reported, and the event kept pending, not lost.
+        with engine.begin() as connection:
+            log.enqueue(connection, event)
+        click.echo("WARNING: the audit log refused this event; it is stored pending", err=True)
 
 
 @audit.command("subject-access")

@@ -10,6 +10,7 @@ browser, as they are written, through ``portal.console.streaming``.
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -33,6 +34,8 @@ from audit import (
 from portal.auditing import Auditor
 from portal.console.search import AUDIT_LOG
 from portal.exchange.acting import Acting
+
+logger = logging.getLogger(__name__)
 
 MAX_EXPORT_UPLOAD = 16 * 1024 * 1024  # an export checked in the browser; bigger: the CLI
 
@@ -67,18 +70,38 @@ def _record(
     ok: bool,
     details: dict[str, int | bool | str],
 ) -> None:
-    with Session(engine) as db:
-        auditor.record(
-            db,
+    outcome = Outcome.SUCCESS if ok else Outcome.FAILURE
+    try:
+        with Session(engine) as db:
+            auditor.record(
+                db,
+                action,
+                actor=acting.actor,
+                now=acting.now,
+                origin=acting.origin,
+                outcome=outcome,
+                target=AUDIT_LOG,
+                details=details,
+            )
+            db.commit()
+    except Exception:  # SQLAlchemy's or, on the driver-level path, psycopg's own
+        if ok:
+            raise
+        # A tampered log can refuse the append itself (a head moved back onto events that are
+        # still there): the finding must still reach the DPO, and the event is kept pending
+        # (the worker's chaining then fails too, and says so) rather than lost.
+        logger.warning("the audit log refused a verification's event: stored it pending")
+        event = audit.AuditEvent(
             action,
-            actor=acting.actor,
-            now=acting.now,
-            origin=acting.origin,
-            outcome=Outcome.SUCCESS if ok else Outcome.FAILURE,
+            acting.actor,
+            outcome=outcome,
             target=AUDIT_LOG,
-            details=details,
+            client=acting.origin.client_address,
+            request_id=acting.origin.request_id,
+            details=dict(details),
         )
-        db.commit()
+        with engine.begin() as connection:
+            auditor.log.enqueue(connection, event, now=acting.now)
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,8 @@ class Export:
     key: SigningKey
     format: ExportFormat
     where: EventFilter
+    # The witness's latest checkpoint, which the export carries (its own line, signed).
+    witnessed: audit.CheckpointRow | None = None
 
     def write(self, out: BinaryIO) -> audit.ExportSummary:
         details = {**_filter_details(self.where), "format": self.format}
@@ -103,6 +128,8 @@ class Export:
                     format=self.format,
                     where=self.where,
                     now=self.acting.now,
+                    witnessed=self.witnessed,
+                    public_keys=self.auditor.log.public_keys,
                 )
         except BaseException:
             # The browser went away or the export failed: on record, as the CLI does.
@@ -125,11 +152,15 @@ def start_export(
     *,
     format: ExportFormat,
     where: EventFilter,
+    witness: audit.Witness | None = None,
 ) -> Export:
-    """Record the export and seal the log with a checkpoint, before the first byte leaves.
+    """Record the export and seal the log with a checkpoint, before the first byte leaves; give
+    the witness the new checkpoint, and let the export carry the witness's latest line.
 
     Threat: an export that leaves the portal unrecorded. As with a document's download, the event
     is stored first; it precedes the checkpoint, so the export (unfiltered) contains its own event.
+    A database that contradicts the witness is exported all the same, with the witness's line,
+    so that the export's offline check names the cut (as `portal audit export` does).
     """
     with Session(engine) as db:
         auditor.record(
@@ -143,7 +174,24 @@ def start_export(
         )
         auditor.log.checkpoint(db.connection(), now=acting.now)
         db.commit()
-    return Export(engine, auditor, acting, key, format, where)
+    return Export(
+        engine, auditor, acting, key, format, where, latest_witnessed(engine, auditor, witness)
+    )
+
+
+def latest_witnessed(
+    engine: Engine, auditor: Auditor, witness: audit.Witness | None
+) -> audit.CheckpointRow | None:
+    """The witness's latest checkpoint after giving it the database's new ones (None: no
+    witness, or one out of reach; a contradiction is left for the export's check to name)."""
+    if witness is None:
+        return None
+    with contextlib.suppress(audit.ChainBroken, audit.WitnessError), engine.connect() as c:
+        audit.witness_checkpoints(c, witness, auditor.log.public_keys)
+    try:
+        return witness.latest()
+    except audit.WitnessError:
+        return None
 
 
 def verify_database(

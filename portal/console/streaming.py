@@ -120,6 +120,7 @@ def export_response(
         services.signing_key(runtime.settings),
         format="csv" if chosen == "csv" else "jsonl",
         where=where,
+        witness=runtime.witness,
     )
     stamp = acting.now.strftime("%Y%m%dT%H%M%SZ")
     return StreamingResponse(

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 from sqlmodel import Session
 
-from audit import Action
+from audit import Action, SigningKey, checkpoint_line, parse_checkpoint_line
+from audit.encoding import checkpoint_message
 from audit.tables import event_table
 from portal.accounts import users
 from portal.accounts.models import Role
@@ -245,3 +246,142 @@ def test_an_unreadable_witness_is_a_clear_failure(env: dict[str, str], tmp_path:
     assert code == 1 and "not a witnessed checkpoint" in output, output
     code, output = _run({**env, "PORTAL_AUDIT_WITNESS": "ftp://nowhere"}, "verify")
     assert code == 2 and "PORTAL_AUDIT_WITNESS" in output, output
+
+
+def _last_line(output: str) -> str:
+    return output.strip().splitlines()[-1]
+
+
+def test_an_export_is_checked_offline_against_the_receipt_a_dpo_kept(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 17: the export carries the latest witnessed checkpoint, and `verify --export
+    FILE --witness RECEIPT` checks it offline: 0 verified, 1 broken, 2 bad input."""
+    assert _run(env, "verify")[0] == 0  # an event to export
+    older = tmp_path / "older.jsonl"
+    assert _run(env, "export", "--format", "jsonl", "-o", str(older))[0] == 0
+    code, output = _run(env, "verify")
+    assert code == 0, output
+    first_receipt = _last_line(output)
+    for _ in range(2):
+        assert _run(env, "export", "--format", "jsonl", "-o", str(tmp_path / "x.jsonl"))[0] == 0
+    current = tmp_path / "current.jsonl"
+    code, output = _run(env, "export", "--format", "jsonl", "-o", str(current))
+    assert code == 0 and "it carries the checkpoint witnessed at" in output, output
+    code, output = _run(env, "verify")
+    receipt = tmp_path / "receipt.jsonl"
+    receipt.write_text(_last_line(output) + "\n")
+    witnessed = int(json.loads(receipt.read_text())["seq"])
+    assert witnessed > int(json.loads(first_receipt)["seq"])
+
+    code, output = _run(env, "verify", "--export", str(current), "--witness", str(receipt))
+    assert code == 0, output
+    assert "(carried by the export)" in output and f"the latest at {witnessed}" in output
+    assert f"the export carries the checkpoint witnessed at {witnessed}" in output
+    key = tmp_path / "audit.pem"
+    assert _run(env, "public-key", "-o", str(key))[0] == 0
+    witness = Path(env["PORTAL_HOME"]) / "witness" / "audit.jsonl"
+    code, output = _run(
+        env, "verify", "--export", str(current), "--public-key", str(key), "--witness", str(witness)
+    )
+    assert code == 0 and "(given)" in output, output
+    code, output = _run(env, "verify", "--export", str(current))
+    assert code == 0 and "WARNING: checked with the keys the export carries" in output, output
+
+    # An older export shown as the current one: it ends before the receipt.
+    code, output = _run(env, "verify", "--export", str(older), "--witness", str(receipt))
+    assert code == 1, output
+    assert f"BROKEN at sequence {witnessed}: rolled_back" in output
+    assert "the export holds events 1 to" in output
+
+    # A truncated export, and one with an event taken out.
+    lines = current.read_bytes().splitlines(keepends=True)
+    (tmp_path / "cut.jsonl").write_bytes(b"".join(lines[:-3]))
+    code, output = _run(env, "verify", "--export", str(tmp_path / "cut.jsonl"))
+    assert code == 1 and "BROKEN at sequence" in output, output
+    gone = [line for line in lines if b'"type":"event"' not in line or b'"seq":2,' not in line]
+    assert len(gone) == len(lines) - 1
+    (tmp_path / "gone.jsonl").write_bytes(b"".join(gone))
+    code, output = _run(env, "verify", "--export", str(tmp_path / "gone.jsonl"))
+    assert code == 1 and "BROKEN at sequence 2: deleted" in output, output
+
+    # Bad input, exit 2: a garbled receipt, a file that is not an export.
+    garbled = tmp_path / "garbled.jsonl"
+    garbled.write_text(receipt.read_text()[:40] + "\n")
+    code, output = _run(env, "verify", "--export", str(current), "--witness", str(garbled))
+    assert code == 2 and "not a receipt" in output, output
+    code, output = _run(env, "verify", "--export", str(receipt))
+    assert code == 2 and "not an audit export" in output, output
+
+    # A receipt of another installation: signed, by another key.
+    other_key = SigningKey.generate()
+    ours = parse_checkpoint_line(receipt.read_text(), where="receipt")
+    theirs = ours._replace(key_fingerprint=other_key.fingerprint)
+    message = checkpoint_message(
+        seq=theirs.seq,
+        hash_hex=theirs.hash,
+        at_us=theirs.at_us,
+        every_events=theirs.every_events,
+        previous_seq=theirs.previous_seq,
+        fingerprint=theirs.key_fingerprint,
+    )
+    stranger = theirs._replace(signature=other_key.sign(message))
+    (tmp_path / "stranger.jsonl").write_text(checkpoint_line(stranger) + "\n")
+    code, output = _run(
+        env, "verify", "--export", str(current), "--witness", str(tmp_path / "stranger.jsonl")
+    )
+    assert code == 1 and f"BROKEN at sequence {witnessed}: bad_signature" in output, output
+    assert "another log" in output
+
+
+def test_an_export_of_a_cut_back_log_fails_offline(env: dict[str, str], tmp_path: Path) -> None:
+    """The tester's cut-back, then an export: it carries the witness's line and fails alone;
+    with an older witness file put back too, the DPO's receipt still finds it."""
+    assert _run(env, "verify")[0] == 0  # an event to export
+    assert _run(env, "export", "--format", "jsonl", "-o", str(tmp_path / "x.jsonl"))[0] == 0
+    first_receipt = _last_line(_run(env, "verify")[1])
+    for _ in range(2):
+        assert _run(env, "export", "--format", "jsonl", "-o", str(tmp_path / "x.jsonl"))[0] == 0
+    receipt = tmp_path / "receipt.jsonl"
+    receipt.write_text(_last_line(_run(env, "verify")[1]) + "\n")
+    witnessed = int(json.loads(receipt.read_text())["seq"])
+    cut_to = int(json.loads(first_receipt)["seq"])
+    _cut_back(env["PORTAL_DATABASE_URL"], cut_to)
+
+    export = tmp_path / "cut-back.jsonl"
+    code, output = _run(env, "export", "--format", "jsonl", "-o", str(export))
+    assert code == 0 and "WARNING: the database contradicts the witness" in output, output
+    code, output = _run(env, "verify", "--export", str(export))
+    assert code == 1, output
+    assert f"BROKEN at sequence {witnessed}: rolled_back" in output
+    assert "the witness line the export carries" in output
+
+    witness = Path(env["PORTAL_HOME"]) / "witness" / "audit.jsonl"
+    witness.write_text(first_receipt + "\n")  # the attacker's older witness file
+    code, output = _run(env, "export", "--format", "jsonl", "-o", str(export))
+    assert code == 0, output
+    assert _run(env, "verify", "--export", str(export))[0] == 0  # not detected: docs say so
+    code, output = _run(env, "verify", "--export", str(export), "--witness", str(receipt))
+    assert code == 1, output
+    assert f"BROKEN at sequence {witnessed}: rolled_back" in output
+    assert "the export holds events 1 to" in output
+
+
+def test_a_head_moved_back_is_reported_although_the_append_is_refused(
+    env: dict[str, str],
+) -> None:
+    """The head moved back onto events still there: the verification's own event cannot be
+    chained (its sequence number is taken), yet the finding is reported, exit 1, and the event
+    kept pending rather than lost."""
+    for _ in range(3):
+        assert _run(env, "verify")[0] == 0
+    engine = make_engine(env["PORTAL_DATABASE_URL"])
+    with engine.begin() as connection:
+        link = connection.execute(text("SELECT hash FROM audit_event WHERE seq = 2")).scalar()
+        connection.execute(text("UPDATE audit_head SET seq = 2, hash = :h"), {"h": link})
+    code, output = _run(env, "verify")
+    assert code == 1 and "BROKEN at sequence 3: inserted" in output, output
+    with engine.connect() as connection:
+        pending = connection.execute(text("SELECT count(*) FROM audit_pending")).scalar()
+    engine.dispose()
+    assert pending == 1
