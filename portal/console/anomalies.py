@@ -276,10 +276,24 @@ def refusals(
     limit: int = REFUSALS,
 ) -> list[Anomaly]:
     """Users refused more than ``limit`` times within an hour: content, metadata, reviews or
-    certificates they may not see, approvals they may not give (every refusal is an event)."""
+    certificates they may not see, approvals they may not give (every refusal is an event).
+
+    A team member asking for a document still being scanned (reason ``not_available``) is
+    waiting, not probing: those refusals do not count."""
+    not_yet = {
+        row[0]
+        for row in connection.execute(
+            select(_c.seq).where(
+                _c.outcome == Outcome.DENIED.value,
+                _c.at_us >= to_us(now - window),
+                _c.at_us <= to_us(now),
+                _c.details.contains('"reason":"not_available"'),
+            )
+        )
+    }
     per_user: dict[int, list[_Row]] = defaultdict(list)
     for row in _rows(connection, None, now - window, now, outcome=Outcome.DENIED):
-        if row.user_id is not None:
+        if row.user_id is not None and row.seq not in not_yet:
             per_user[row.user_id].append(row)
     return _newest_first(_burst_findings("refusals", per_user, more_than=limit, key="user_id"))
 

@@ -200,6 +200,7 @@ def _append(
     *,
     user: int = 7,
     outcome: Outcome = Outcome.SUCCESS,
+    details: dict[str, str] | None = None,
 ) -> None:
     document = "7KQ2-M9XD-3TPW"
     event = AuditEvent(
@@ -210,6 +211,7 @@ def _append(
         review="SWG24",
         document=document,
         client="198.51.100.7",
+        details=details or {},
     )
     with engine.begin() as connection:
         log.append(connection, event, now=at)
@@ -244,6 +246,17 @@ def test_refusals_by_one_user_are_an_alert(world: World, engine: Engine) -> None
             Action.DOCUMENT_DOWNLOADED,
             monday + timedelta(minutes=n),
             outcome=Outcome.DENIED,
+        )
+    # Waiting for a scan is not probing: refusals with reason not_available do not count.
+    for _ in range(5):
+        _append(
+            engine,
+            log,
+            Action.DOCUMENT_DOWNLOADED,
+            monday,
+            outcome=Outcome.DENIED,
+            user=9,
+            details={"reason": "not_available"},
         )
     # User 8: three refusals, not more than three; user 7: a fourth within the hour.
     _append(
