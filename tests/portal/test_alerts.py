@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -312,3 +315,33 @@ def test_the_thresholds_are_settings_and_the_console_guide_gives_their_defaults(
     for field in dataclasses.fields(AlertThresholds):
         row = f"| `PORTAL_ALERT_{field.name.upper()}` | {getattr(defaults, field.name)} |"
         assert row in guide, row
+
+
+def test_portal_worker_writes_the_alert_as_a_json_line_and_mails_it(
+    exchange: Exchange, inbox: tuple[Inbox, SmtpAddress]
+) -> None:
+    """The command operators run: its log stream (standard error) carries the JSON line. The
+    world's clock stands weeks before the real one and nothing signed the log since, so the real
+    worker finds an unsigned tail far older than two minutes."""
+    mails, smtp = inbox
+    settings = exchange.world.settings
+    env = {
+        "PATH": os.environ["PATH"],
+        "PORTAL_HOME": str(settings.home),
+        "PORTAL_DATABASE_URL": settings.database_url,
+        "PORTAL_CLAMD": str(settings.clamd),
+        "PORTAL_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
+        "PORTAL_SMTP_URL": f"smtp://{smtp.host}:{smtp.port}",
+        "PORTAL_NOTICE_FROM": "portal@inspectorate.example",
+    }
+    portal = Path(sys.executable).parent / "portal"
+    done = subprocess.run(
+        [str(portal), "worker", "--once"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert [(line["event"], line["rule"]) for line in lines] == [("audit_alert", "unsigned_tail")]
+    assert "alerts: 1 new, 1 mailed" in done.stdout
+    assert [message["Subject"] for _, message in mails.messages] == [
+        f"Portal audit alert {lines[0]['alert']}: Audit events left unsigned too long"
+    ]
