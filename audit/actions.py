@@ -40,6 +40,7 @@ class Action(enum.StrEnum):
     DESTRUCTION_APPROVED = "destruction.approved"
     DESTRUCTION_RUN = "destruction.run"
     CERTIFICATE_ISSUED = "destruction.certificate_issued"
+    CERTIFICATE_EXPORTED = "destruction.certificate_exported"
     # Keys
     KEY_CREATED = "key.created"
     KEY_ROTATED = "key.rotated"

@@ -278,7 +278,7 @@ def prepare_portal(env: dict[str, str]) -> dict[str, str]:
                 acting,
                 plan,
                 lead=lead,
-                create_key=open_vault(settings).create_review_key,
+                vault=open_vault(settings),
             )
             reviews.add_organisation(db, auditor, acting, review, authority)
             reviews.open_review(db, auditor, acting, review)

@@ -24,7 +24,6 @@ class Holds(enum.StrEnum):
     reference = "reference"  # pseudonymous references, random ids, digests, hashes, signatures
     machine = "machine"  # text the portal or its scanner writes, never typed by a person
     account = "account"  # staff accounts and organisations: kept under the accounts' own rule
-    readable_review = "readable_review"  # a review's title and legal basis: outlive destruction
     audit = "audit"  # the audit log: outlives the documents (SPEC §5), facts only
 
 
@@ -35,7 +34,6 @@ EXPLAINED = {
     Holds.reference: "a pseudonymous reference, random id, digest or signature",
     Holds.machine: "written by the portal or its scanner, never typed by a person",
     Holds.account: "staff account or organisation data, kept under the accounts' own rule",
-    Holds.readable_review: "readable after destruction: the review page and certificate name it",
     Holds.audit: "the audit log, kept after destruction under its own retention (SPEC §5)",
 }
 
@@ -160,13 +158,13 @@ COLUMNS: dict[str, dict[str, tuple[Holds, str]]] = {
     "review": {
         "id": _ID,
         "code": (Holds.code, "a short code chosen by the lead (A-Z, 0-9)"),
-        "title": (
-            Holds.readable_review,
-            "names the review on its page and certificate after destruction; never a person",
+        "title_sealed": (
+            Holds.sealed,
+            "typed by a lead, may name a person: sealed under the review's key",
         ),
-        "legal_basis": (
-            Holds.readable_review,
-            "the authority for the review, needed after destruction; never a person",
+        "legal_basis_sealed": (
+            Holds.sealed,
+            "typed by a lead, free text: sealed under the review's key",
         ),
         "state": (Holds.code, "a fixed set (ReviewState)"),
         "opens_on": (Holds.code, "a date"),

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from portal.accounts.models import Role
-    from portal.accounts.operators import Operator
+    from portal.accounts.operators import Operator, OperatorRefused
     from portal.demo import DemoUser
 
 
@@ -71,13 +71,41 @@ def by_option(command: F) -> F:
 def operator_for(
     cli: CliContext, db: Session, by: str | None, *, allowed: Collection[Role]
 ) -> Operator:
-    """The named person acting, or a usage error (exit 2) that says what to give."""
+    """The named person acting, or a usage error (exit 2) that says what to give.
+
+    A refusal is itself audited, as a refused sign-in is: someone at a shell tried to act
+    without a name, or under an account that may not."""
     from portal.accounts.operators import OperatorRefused, resolve_operator
 
     try:
         return resolve_operator(db, by or cli.settings.operator, allowed=allowed)
     except OperatorRefused as refused:
+        _audit_refusal(cli, db, refused)
         raise UsageFailure(str(refused)) from None
+
+
+def _audit_refusal(cli: CliContext, db: Session, refused: OperatorRefused) -> None:
+    """Record the refusal, alone: whatever the command's session holds is rolled back first
+    (a refused command does nothing), then ``access.denied``, denied, with the account
+    named if there is one and never the address typed, is committed."""
+    from datetime import UTC, datetime
+
+    from audit import Action, Outcome
+    from portal.auditing import Auditor, Origin
+    from portal.keys import checked_keys
+
+    db.rollback()  # first: on SQLite the session's transaction holds the write lock
+    auditor = Auditor.from_keys(checked_keys(cli.settings))
+    auditor.record(
+        db,
+        Action.ACCESS_DENIED,
+        actor=refused.actor,
+        now=datetime.now(UTC),
+        origin=Origin(),
+        outcome=Outcome.DENIED,
+        details={"reason": refused.reason, "method": "cli"},
+    )
+    db.commit()
 
 
 class PortalGroup(click.Group):

@@ -136,14 +136,11 @@ def review_create(
     )
     with _exchange(cli, by) as (db, auditor, acting):
         # Every name is looked up before anything is created, so a typo creates nothing.
-        reviews.check_plan(plan)
+        plan = reviews.check_plan(plan)
         lead = reviews.user_by_email(db, lead_email)
         organisations = [reviews.organisation_by_code(db, c) for c in dict.fromkeys(org_codes)]
         members = [reviews.user_by_email(db, e) for e in dict.fromkeys(member_emails)]
-        key_wanted: list[str] = []
-        created = reviews.create_review(
-            db, auditor, acting, plan, lead=lead, create_key=key_wanted.append
-        )
+        created = reviews.create_review(db, auditor, acting, plan, lead=lead, vault=None)
         for organisation in organisations:
             reviews.add_organisation(db, auditor, acting, created, organisation)
         for member in members:
@@ -152,10 +149,11 @@ def review_create(
             reviews.open_review(db, auditor, acting, created)
         # The key is made once every step has passed, just before the commit, so a refused
         # organisation or member leaves no key behind (creating it is idempotent if a retry follows).
-        for review_code in key_wanted:
-            open_vault(cli.settings).create_review_key(review_code)
+        # The title and legal basis are sealed under that key at the same moment.
+        vault = open_vault(cli.settings)
+        reviews.seal_new_review(vault, created, plan)
         db.commit()
-        body = review_json(created)
+        body = review_json(vault, created)
         body["organisations"] = [o.slug for o in organisations]
         _emit(
             as_json,
@@ -173,6 +171,7 @@ def review_create(
 def _change_state(
     cli: CliContext, by: str | None, code: str, as_json: bool, *, close: bool
 ) -> None:
+    from portal.blobs import open_vault
     from portal.exchange import reviews
     from portal.exchange.serialize import review_json
 
@@ -188,7 +187,7 @@ def _change_state(
             reviews.open_review(db, auditor, acting, found)
             text = f"Review {found.code} is open for uploads until {found.closes_on:%d %B %Y}."
         db.commit()
-        _emit(as_json, review_json(found), text)
+        _emit(as_json, review_json(open_vault(cli.settings), found), text)
 
 
 @review.command("open")
@@ -217,13 +216,17 @@ def review_close(cli: CliContext, by: str | None, code: str, as_json: bool) -> N
 @pass_cli
 def review_list(cli: CliContext, by: str | None, as_json: bool) -> None:
     """Every review, newest opening date first."""
+    from portal.blobs import open_vault
     from portal.exchange import reviews
+    from portal.exchange.review_texts import review_label
     from portal.exchange.serialize import review_json
 
     with _exchange(cli, by, READERS) as (db, _, acting):
         found = reviews.list_reviews(db, acting)
+        vault = open_vault(cli.settings)
         if as_json:
-            click.echo(json.dumps({"items": [review_json(r) for r in found]}, indent=2))
+            items = [review_json(vault, r) for r in found]
+            click.echo(json.dumps({"items": items}, indent=2))
             return
         if not found:
             click.echo("No reviews yet. Create one with: portal review create CODE ...")
@@ -232,7 +235,7 @@ def review_list(cli: CliContext, by: str | None, as_json: bool) -> None:
         for r in found:
             click.echo(
                 f"{r.code:<16} {r.state.value:<9} {r.opens_on} {r.closes_on} {r.destroy_on} "
-                f"{r.title}"
+                f"{review_label(vault, r)}"
             )
 
 

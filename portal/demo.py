@@ -138,9 +138,7 @@ def _demo_review(db: Session, *, auditor: Auditor, now: datetime, vault: Vault) 
         retention_days=90,
     )
     lead = reviews.user_by_email(db, f"lead@{DEMO_DOMAIN}")
-    review = reviews.create_review(
-        db, auditor, acting, plan, lead=lead, create_key=vault.create_review_key
-    )
+    review = reviews.create_review(db, auditor, acting, plan, lead=lead, vault=vault)
     reviews.add_member(
         db, auditor, acting, review, reviews.user_by_email(db, f"inspector@{DEMO_DOMAIN}")
     )

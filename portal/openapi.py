@@ -95,6 +95,7 @@ SCHEMAS: Json = {
             "code",
             "title",
             "legal_basis",
+            "closed_by_destruction",
             "state",
             "opens_on",
             "closes_on",
@@ -103,8 +104,18 @@ SCHEMAS: Json = {
         ],
         "properties": {
             "code": {"type": "string"},
-            "title": {"type": "string"},
-            "legal_basis": {"type": "string"},
+            "title": {
+                "type": ["string", "null"],
+                "description": "null once the review is destroyed: the title was erased with it",
+            },
+            "legal_basis": {
+                "type": ["string", "null"],
+                "description": "null once the review is destroyed: erased with its key",
+            },
+            "closed_by_destruction": {
+                "type": "boolean",
+                "description": "the review was destroyed: its title and legal basis are erased",
+            },
             "state": {"enum": [s.value for s in ReviewState]},
             "opens_on": DATE,
             "closes_on": DATE,

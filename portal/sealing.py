@@ -1,7 +1,7 @@
 """Free texts that people type about a review, sealed under that review's key (SPEC §4).
 
-A request's title and instructions ("Records for Callum ...") and a hold's order reference can
-name a person. They are stored only sealed (``storage.Vault.seal_text``), bound to their review,
+A review's title and legal basis, a request's title and instructions ("Records for Callum ...")
+and a hold's order reference can name a person. They are stored only sealed (``storage.Vault.seal_text``), bound to their review,
 table, column and row, so destroying the review's key erases them in the database and in every
 backup of it, as it erases the review's documents. ``portal.classification`` lists which
 columns are sealed and why every other column may stay readable.
@@ -24,6 +24,8 @@ from storage import KeyDestroyed, TextPlace, Vault
 
 # Every sealed column: (model, column). portal.classification checks that it is complete.
 SEALED_COLUMNS: list[tuple[type[Any], str]] = [
+    (Review, "title_sealed"),
+    (Review, "legal_basis_sealed"),
     (Request, "title_sealed"),
     (Request, "instructions_sealed"),
     (Hold, "order_reference_sealed"),
@@ -68,12 +70,11 @@ class SealedText:
 
 
 def sealed_texts(db: Session, review: Review) -> list[SealedText]:
-    """Every sealed text of ``review`` (rows with ``review_id``), in a stable order."""
+    """Every sealed text of ``review`` (its own row, rows with ``review_id``), in a stable order."""
     found = []
     for model, column in SEALED_COLUMNS:
-        rows = db.exec(
-            select(model).where(model.review_id == review.id).order_by(col(model.id))
-        ).all()
+        owner = model.id if model is Review else model.review_id
+        rows = db.exec(select(model).where(owner == review.id).order_by(col(model.id))).all()
         for row in rows:
             value = getattr(row, column)
             if value:

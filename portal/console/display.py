@@ -39,6 +39,7 @@ ACTION_WORDS: dict[Action, str] = {
     Action.DESTRUCTION_APPROVED: "Early destruction requested or approved",
     Action.DESTRUCTION_RUN: "Destruction run",
     Action.CERTIFICATE_ISSUED: "Destruction certificate issued",
+    Action.CERTIFICATE_EXPORTED: "Destruction certificate exported",
     Action.KEY_CREATED: "Key created",
     Action.KEY_ROTATED: "Key rotated",
     Action.KEY_DESTROYED: "Key destroyed",

@@ -22,7 +22,7 @@ from portal.console.anomalies import WINDOW, find_anomalies
 from portal.console.api import SUBJECT_ACCESS_FORMATS, subject_access_response
 from portal.console.search import cursor, find_events, read_filters, record_search
 from portal.console.streaming import export_response
-from portal.console.subject_access import view_subject_access
+from portal.console.subject_access import for_page, view_subject_access
 from portal.console.uploads import read_small_file
 from portal.destruction import api as destruction_api
 from portal.destruction import early, holds, services
@@ -242,7 +242,7 @@ def subject_access_page(request: Request) -> Response:
     if typed:
         try:
             with _session(request) as db:
-                found = view_subject_access(db, runtime.auditor, acting, typed)
+                found = for_page(view_subject_access(db, runtime.auditor, acting, typed))
                 db.commit()
         except ExchangeError as refused:
             errors["case"] = (

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from audit import EventFilter, Target, TargetKind, search
+from audit import AuditRecord, EventFilter, Target, TargetKind, search
+from audit.queries import MAX_PAGE
 from portal.auditing import Auditor
 from portal.console.display import event_rows, people
 from portal.console.history import iso_time
@@ -27,7 +28,9 @@ from portal.models import Organisation
 from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
 
-MAX_EVENTS = 1000  # per document; a case with more is answered with ``truncated: true``
+# Per document on the console page; the page says so and links to the exports, which (like the
+# API) carry every event, read from the audit log page by page (MAX_PAGE events at a time).
+PAGE_EVENTS = 1000
 CSV_FIELDS = (
     "document",
     "state",
@@ -102,10 +105,23 @@ def _destruction(db: Session, document: Document) -> dict[str, Any] | None:
     }
 
 
-def _accesses(db: Session, reference: str) -> tuple[list[dict[str, Any]], bool]:
-    page = search(db.connection(), EventFilter(document=reference), limit=MAX_EVENTS)
+def _events(db: Session, reference: str) -> list[AuditRecord]:
+    """Every event naming the document, newest first: all the pages, never only the first."""
+    records: list[AuditRecord] = []
+    before: int | None = None
+    while True:
+        page = search(
+            db.connection(), EventFilter(document=reference), before=before, limit=MAX_PAGE
+        )
+        records.extend(page.records)
+        if page.next_before is None:
+            return records
+        before = page.next_before
+
+
+def _accesses(db: Session, reference: str) -> list[dict[str, Any]]:
     rows = []
-    for row in event_rows(db, page.records):
+    for row in event_rows(db, _events(db, reference)):
         actor = row["actor"]
         rows.append(
             {
@@ -121,11 +137,12 @@ def _accesses(db: Session, reference: str) -> tuple[list[dict[str, Any]], bool]:
             }
         )
     rows.reverse()  # oldest first: the document's story in order
-    return rows, page.next_before is not None
+    return rows
 
 
 def subject_access(db: Session, case: Case) -> dict[str, Any]:
-    """Everything about the case, as JSON-ready data."""
+    """Everything about the case, as JSON-ready data: every event of every document, however
+    many (``events`` counts them; nothing is cut short)."""
     review = db.get(Review, case.review_id)
     organisation = db.get(Organisation, case.organisation_id)
     documents = db.exec(
@@ -134,7 +151,7 @@ def subject_access(db: Session, case: Case) -> dict[str, Any]:
     who = people(db, [d.uploaded_by for d in documents] + [case.created_by])
     items = []
     for document in documents:
-        accesses, truncated = _accesses(db, document.reference)
+        accesses = _accesses(db, document.reference)
         uploader = who.get(document.uploaded_by)
         items.append(
             {
@@ -154,7 +171,7 @@ def subject_access(db: Session, case: Case) -> dict[str, Any]:
                 "holds": _holds(db, document),
                 "destruction": _destruction(db, document),
                 "accesses": accesses,
-                "truncated": truncated,
+                "events": len(accesses),
             }
         )
     creator = who.get(case.created_by)
@@ -188,6 +205,18 @@ def view_subject_access(
         db, auditor, acting, where, shown=shown, target=Target(TargetKind.CASE, case.reference)
     )
     return found
+
+
+def for_page(found: dict[str, Any]) -> dict[str, Any]:
+    """The same for the console page: at most ``PAGE_EVENTS`` events per document on screen
+    (the oldest), each document saying how many it has; the exports carry them all."""
+    documents = []
+    for document in found["documents"]:
+        shown = dict(document)
+        shown["accesses"] = document["accesses"][:PAGE_EVENTS]
+        shown["more_events"] = document["events"] - len(shown["accesses"])
+        documents.append(shown)
+    return {**found, "documents": documents}
 
 
 def as_csv(found: dict[str, Any]) -> str:

@@ -34,10 +34,12 @@ from portal.destruction.models import HoldReason, LiftReason
 from portal.destruction.record import entry_json
 from portal.destruction.schedule import schedule
 from portal.exchange.acting import Acting
-from portal.exchange.errors import ExchangeError
+from portal.exchange.models import Review
 
 DESTROYERS = frozenset({Role.admin, Role.dpo})
-# The schedule and a certificate's export record nothing: no event ever carries this actor.
+# Who may export a certificate: as on the web, a DPO or a lead of its review.
+CERTIFICATE_READERS = frozenset({Role.dpo, Role.lead})
+# The schedule records nothing: no event ever carries this actor.
 READ_ONLY = Actor.system("read_only")
 
 
@@ -227,30 +229,38 @@ def certificate() -> None:
 @certificate.command()
 @click.argument("reference")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+@by_option
 @pass_cli
-def export(cli: CliContext, reference: str, output: Path | None) -> None:
-    """Write the signed certificate REFERENCE (canonical JSON) to a file or standard output."""
-    from portal.db import make_engine
+def export(cli: CliContext, by: str | None, reference: str, output: Path | None) -> None:
+    """Write the signed certificate REFERENCE (canonical JSON) to a file or standard output.
+
+    Needs --by (or PORTAL_OPERATOR): a DPO, or a lead of the certificate's review. The export
+    is audited (``destruction.certificate_exported``, target the certificate)."""
+    from audit import Action, Target, TargetKind
     from portal.destruction.services import find_certificate, signed
 
     require_current_schema(cli.settings)
-    engine = make_engine(cli.settings.database_url)
-    try:
-        with Session(engine) as db:
-            try:
-                found = find_certificate(
-                    db, Acting.operator(datetime.now(UTC), actor=READ_ONLY), reference
-                )
-            except ExchangeError as exc:
-                raise UsageFailure(exc.message) from None
-            data = signed(found).export()
-    finally:
-        engine.dispose()
+    with _exchange(cli, by, CERTIFICATE_READERS) as (db, auditor, acting):
+        found = find_certificate(db, acting, reference)
+        data, exported_reference = signed(found).export(), found.reference
+        review = db.get(Review, found.review_id)
+        auditor.record(
+            db,
+            Action.CERTIFICATE_EXPORTED,
+            actor=acting.actor,
+            now=acting.now,
+            origin=acting.origin,
+            target=Target(TargetKind.CERTIFICATE, exported_reference),
+            review=review.code if review else None,
+            details={"format": "certificate", "size_bytes": len(data)},
+        )
+        # Recorded before the certificate is written out: an export is never unrecorded.
+        db.commit()
     if output is None:
         sys.stdout.buffer.write(data + b"\n")
     else:
         output.write_bytes(data + b"\n")
-        click.echo(f"certificate {found.reference} written to {output}", err=True)
+        click.echo(f"certificate {exported_reference} written to {output}", err=True)
 
 
 @certificate.command()

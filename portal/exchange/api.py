@@ -49,7 +49,8 @@ def _session(request: Request) -> Session:
 def list_reviews(request: Request) -> Response:
     acting = acting_of(request)
     with _session(request) as db:
-        items = [review_json(r) for r in reviews.list_reviews(db, acting)]
+        vault = runtime_of(request).vault
+        items = [review_json(vault, r) for r in reviews.list_reviews(db, acting)]
     return JSONResponse({"items": items, "next": None})
 
 
@@ -103,14 +104,14 @@ async def create_review(request: Request) -> Response:
                 acting,
                 plan,
                 lead=lead,
-                create_key=runtime.vault.create_review_key,
+                vault=runtime.vault,
             )
             for code in data.get("organisations", []) or []:
                 reviews.add_organisation(
                     db, runtime.auditor, acting, review, reviews.organisation_by_code(db, str(code))
                 )
             db.commit()
-            return review_json(review)
+            return review_json(runtime.vault, review)
 
     return JSONResponse(await run_in_threadpool(work), status_code=201)
 
@@ -118,7 +119,7 @@ async def create_review(request: Request) -> Response:
 def get_review(request: Request) -> Response:
     with _session(request) as db:
         review = reviews.find_review(db, acting_of(request), request.path_params["code"])
-        return JSONResponse(review_json(review))
+        return JSONResponse(review_json(runtime_of(request).vault, review))
 
 
 async def change_review(request: Request) -> Response:
@@ -145,7 +146,7 @@ async def change_review(request: Request) -> Response:
             else:
                 raise reviews.NotFound()
             db.commit()
-            return review_json(review)
+            return review_json(runtime.vault, review)
 
     return JSONResponse(await run_in_threadpool(work))
 

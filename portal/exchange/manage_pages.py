@@ -123,7 +123,7 @@ def new_review_submit(request: Request) -> Response:
                 acting,
                 plan,
                 lead=lead,
-                create_key=runtime.vault.create_review_key,
+                vault=runtime.vault,
             )
             db.commit()
         except FormMistake as mistake:

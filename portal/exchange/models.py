@@ -56,8 +56,12 @@ class Review(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=16, unique=True, index=True)
-    title: str = Field(max_length=200)
-    legal_basis: str = Field(max_length=500)
+    # Its title and legal basis are free texts a lead types ("Thematic review: the Mackenzie
+    # children"): sealed under the review's own key, bound to this row (portal.exchange.
+    # review_texts), so destroying the key erases them in every copy. None only until the row's
+    # id exists, or for a review destroyed before they were sealed (migration 0019).
+    title_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    legal_basis_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     state: ReviewState = Field(sa_type=Enum(ReviewState, native_enum=False, length=20))
     opens_on: date
     closes_on: date

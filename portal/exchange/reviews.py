@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -27,6 +26,7 @@ from portal.exchange.models import (
     ReviewOrganisation,
     ReviewState,
 )
+from portal.exchange.review_texts import seal_review_texts
 from portal.models import Organisation, OrganisationKind, parse_id
 from portal.references import InvalidReference as BadReference
 from portal.references import new_reference, parse_reference
@@ -107,9 +107,13 @@ def create_review(
     plan: ReviewPlan,
     *,
     lead: User,
-    create_key: Callable[[str], None],
+    vault: Vault | None,
 ) -> Review:
-    """A new review in ``draft``. ``create_key(code)`` gives it its key in the key store."""
+    """A new review in ``draft``, with its key in the key store and its texts sealed under it.
+
+    Without ``vault`` neither is done yet: the caller (the CLI, which makes the key only once
+    every step has passed) calls ``seal_new_review`` before it commits.
+    """
     if acting.caller is not None and not policy.can_create_review(acting.caller):
         raise NotFound()
     plan = check_plan(plan)
@@ -128,8 +132,6 @@ def create_review(
     assert lead.id is not None
     review = Review(
         code=plan.code,
-        title=plan.title,
-        legal_basis=plan.legal_basis,
         state=ReviewState.draft,
         opens_on=plan.opens_on,
         closes_on=plan.closes_on,
@@ -141,7 +143,8 @@ def create_review(
     db.flush()
     assert review.id is not None
     db.add(ReviewMember(review_id=review.id, user_id=lead.id))
-    create_key(review.code)
+    if vault is not None:
+        seal_new_review(vault, review, plan)
     _audit(
         db,
         auditor,
@@ -151,6 +154,13 @@ def create_review(
         details={"retention_days": plan.retention_days},
     )
     return review
+
+
+def seal_new_review(vault: Vault, review: Review, plan: ReviewPlan) -> None:
+    """Give a new (flushed) review its key and seal its title and legal basis under it."""
+    plan = check_plan(plan)
+    vault.create_review_key(review.code)
+    seal_review_texts(vault, review, title=plan.title, legal_basis=plan.legal_basis)
 
 
 def _lookup_review(db: Session, code: str) -> Review | None:

@@ -11,16 +11,20 @@ from portal.exchange import documents
 from portal.exchange.acting import Acting
 from portal.exchange.asking import view_request
 from portal.exchange.models import Case, Document, Request, Review
+from portal.exchange.review_texts import open_review_texts
 from portal.exchange.reviews import request_progress
 from portal.models import Organisation, as_utc
 from storage import Vault
 
 
-def review_json(review: Review) -> dict[str, Any]:
+def review_json(vault: Vault, review: Review) -> dict[str, Any]:
+    """A review; once it is destroyed, ``closed_by_destruction`` and no texts (they are erased)."""
+    texts = open_review_texts(vault, review)
     return {
         "code": review.code,
-        "title": review.title,
-        "legal_basis": review.legal_basis,
+        "title": texts.title,
+        "legal_basis": texts.legal_basis,
+        "closed_by_destruction": texts.closed_by_destruction,
         "state": review.state.value,
         "opens_on": review.opens_on.isoformat(),
         "closes_on": review.closes_on.isoformat(),

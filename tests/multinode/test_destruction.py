@@ -107,7 +107,15 @@ def test_both_workers_destroy_each_document_once_and_node_b_opens_none(
     # The certificate verifies offline, with the published public key alone.
     exported, public_key = tmp_path / "certificate.json", tmp_path / "portal-public-key.pem"
     for args in (
-        ("certificate", "export", certificate, "-o", str(exported)),
+        (
+            "certificate",
+            "export",
+            certificate,
+            "-o",
+            str(exported),
+            "--by",
+            "dpo@inspectorate.example",
+        ),
         ("audit", "public-key", "-o", str(public_key)),
     ):
         done = topology.b.portal(*args)

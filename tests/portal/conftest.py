@@ -28,6 +28,9 @@ from portal.setup import initialise
 from tests.harness.clamd import TEST_MAX_UPLOAD_BYTES
 
 PASSWORD = "correct horse battery staple"
+# The exchange fixture's review: its title and legal basis, typed by its lead (sealed, issue 16).
+REVIEW_TITLE = "Children's services thematic review"
+LEGAL_BASIS = "Public Services Reform (Scotland) Act 2010, section 53"
 
 
 @dataclass
@@ -259,8 +262,8 @@ def exchange(client: TestClient, world: World) -> Exchange:
         "/api/v1/reviews",
         json={
             "code": "SWG24",
-            "title": "Children's services thematic review",
-            "legal_basis": "Public Services Reform (Scotland) Act 2010, section 53",
+            "title": REVIEW_TITLE,
+            "legal_basis": LEGAL_BASIS,
             "opens_on": "2026-11-01",
             "closes_on": "2027-01-31",
             "retention_days": 90,

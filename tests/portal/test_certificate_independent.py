@@ -31,6 +31,7 @@ def portal(exchange: Exchange, *args: str) -> Result:
         "PORTAL_HOME": str(settings.home),
         "PORTAL_DATABASE_URL": settings.database_url,
         "PORTAL_CLAMD": str(settings.clamd),
+        "PORTAL_OPERATOR": exchange.world.people["dpo"].email,  # exports are audited
     }
     return CliRunner().invoke(main, list(args), env=env)
 

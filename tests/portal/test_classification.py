@@ -23,7 +23,6 @@ TEXT_MAY_HOLD = {
     Holds.reference,
     Holds.machine,
     Holds.account,
-    Holds.readable_review,
     Holds.audit,
 }
 
@@ -63,10 +62,12 @@ def test_the_sealed_columns_are_the_ones_the_portal_seals_and_rotates() -> None:
         ("upload_session", "filename_sealed"),
     }
     assert review_sealed <= sealed
-    # The free texts of the tester's finding are sealed, the review's own title is not.
+    # The free texts of the tester's finding are sealed, and so are the review's own title and
+    # legal basis: a lead types them, and nothing typed outlives destruction.
     assert COLUMNS["records_request"]["title_sealed"][0] is Holds.sealed
-    assert COLUMNS["review"]["title"][0] is Holds.readable_review
-    assert COLUMNS["review"]["legal_basis"][0] is Holds.readable_review
+    assert COLUMNS["review"]["title_sealed"][0] is Holds.sealed
+    assert COLUMNS["review"]["legal_basis_sealed"][0] is Holds.sealed
+    assert "title" not in COLUMNS["review"] and "legal_basis" not in COLUMNS["review"]
 
 
 def test_the_docs_table_is_the_module() -> None:

@@ -86,8 +86,9 @@ def test_review_key_rotation_retires_the_old_wrapped_keys(exchange: Exchange) ->
 
 
 def test_review_key_rotation_keeps_sealed_texts_readable(exchange: Exchange) -> None:
-    """Request titles and hold orders are sealed under the review key: a rotation that re-wrapped
-    only the documents' keys would erase the old version and with it every sealed text."""
+    """The review's title and legal basis, request titles and hold orders are sealed under the
+    review key: a rotation that re-wrapped only the documents' keys would erase the old version
+    and with it every sealed text."""
     from portal.destruction.models import Hold
     from portal.exchange.models import Request as RecordsRequest
     from portal.sealing import text_place
@@ -106,8 +107,12 @@ def test_review_key_rotation_keeps_sealed_texts_readable(exchange: Exchange) -> 
         assert row is not None and row.title_sealed is not None
         stale = row.title_sealed
     code, output = _cli(exchange, "keys", "rotate", "--review", "SWG24")
-    assert code == 0 and "3 sealed text key(s) re-wrapped" in output, output
+    # The review's title and legal basis, the request's title and instructions, the hold order.
+    assert code == 0 and "5 sealed text key(s) re-wrapped" in output, output
     assert "1 old review key version(s) erased" in output
+    review = client.get("/api/v1/reviews/SWG24", headers=tokens["lead"]).json()
+    assert review["title"] == "Children's services thematic review"
+    assert review["legal_basis"] == "Public Services Reform (Scotland) Act 2010, section 53"
     listed = client.get("/api/v1/reviews/SWG24/requests", headers=tokens["lead"]).json()["items"]
     assert listed[0]["title"] == "Records of the 5 selected young people"
     assert listed[0]["instructions"] == "Case files for the last 12 months."

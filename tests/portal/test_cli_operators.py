@@ -96,6 +96,47 @@ def test_review_close_is_refused_without_a_named_active_allowed_person(
     assert event.actor.organisation_id is not None
 
 
+def test_a_command_refused_for_its_operator_is_itself_audited(exchange: Exchange) -> None:
+    """Found: a command refused for lack of --by (or for naming an account that may not act)
+    left no trace; someone at a shell could probe for accounts unseen. Each refusal is an
+    ``access.denied``, denied, with a reason code, the account when there is one, and no
+    address (as a refused sign-in records it)."""
+    settings, people = exchange.world.settings, exchange.world.people
+    before = len(_events(settings, audit.Action.ACCESS_DENIED))
+    _refused(portal(settings, "review", "close", "SWG24"), "Say who you are")
+    _refused(portal(settings, "review", "close", "SWG24", "--by", "nobody@x.example"), "No account")
+    _refused(
+        portal(settings, "destroy", "run", operator=people["uploader"].email), "needs the role"
+    )
+    other = exchange.world.add_person("lead2@inspectorate.example", Role.lead, "inspectorate")
+    assert (
+        portal(settings, "user", "disable", other.email, "--by", people["admin"].email).exit_code
+        == 0
+    )
+    _refused(portal(settings, "review", "close", "SWG24", "--by", other.email), "is disabled")
+    events = _events(settings, audit.Action.ACCESS_DENIED)[
+        : len(_events(settings, audit.Action.ACCESS_DENIED)) - before
+    ]
+    events.reverse()  # oldest first
+    assert [e.details for e in events] == [
+        {"reason": "no_operator", "method": "cli"},
+        {"reason": "unknown_account", "method": "cli"},
+        {"reason": "wrong_role", "method": "cli"},
+        {"reason": "disabled", "method": "cli"},
+    ]
+    assert all(e.outcome == "denied" for e in events)
+    assert [e.actor.user_id for e in events] == [
+        None,
+        None,
+        people["uploader"].user_id,
+        other.user_id,
+    ]
+    assert (events[2].actor.role, events[3].actor.role) == ("uploader", "lead")
+    assert _state(settings, "SWG24") is ReviewState.open  # and still nothing else changed
+    assert not _events(settings, audit.Action.REVIEW_CLOSED)
+    assert "nobody@x.example" not in json.dumps([e.details for e in events])
+
+
 def test_destroy_run_is_carried_out_by_a_named_dpo_and_the_certificate_says_so(
     exchange: Exchange,
 ) -> None:

@@ -176,6 +176,33 @@ def test_the_certificate_verifies_offline_and_fails_with_one_byte_changed(
     result = portal(exchange, "certificate", "export", reference.lower(), "-o", str(exported))
     assert result.exit_code == 0, result.output
     data = exported.read_bytes()
+    # Found: the export was not audited. It is, like the audit log's, by the named person.
+    engine = make_engine(exchange.world.settings.database_url)
+    try:
+        with engine.connect() as connection:
+            [event] = audit.search(
+                connection, audit.EventFilter(action="destruction.certificate_exported"), limit=10
+            ).records
+    finally:
+        engine.dispose()
+    assert event.target == audit.Target(audit.TargetKind.CERTIFICATE, reference)
+    assert event.actor.user_id == exchange.world.people["dpo"].user_id
+    assert event.review == "SWG24" and event.outcome == "success"
+    assert event.details == {"format": "certificate", "size_bytes": len(data) - 1}
+    # Without a named person it is refused and nothing is written.
+    unnamed = tmp_path / "unnamed.json"
+    refused = CliRunner().invoke(
+        main,
+        ["certificate", "export", reference, "-o", str(unnamed)],
+        env={
+            "PORTAL_HOME": str(exchange.world.settings.home),
+            "PORTAL_DATABASE_URL": exchange.world.settings.database_url,
+            "PORTAL_CLAMD": str(exchange.world.settings.clamd),
+            "PORTAL_OPERATOR": None,
+        },
+    )
+    assert refused.exit_code == 2 and "Say who you are" in refused.output
+    assert not unnamed.exists()
     served = exchange.client.get(
         f"/api/v1/certificates/{reference}", headers=exchange.tokens["dpo"]
     )

@@ -9,8 +9,9 @@ temporary folder, and everything logged, for every string a person typed into th
 every file name. A backup taken before destruction is searched too, and restored with the key
 service as it is after destruction: nothing of the review can be opened from it either.
 
-The review's own title and legal basis are not searched for: they stay readable by design, as the
-certificate names the review (docs/destruction.md, "What each column holds").
+The review's own title and legal basis are searched for too: a lead types them, so they are
+sealed under the review's key like every other typed text (docs/destruction.md, "Free texts
+sealed under the review's key"); after destruction the review is named by its code only.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ from portal.runtime import build_runtime
 from portal.settings import Settings
 from portal.worker import Worker
 from tests.harness.database import sqlalchemy_url
-from tests.portal.conftest import Exchange, World, api_token, cheap_hasher
+from tests.portal.conftest import (
+    LEGAL_BASIS,
+    REVIEW_TITLE,
+    Exchange,
+    World,
+    api_token,
+    cheap_hasher,
+)
 from tests.portal.test_tus import RECORD, patch, start
 
 CONTENT = b"Chronology of involvement, 2019-2026. Home visits, case conferences.\n" * 40
@@ -58,9 +66,14 @@ class Typed:
         self.unfinished_name = f"Callum-{tag}-half-sent.txt"
         self.withdrawn_name = f"Callum-{tag}-wrong-file.txt"
         self.order_reference = f"CO/2027/{tag.upper()}"
+        # The review's own texts, typed by its lead when the exchange fixture made it.
+        self.review_title = REVIEW_TITLE
+        self.legal_basis = LEGAL_BASIS
 
     def strings(self) -> list[str]:
         return [
+            self.review_title,
+            self.legal_basis,
             self.title,
             self.instructions,
             *self.names,
@@ -209,6 +222,8 @@ def _fill_the_review(exchange: Exchange, typed: Typed) -> None:
         assert content.status_code == 200, content.text
     listed = client.get("/api/v1/reviews/SWG24/requests", headers=tokens["uploader"]).text
     assert typed.title in listed  # readable while the review is live
+    review = client.get("/api/v1/reviews/SWG24", headers=tokens["lead"]).json()
+    assert (review["title"], review["legal_basis"]) == (typed.review_title, typed.legal_basis)
     lifted = client.post(
         f"/api/v1/holds/{held.json()['id']}/lift",
         json={"reason": "proceedings_concluded"},
@@ -235,7 +250,12 @@ def _what_the_pages_show(client: TestClient, world: World, typed: Typed) -> list
     found = []
     tokens = {who: api_token(world, who) for who in ("uploader", "lead", "inspector", "dpo")}
     for who, token in tokens.items():
-        for path in ("/api/v1/reviews/SWG24/requests", "/api/v1/reviews/SWG24/documents"):
+        for path in (
+            "/api/v1/reviews",
+            "/api/v1/reviews/SWG24",
+            "/api/v1/reviews/SWG24/requests",
+            "/api/v1/reviews/SWG24/documents",
+        ):
             answer = client.get(path, headers=token)
             for text in typed.strings():
                 if text in answer.text:
@@ -297,3 +317,5 @@ def test_after_destruction_no_typed_word_or_file_name_is_readable_anywhere(
         assert requests.status_code == 200, requests.text
         ours = [r for r in requests.json()["items"] if r.get("expected") == 3]
         assert ours and all(r["closed_by_destruction"] for r in ours), requests.text
+        review = client.get("/api/v1/reviews/SWG24", headers=exchange.tokens["lead"]).json()
+        assert review["closed_by_destruction"] and review["title"] is None, review

@@ -109,9 +109,7 @@ def _populate(engine: Engine, vault: Vault, auditor: Auditor, counts: dict[str, 
                 closes_on=date(2026, 2, 1),
                 retention_days=30,
             )
-            review = reviews.create_review(
-                db, auditor, acting, plan, lead=lead, create_key=vault.create_review_key
-            )
+            review = reviews.create_review(db, auditor, acting, plan, lead=lead, vault=vault)
             review.state = ReviewState.closed
             db.add(review)
         db.commit()

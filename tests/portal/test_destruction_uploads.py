@@ -141,6 +141,7 @@ def certificate_file(exchange: Exchange, reference: str, folder: Path) -> tuple[
         "PORTAL_DATABASE_URL": settings.database_url,
         "PORTAL_STORAGE": str(settings.storage),
         "PORTAL_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "PORTAL_OPERATOR": exchange.world.people["dpo"].email,  # exports are audited
     }
     path = folder / "certificate.json"
     exported = CliRunner().invoke(

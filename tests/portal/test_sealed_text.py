@@ -28,9 +28,18 @@ from portal.sealing import text_place
 from portal.settings import Settings
 from portal.worker import Worker
 from storage import KeyDestroyed
-from tests.portal.conftest import Exchange, api_token, cheap_hasher, sign_in
+from tests.portal.conftest import (
+    LEGAL_BASIS,
+    REVIEW_TITLE,
+    Exchange,
+    api_token,
+    cheap_hasher,
+    sign_in,
+)
 
 NAME = "Callum"
+# The review's title without its apostrophe (which pages escape).
+THEME = REVIEW_TITLE.split("'s ", 1)[1]
 TITLE = f"Records for {NAME} MacLeod (b. 2012)"
 INSTRUCTIONS = f"{NAME}'s child's plan, the last two reviews and the 2025 assessment."
 ORDER = "CO/2027/0142"
@@ -178,6 +187,7 @@ def test_pages_after_destruction_close_the_requests_and_the_schedule(
     assert TITLE in before.text and "0 of 15" in before.text
     page = uploader.get("/reviews/SWG24")
     assert TITLE in page.text and "Everything destroyed on" in page.text
+    assert THEME in page.text and LEGAL_BASIS in page.text
 
     destroy_review(exchange)
     sign_in(uploader, world.people["uploader"], world.clock)  # the session has timed out
@@ -189,6 +199,10 @@ def test_pages_after_destruction_close_the_requests_and_the_schedule(
     assert page.status_code == 200, page.text
     assert NAME not in page.text
     assert "closed by destruction" in page.text
+    # The review's own title and legal basis are erased with its key too (sealed, issue 16).
+    assert THEME not in page.text and LEGAL_BASIS not in page.text
+    assert "SWG24: closed by destruction" in page.text
+    assert THEME not in home.text
     assert "Everything destroyed on" not in page.text and "Open for uploads" not in page.text
     assert 'id="destroyed-notice"' in page.text
     engine = make_engine(world.settings.database_url)
@@ -207,7 +221,11 @@ def test_pages_after_destruction_close_the_requests_and_the_schedule(
     sign_in(lead, world.people["lead"], world.clock)
     manage = lead.get("/reviews/SWG24/manage")
     assert manage.status_code in (200, 404)
-    assert NAME not in manage.text
+    assert NAME not in manage.text and THEME not in manage.text
+    shown = exchange.client.get("/api/v1/reviews/SWG24", headers=api_token(world, "lead"))
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["closed_by_destruction"] is True
+    assert (shown.json()["title"], shown.json()["legal_basis"]) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -266,3 +284,6 @@ def test_a_database_restored_from_before_the_destruction_shows_no_text(
     page = uploader.get("/reviews/SWG24")
     assert page.status_code == 200 and NAME not in page.text
     assert "closed by destruction" in page.text
+    assert THEME not in page.text and LEGAL_BASIS not in page.text
+    shown = exchange.client.get("/api/v1/reviews/SWG24", headers=exchange.tokens["lead"]).json()
+    assert shown["title"] is None and shown["closed_by_destruction"] is True

@@ -299,6 +299,55 @@ def test_the_console_page_searches_shows_and_exports(
     assert uploader.get("/console/subject-access", params={"case": case}).status_code == 404
 
 
+def _many_downloads(exchange: Exchange, document: str, count: int) -> None:
+    """``count`` download events for ``document``, written straight through the audit log."""
+    world = exchange.world
+    runtime = build_runtime(world.settings, clock=world.clock, password_hasher=cheap_hasher())
+    inspector = world.people["inspector"]
+    actor = audit.Actor(inspector.user_id, "inspector", None)
+    with Session(runtime.engine) as db:
+        for _ in range(count):
+            runtime.auditor.record(
+                db,
+                audit.Action.DOCUMENT_DOWNLOADED,
+                actor=actor,
+                now=world.clock.now,
+                target=audit.Target(audit.TargetKind.DOCUMENT, document),
+                review="SWG24",
+                document=document,
+            )
+        db.commit()
+    runtime.engine.dispose()
+
+
+def test_a_document_with_more_than_a_thousand_events_is_answered_whole(
+    exchange: Exchange,
+) -> None:
+    """Found: the view read one audit page of 1,000 events per document and said ``truncated``;
+    a subject-access answer (API, exports, CLI) must hold every event, however many."""
+    case, (busy, _) = _case_with_documents(exchange)
+    _many_downloads(exchange, busy, 1005)
+    answer = _subject_access(exchange, case)
+    assert answer.status_code == 200, answer.text
+    item = {d["reference"]: d for d in answer.json()["documents"]}[busy]
+    downloads = [a for a in item["accesses"] if a["action"] == "document.downloaded"]
+    assert len(downloads) == 1005 and item["events"] == len(item["accesses"]) > 1005
+    seqs = [a["seq"] for a in item["accesses"]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # oldest first, none twice
+    as_csv = _subject_access(exchange, case, format="csv")
+    rows = [r for r in csv.DictReader(io.StringIO(as_csv.text)) if r["document"] == busy]
+    assert len(rows) == item["events"]
+    # The console page shows the first 1,000 and says how many there are, and where the rest are.
+    dpo = exchange.client
+    sign_in(dpo, exchange.world.people["dpo"], exchange.world.clock)
+    shown = dpo.get("/console/subject-access", params={"case": case})
+    assert shown.status_code == 200
+    assert f"the first 1000 of {item['events']} are shown here" in shown.text
+    exported = dpo.get("/console/subject-access/export", params={"case": case, "format": "json"})
+    whole = {d["reference"]: d for d in json.loads(exported.content)["documents"]}[busy]
+    assert len(whole["accesses"]) == item["events"]
+
+
 # --- The CLI ------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """Alerts: each finding of the audit log's anomaly rules, raised once, mailed, acknowledged.
 
-Revision ID: 0019_alerts
-Revises: 0018_user_name
+Revision ID: 0020_alerts
+Revises: 0019_review_sealed
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019_alerts"
-down_revision = "0018_user_name"
+revision = "0020_alerts"
+down_revision = "0019_review_sealed"
 branch_labels = None
 depends_on = None
 
