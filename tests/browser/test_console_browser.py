@@ -13,6 +13,8 @@ from starlette.testclient import TestClient
 import audit
 from portal.app import create_app
 from portal.auditing import SIGNING_KEY_FILE
+from portal.console import alerts
+from portal.db import make_engine
 from tests.browser.conftest import LiveServer, assert_accessible, screenshot
 from tests.harness.waiting import PATIENCE
 from tests.portal.conftest import (
@@ -157,3 +159,33 @@ def test_a_dpo_searches_follows_a_document_exports_and_verifies(
     page.get_by_role("button", name="Place the hold").click()
     expect(page.locator("#error-summary")).to_contain_text("Enter the code of the review")
     check(page, "12-hold-error")
+
+
+def test_a_dpo_acknowledges_an_alert_in_the_browser(
+    page: Page,
+    live_server: LiveServer,
+    world: World,  # noqa: F811
+) -> None:
+    engine = make_engine(world.settings.database_url)
+    try:
+        now = datetime.now(UTC)
+        [raised] = alerts.raise_alerts(
+            engine,
+            now=now,
+            thresholds=world.settings.alert_thresholds,
+            extra=[
+                alerts.unsigned_tail_finding(3, audit.to_us(now - timedelta(minutes=5)), now=now)
+            ],
+        )
+    finally:
+        engine.dispose()
+    sign_in(page, live_server, world.people["dpo"])
+    page.goto(live_server.url + "/console")
+    page.locator("#console-nav").get_by_role("link", name="Alerts").click()
+    row = page.locator(f'#alerts tr[data-alert="{raised.id}"]')
+    expect(row).to_contain_text("Audit events left unsigned too long")
+    check(page, "13-alerts")
+    row.get_by_role("button", name=f"Acknowledge alert {raised.id}").click()
+    expect(row).to_contain_text(world.people["dpo"].email)
+    expect(row.get_by_role("button")).to_have_count(0)
+    check(page, "14-alert-acknowledged")
