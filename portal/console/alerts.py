@@ -36,10 +36,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from audit import Action, Target, TargetKind, from_us
-from portal.accounts.models import Role, User
 from portal.auditing import Auditor
 from portal.console.anomalies import Anomaly, find_anomalies, night_of
 from portal.console.display import RULE_WORDS, people
+from portal.destruction.notices import active_dpos, content_free_message
 from portal.exchange.acting import Acting
 from portal.exchange.errors import NotFound, Refused
 from portal.models import as_utc, parse_id, utc_column
@@ -233,26 +233,16 @@ def compose(alert: Alert, *, sender: str, to: str, public_url: str) -> EmailMess
         if alert.first_seq is not None
         else "see the console"
     )
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = f"Portal audit alert {alert.id}: {what}"
-    message.set_content(
-        f"The portal's audit log raised alert {alert.id}: {what.lower()}.\n\n"
+    return content_free_message(
+        sender=sender,
+        to=to,
+        subject=f"Portal audit alert {alert.id}: {what}",
+        body=f"The portal's audit log raised alert {alert.id}: {what.lower()}.\n\n"
         f"How many: {alert.count}, from {as_utc(alert.started_at):%Y-%m-%d %H:%M} to "
         f"{as_utc(alert.ended_at):%Y-%m-%d %H:%M} UTC ({events}).\n\n"
         "To see who and what, and to acknowledge it, sign in to the DPO console:\n"
-        f"{public_url}/console/alerts\n\n"
-        "This message carries no names and no content. Please do not reply to it.\n"
+        f"{public_url}/console/alerts",
     )
-    return message
-
-
-def _dpos(db: Session) -> list[str]:
-    found = db.exec(
-        select(User).where(User.role == Role.dpo, col(User.disabled_at).is_(None))
-    ).all()
-    return sorted(u.email for u in found)
 
 
 def mail_alerts(engine: Engine, send: Send, *, now: datetime, sender: str, public_url: str) -> int:
@@ -261,7 +251,7 @@ def mail_alerts(engine: Engine, send: Send, *, now: datetime, sender: str, publi
     An alert raised while there is no active DPO waits until there is one."""
     sent = 0
     with Session(engine) as db:
-        recipients = _dpos(db)
+        recipients = active_dpos(db)
         if not recipients:
             return 0
         waiting = db.exec(

@@ -77,9 +77,27 @@ def record_notices(engine: Engine, *, now: datetime) -> list[Notice]:
 
 def recipients(db: Session, review: Review) -> list[str]:
     lead = db.get(User, review.lead_user_id)
+    found = {lead.email} if lead is not None and lead.disabled_at is None else set()
+    return sorted(found | set(active_dpos(db)))
+
+
+def active_dpos(db: Session) -> list[str]:
+    """The e-mail addresses of every active DPO."""
     dpos = db.exec(select(User).where(User.role == Role.dpo, col(User.disabled_at).is_(None))).all()
-    found = {u.email for u in [lead, *dpos] if u is not None and u.disabled_at is None}
-    return sorted(found)
+    return sorted(u.email for u in dpos)
+
+
+NO_CONTENT = "This message carries no content and no names. Please do not reply to it.\n"
+
+
+def content_free_message(*, sender: str, to: str, subject: str, body: str) -> EmailMessage:
+    """A plain-text notice; ``body`` says what and where to sign in, never who or what content."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(f"{body}\n\n{NO_CONTENT}")
+    return message
 
 
 def compose(
@@ -87,18 +105,15 @@ def compose(
 ) -> EmailMessage:
     days = DAYS[notice.kind]
     when = f"{notice.due_on:%d %B %Y}".lstrip("0")
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = f"Review {review.code}: records to be destroyed on {when}"
-    message.set_content(
-        f"The records of review {review.code} are due to be destroyed on {when} "
+    return content_free_message(
+        sender=sender,
+        to=to,
+        subject=f"Review {review.code}: records to be destroyed on {when}",
+        body=f"The records of review {review.code} are due to be destroyed on {when} "
         f"({notice.due_on.isoformat()}), in {days} days or less.\n\n"
         "Destruction runs by itself on that date unless a hold is placed. To see the schedule "
-        f"or to ask for a hold, sign in to the portal:\n{public_url}/\n\n"
-        "This message carries no content and no names. Please do not reply to it.\n"
+        f"or to ask for a hold, sign in to the portal:\n{public_url}/",
     )
-    return message
 
 
 @dataclass(frozen=True)
