@@ -402,11 +402,17 @@ def export(
     engine = _engine(settings)
     try:
         person = _person(cli, engine, by, DPO)
-        # Checkpoint first: the export then reaches the head and ends on a signature.
-        with engine.begin() as connection:
-            log.checkpoint(connection)
-        witnessed = _witnessed(settings, engine, log)
         details: dict[str, Any] = {"format": format_, "filtered": not where.is_empty}
+        # Checkpoint first: the export then reaches the head and ends on a signature.
+        try:
+            with engine.begin() as connection:
+                log.checkpoint(connection)
+        except Exception as refused:  # SQLAlchemy's or, on the driver-level path, psycopg's own
+            # A log that refuses to be sealed (a head moved back onto events still there) would
+            # refuse this export's event too: nothing leaves unrecorded, so nothing leaves.
+            _record(engine, log, person, Action.AUDIT_EXPORTED, False, details)
+            raise click.ClickException(EXPORT_REFUSED) from refused
+        witnessed = _witnessed(settings, engine, log)
         try:
             with _snapshot(engine) as connection, connection.begin(), _open_output(output) as out:
                 summary = export_log(
@@ -494,6 +500,12 @@ def _open_output(output: Path | None) -> Iterator[BinaryIO]:
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
+
+
+EXPORT_REFUSED = (
+    "the audit log refused to record this export, so nothing was exported: the log does not "
+    "verify. Run `portal audit verify` to see where it is broken."
+)
 
 
 def _record(

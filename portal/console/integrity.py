@@ -34,6 +34,7 @@ from audit import (
 from portal.auditing import Auditor
 from portal.console.search import AUDIT_LOG
 from portal.exchange.acting import Acting
+from portal.exchange.errors import Refused
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,21 @@ def _record(
             auditor.log.enqueue(connection, event, now=acting.now)
 
 
+class AuditLogDamaged(Refused):
+    """The log refused the export's own event: it does not verify (a head moved back onto
+    events that are still there). No export leaves unrecorded, so none leaves."""
+
+    status = 409
+    code = "audit_log_damaged"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The audit log refused to record this export, so nothing was exported: the log "
+            "does not verify. Verify it (Verify, in the console, or portal audit verify) to see "
+            "where it is broken."
+        )
+
+
 @dataclass(frozen=True)
 class Export:
     """An export about to be written: ``write(out)`` runs it (in a worker thread)."""
@@ -162,18 +178,25 @@ def start_export(
     A database that contradicts the witness is exported all the same, with the witness's line,
     so that the export's offline check names the cut (as `portal audit export` does).
     """
-    with Session(engine) as db:
-        auditor.record(
-            db,
-            Action.AUDIT_EXPORTED,
-            actor=acting.actor,
-            now=acting.now,
-            origin=acting.origin,
-            target=AUDIT_LOG,
-            details={**_filter_details(where), "format": format},
-        )
-        auditor.log.checkpoint(db.connection(), now=acting.now)
-        db.commit()
+    details: dict[str, int | bool | str] = {**_filter_details(where), "format": format}
+    try:
+        with Session(engine) as db:
+            auditor.record(
+                db,
+                Action.AUDIT_EXPORTED,
+                actor=acting.actor,
+                now=acting.now,
+                origin=acting.origin,
+                target=AUDIT_LOG,
+                details=details,
+            )
+            auditor.log.checkpoint(db.connection(), now=acting.now)
+            db.commit()
+    except Exception as refused:  # SQLAlchemy's or, on the driver-level path, psycopg's own
+        # The attempt is kept (pending, if the log refuses it again); a database that is down
+        # raises here as it did above.
+        _record(engine, auditor, acting, Action.AUDIT_EXPORTED, ok=False, details=details)
+        raise AuditLogDamaged() from refused
     return Export(
         engine, auditor, acting, key, format, where, latest_witnessed(engine, auditor, witness)
     )

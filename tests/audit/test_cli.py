@@ -368,7 +368,7 @@ def test_an_export_of_a_cut_back_log_fails_offline(env: dict[str, str], tmp_path
 
 
 def test_a_head_moved_back_is_reported_although_the_append_is_refused(
-    env: dict[str, str],
+    env: dict[str, str], tmp_path: Path
 ) -> None:
     """The head moved back onto events still there: the verification's own event cannot be
     chained (its sequence number is taken), yet the finding is reported, exit 1, and the event
@@ -383,5 +383,13 @@ def test_a_head_moved_back_is_reported_although_the_append_is_refused(
     assert code == 1 and "BROKEN at sequence 3: inserted" in output, output
     with engine.connect() as connection:
         pending = connection.execute(text("SELECT count(*) FROM audit_pending")).scalar()
-    engine.dispose()
     assert pending == 1
+    # Found: an export of that log crashed (a traceback) once the log refused its event. It is
+    # refused with exit 1 and a pointer to the verification; its attempt is kept pending too.
+    code, output = _run(env, "export", "--format", "jsonl", "-o", str(tmp_path / "out.jsonl"))
+    assert code == 1 and "does not verify" in output, output
+    assert "Traceback" not in output
+    with engine.connect() as connection:
+        actions = connection.execute(text("SELECT action, outcome FROM audit_pending")).all()
+    engine.dispose()
+    assert ("audit.exported", "failure") in [tuple(row) for row in actions]

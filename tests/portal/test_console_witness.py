@@ -197,3 +197,31 @@ def test_the_console_export_carries_the_witnessed_checkpoint(exchange: Exchange)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM audit_event")).scalar_one() > 0
     engine.dispose()
+
+
+def test_an_export_of_a_log_that_refuses_appends_is_refused_and_not_lost(
+    exchange: Exchange,
+) -> None:
+    """Found: with the head moved back onto events still there, the export's own event could not
+    be appended and the export answered 500. It is refused with a clear error that points to the
+    verification, its event is kept pending, and the console says the same."""
+    log = _written(exchange)
+    client, dpo = exchange.client, exchange.tokens["dpo"]
+    page_client: TestClient = _dpo(exchange)
+    engine = make_engine(exchange.world.settings.database_url)
+    try:
+        with engine.begin() as connection:
+            move_the_head_back_only(connection, log)
+        exported = client.get("/api/v1/audit/export", params={"format": "jsonl"}, headers=dpo)
+        assert exported.status_code == 409, exported.text
+        error = exported.json()["error"]
+        assert error["code"] == "audit_log_damaged" and "verify" in error["message"].lower()
+        page = page_client.get("/console/audit/export", params={"format": "jsonl"})
+        assert page.status_code == 409 and "verify" in page.text.lower()
+        with engine.connect() as connection:
+            pending = connection.execute(
+                select(pending_table.c.action, pending_table.c.outcome)
+            ).all()
+        assert ("audit.exported", "failure") in [tuple(row) for row in pending]
+    finally:
+        engine.dispose()
