@@ -20,7 +20,7 @@ from portal.destruction.receipts import receipt_of
 from portal.exchange import documents, reviews, scans
 from portal.exchange.acting import Acting
 from portal.exchange.documents import DocumentFilter, StoredUpload, UploadTarget
-from portal.exchange.errors import ExchangeError, Refused, TooLarge, TypeRefused
+from portal.exchange.errors import ExchangeError, Refused, TooLarge, TypeRefused, WrongBodyType
 from portal.exchange.models import DocumentKind, DocumentState
 from portal.exchange.serialize import (
     case_json,
@@ -307,6 +307,14 @@ def _record(
 
 async def upload_document(request: Request) -> Response:
     acting = acting_of(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # No Content-Type at all is taken as application/octet-stream (RFC 9110 §8.3).
+    if content_type and content_type != "application/octet-stream":
+        raise WrongBodyType(
+            "Send the file's bytes as the body with Content-Type: application/octet-stream "
+            "(curl: --data-binary @FILE -H 'Content-Type: application/octet-stream'). "
+            "Nothing was kept."
+        )
     filename = upload_filename(request.headers.get("content-disposition", ""))
     if filename is None:
         raise Refused(

@@ -7,6 +7,7 @@ what to do next (for people). They become HTTP responses in one place (portal.ap
     ├── Refused                   400/409: the request is understood but cannot be carried out
     │   ├── ReviewNotOpen         409: no uploads before opening or after closing
     │   ├── TypeRefused           415: the content is not an allowed type
+    │   ├── WrongBodyType         415: an upload's body not sent as application/octet-stream
     │   └── ChecksumMismatch      400: the bytes received are not the bytes announced
     ├── TooLarge                  413: over the upload limit; nothing was kept
     └── Gone                      410: destroyed at the end of its review (the record remains)
@@ -58,6 +59,11 @@ class ReviewNotOpen(Refused):
 class TypeRefused(Refused):
     status = 415
     code = "type_not_allowed"
+
+
+class WrongBodyType(Refused):
+    status = 415
+    code = "wrong_content_type"
 
 
 class ChecksumMismatch(Refused):

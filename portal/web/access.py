@@ -112,8 +112,14 @@ def route(
             except HttpProblem:
                 await run_in_threadpool(_audit_csrf_failure, request, principal)
                 raise
-        if request.method == "POST" and is_urlencoded(request):
+        if (
+            request.method == "POST"
+            and is_urlencoded(request)
+            and (principal is None or principal.via_session)
+        ):
             # Parsed here so that plain (thread-pool) handlers can read it: see submitted_form.
+            # Only for pages: an API call's body is the handler's to read (curl --data-binary
+            # says urlencoded by default; parsing it here left the upload a consumed stream).
             request.state.form = await request.form(
                 max_fields=100, max_files=0, max_part_size=65536
             )

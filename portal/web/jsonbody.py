@@ -42,6 +42,10 @@ async def json_body(
         data = json.loads(body)
     except ValueError:
         raise HttpProblem.bad_request("invalid_body", "The body is not valid JSON.") from None
+    except RecursionError:  # {"a": {"a": … nested deeper than the parser goes: was a 500
+        raise HttpProblem.bad_request(
+            "invalid_body", "The JSON body is nested too deeply. Nothing was changed."
+        ) from None
     if not isinstance(data, dict):
         raise HttpProblem.bad_request("invalid_body", "The body must be a JSON object.")
     unknown = sorted(set(data) - fields)

@@ -34,9 +34,10 @@ ROWS: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
         "/api/v1/reviews/{review}/documents",
         EVERY_SIGNED_IN,
     ),
+    # The table posts a form: an upload's body must be application/octet-stream.
     ("POST", "/api/v1/reviews/{code}/documents"): (
         "/api/v1/reviews/{review}/documents",
-        api_for("uploader", *TEAM, ok=400),
+        api_for("uploader", *TEAM, ok=415),
     ),
     ("POST", "/api/v1/reviews/{code}/{action}"): (
         "/api/v1/reviews/{review}/members",

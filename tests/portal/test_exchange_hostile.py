@@ -442,3 +442,38 @@ def test_numbers_in_other_digits_are_a_clear_answer_never_a_server_error(
         "/api/v1/reviews/SWG24/documents", params={"before": typed}, headers=uploader
     )
     assert listing.status_code < 500, listing.text[:200]
+
+
+def test_an_upload_sent_as_a_form_or_other_type_is_refused_not_a_500(
+    exchange: Exchange,
+) -> None:
+    """Found (issue 18): curl's default --data-binary (Content-Type urlencoded) gave a 500
+    "Stream consumed" while saying nothing was changed. Now a 415 that says what to send (a
+    body with no Content-Type at all is taken as octet-stream, as RFC 9110 allows)."""
+    client, uploader = exchange.client, exchange.tokens["uploader"]
+    before = _documents(exchange.world.settings)
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data"):
+        headers = {
+            **uploader,
+            "Content-Disposition": "attachment; filename=minutes.txt",
+            "Content-Type": content_type,
+        }
+        sent = client.post("/api/v1/reviews/SWG24/documents", content=b"a=1&b=2", headers=headers)
+        assert sent.status_code == 415, (content_type, sent.text)
+        error = sent.json()["error"]
+        assert (
+            error["code"] == "wrong_content_type" and "application/octet-stream" in error["message"]
+        )
+    assert _documents(exchange.world.settings) == before
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(exchange: Exchange) -> None:
+    """Found (issue 18): {"a": repeated 1000 times, to any JSON route, was a 500 (RecursionError)."""
+    body = '{"a":' * 5_000 + "1" + "}" * 5_000  # 30 kB: under the 64 kB limit
+    sent = exchange.client.post(
+        "/api/v1/holds",
+        content=body,
+        headers={**exchange.tokens["dpo"], "Content-Type": "application/json"},
+    )
+    assert sent.status_code == 400, sent.text
+    assert sent.json()["error"]["code"] == "invalid_body"
