@@ -157,8 +157,14 @@ def _same_finding(db: Session, key: str, finding: Finding, subject: str) -> Aler
     found = db.exec(select(Alert).where(Alert.key == key)).first()
     if found is not None:
         return found
+    # Only the alerts the finding can overlap, found through ix_alert_subject, not all of them.
     for alert in db.exec(
-        select(Alert).where(Alert.rule == finding.rule, Alert.subject == subject)
+        select(Alert).where(
+            Alert.rule == finding.rule,
+            Alert.subject == subject,
+            col(Alert.ended_at) >= finding.started_at - HOUR,
+            col(Alert.started_at) <= finding.ended_at,
+        )
     ).all():
         if finding.started_at <= as_utc(alert.ended_at) + HOUR and (
             finding.ended_at >= as_utc(alert.started_at)

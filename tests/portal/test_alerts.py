@@ -345,3 +345,31 @@ def test_portal_worker_writes_the_alert_as_a_json_line_and_mails_it(
     assert [message["Subject"] for _, message in mails.messages] == [
         f"Portal audit alert {lines[0]['alert']}: Audit events left unsigned too long"
     ]
+
+
+def test_a_burst_whose_start_left_the_window_updates_its_alert_and_a_later_one_is_new(
+    world: World, engine: Engine
+) -> None:
+    """Overlap decides "the same finding" when the anchor moved; a burst an hour and more after
+    the last one ended is a new alert."""
+    start = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+
+    def burst(anchor_minutes: int, ends_minutes: int, count: int) -> alerts.Finding:
+        return alerts.Finding(
+            "failed_sign_ins",
+            "client:192.0.2.7",
+            (start + timedelta(minutes=anchor_minutes)).isoformat(),
+            count,
+            start + timedelta(minutes=anchor_minutes),
+            start + timedelta(minutes=ends_minutes),
+        )
+
+    with Session(engine) as db:
+        assert alerts._record(db, burst(0, 10, 6), start) is not None
+        # The same burst seen later, its first events gone from the window: no new alert.
+        assert alerts._record(db, burst(5, 30, 9), start) is None
+        # Forty minutes after it ended: still the same.
+        assert alerts._record(db, burst(70, 75, 6), start) is None
+        # More than an hour after the last one ended: a new alert.
+        assert alerts._record(db, burst(200, 210, 6), start) is not None
+    assert sorted(a.count for a in _alerts(engine)) == [6, 9]
