@@ -64,6 +64,21 @@ def test_init_twice_changes_nothing(
     assert (tmp_path / "home" / "keys").stat().st_mode & 0o777 == 0o700
 
 
+def test_the_sqlite_database_is_for_the_portals_user_only(tmp_path: Path) -> None:
+    """It holds password hashes, wrapped keys and the audit log: 0600, its WAL too, and a file
+    an earlier version left readable by others is made private by the next ``portal init``."""
+    env = {"PORTAL_HOME": str(tmp_path / "home")}
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    database = tmp_path / "home" / "portal.db"
+    for path in (database, database.with_name("portal.db-wal")):
+        if path.exists():
+            assert path.stat().st_mode & 0o777 == 0o600, path
+    database.chmod(0o644)
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    assert database.stat().st_mode & 0o777 == 0o600
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("PORTAL_MAX_UPLOAD_BYTES", "two gigabytes"), ("PORTAL_CLAMD", "clamd:3310")],
