@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from portal import health, openapi
 from portal.accounts import account_views
@@ -183,9 +184,17 @@ def create_app(
         finally:
             runtime.engine.dispose()
 
+    middleware = [Middleware(SecurityHeaders, tls=settings.uses_tls)]
+    if settings.trusted_proxies:
+        # Outermost: every layer (the audit log's client address, the sign-in throttle, /readyz)
+        # sees the client the trusted proxy names; from any other peer the headers are ignored.
+        # uvicorn's own middleware, so that the rule is exactly the one its knob documents.
+        middleware.insert(
+            0, Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
+        )
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(SecurityHeaders, tls=settings.uses_tls)],
+        middleware=middleware,
         exception_handlers={
             HttpProblem: on_problem,
             ExchangeError: on_exchange_error,
