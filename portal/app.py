@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from portal import health, openapi
 from portal.accounts import account_views
@@ -50,7 +51,12 @@ async def openapi_json(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready: database, storage and scanner all reachable; 503 naming what is down."""
+    """Ready: database, storage and scanner all reachable; 503 when one is not.
+
+    Anyone may ask, and is told ``{"status": ...}`` only; what each check found (folders, the
+    database kind, the scanner's version and socket) is for a caller on this machine or an
+    administrator's token (portal/health.py, ``may_see_details``).
+    """
     runtime: Runtime = request.state.runtime
     probes = [
         partial(health.check_database, runtime.engine),
@@ -59,14 +65,9 @@ async def readyz(request: Request) -> JSONResponse:
         partial(health.check_scanner, Scanner(runtime.settings.clamd, timeout=5)),
     ]
     checks = await run_in_threadpool(health.run_checks, probes)
-    ready = all(c.ok for c in checks)
-    body: dict[str, object] = {
-        "status": "ok" if ready else "unavailable",
-        "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in checks},
-    }
-    if not ready:
-        body["down"] = [c.name for c in checks if not c.ok]
-    return JSONResponse(body, status_code=200 if ready else 503)
+    detailed = await run_in_threadpool(health.may_see_details, request)
+    body, status = health.readiness(checks, detailed=detailed)
+    return JSONResponse(body, status_code=status)
 
 
 def _wants_json(request: Request) -> bool:
@@ -183,9 +184,17 @@ def create_app(
         finally:
             runtime.engine.dispose()
 
+    middleware = [Middleware(SecurityHeaders, tls=settings.uses_tls)]
+    if settings.trusted_proxies:
+        # Outermost: every layer (the audit log's client address, the sign-in throttle, /readyz)
+        # sees the client the trusted proxy names; from any other peer the headers are ignored.
+        # uvicorn's own middleware, so that the rule is exactly the one its knob documents.
+        middleware.insert(
+            0, Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
+        )
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(SecurityHeaders, tls=settings.uses_tls)],
+        middleware=middleware,
         exception_handlers={
             HttpProblem: on_problem,
             ExchangeError: on_exchange_error,

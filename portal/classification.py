@@ -300,7 +300,7 @@ COLUMNS: dict[str, dict[str, tuple[Holds, str]]] = {
         "ended_at": _WHEN,
     },
     "sign_in_throttle": {
-        "key": (Holds.reference, "hashed e-mail or client address"),
+        "key": (Holds.reference, "hashed e-mail, client address, or user id and hashed device"),
         "failures": (Holds.code, "a number"),
         "lockouts": (Holds.code, "a number"),
         "window_started_at": _WHEN,

@@ -179,7 +179,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         host=host,
         port=port,
         log_level=settings.log_level,
-        proxy_headers=True,
+        # Forwarded headers are applied by the app itself, from PORTAL_TRUSTED_PROXIES only
+        # (portal/app.py); uvicorn's own default would trust any local caller's.
+        proxy_headers=False,
         server_header=False,
         date_header=True,
     )

@@ -104,7 +104,7 @@ def org_add(
 
 @click.group()
 def user() -> None:
-    """Users: add (with a one-time enrolment link), new link, disable."""
+    """Users: add (with a one-time enrolment link), new link, unlock, disable."""
 
 
 def _link(cli: CliContext, raw: str) -> str:
@@ -204,6 +204,34 @@ def user_disable(cli: CliContext, by: str | None, email: str) -> None:
         db.commit()
         click.echo(
             f"Disabled {account.email}: {ended} session(s) ended, {revoked} token(s) revoked."
+        )
+
+
+@user.command("unlock")
+@click.argument("email")
+@by_option
+@pass_cli
+def user_unlock(cli: CliContext, by: str | None, email: str) -> None:
+    """Clear EMAIL's failed sign-in counts, so that they need not wait to sign in again."""
+    from portal.accounts import throttle
+
+    with _database(cli, by) as (db, auditor, actor):
+        now = _now()
+        account = users.find_user(db, email)
+        assert account.id is not None
+        cleared = throttle.unlock(db, email=account.email, user_id=account.id)
+        auditor.record(
+            db,
+            Action.USER_UPDATED,
+            actor=actor,
+            now=now,
+            target=Target(TargetKind.USER, str(account.id)),
+            details={"reason": throttle.UNLOCKED, "count": cleared},
+        )
+        db.commit()
+        click.echo(
+            f"Unlocked sign-in for {account.email}: {cleared} failure count(s) cleared; "
+            "they can sign in at once."
         )
 
 

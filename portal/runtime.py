@@ -10,6 +10,8 @@ import jinja2
 from sqlalchemy.engine import Engine
 
 import audit
+from portal.accounts.devices import KEY_NAME as DEVICE_KEY
+from portal.accounts.devices import DeviceCookies
 from portal.accounts.passwords import PasswordHasher
 from portal.accounts.sessions import SessionPolicy
 from portal.accounts.signin import SignIn
@@ -77,6 +79,7 @@ def build_runtime(
             hasher=password_hasher or PasswordHasher(),
             secret_box=secret_box(keys),
             auditor=auditor,
+            devices=DeviceCookies(keys.secret(DEVICE_KEY)),
         ),
         session_policy=SessionPolicy(),
         csrf_key=csrf_key(keys),

@@ -7,6 +7,7 @@ reading the code.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -104,6 +105,10 @@ class Settings:
     # The person at the command line (PORTAL_OPERATOR, the e-mail of their account): audited
     # commands act as them unless --by names someone else (portal/accounts/operators.py).
     operator: str | None = None
+    # The reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    # (PORTAL_TRUSTED_PROXIES: addresses or CIDR networks; default none): from any other peer those
+    # headers are ignored, so a caller cannot choose the address the audit log and throttle see.
+    trusted_proxies: tuple[str, ...] = ()
     # Variables read from the environment, kept for `portal check` to report (never secrets).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -189,6 +194,9 @@ class Settings:
                 }
             ),
             operator=(env.get("PORTAL_OPERATOR") or "").strip() or None,
+            trusted_proxies=_networks(
+                "PORTAL_TRUSTED_PROXIES", env.get("PORTAL_TRUSTED_PROXIES") or ""
+            ),
             sources={k: _without_pin(v) if k == "PORTAL_KMS" else v for k, v in sources.items()},
         )
 
@@ -290,6 +298,22 @@ def _smtp(value: str | None) -> SmtpAddress | None:
         default = 465 if parts.scheme == "smtps" else 25
         return SmtpAddress(host=parts.hostname, port=port or default, tls=parts.scheme == "smtps")
     raise _bad("PORTAL_SMTP_URL", value, "smtp://HOST[:PORT] or smtps://HOST[:PORT]")
+
+
+def _networks(name: str, value: str) -> tuple[str, ...]:
+    """Addresses and CIDR networks, separated by commas or spaces, each in its canonical form."""
+    found = []
+    for item in re.split(r"[,\s]+", value.strip()):
+        if not item:
+            continue
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise _bad(
+                name, value, "addresses or CIDR networks separated by commas, e.g. 127.0.0.1,::1"
+            ) from None
+        found.append(str(network.network_address if network.num_addresses == 1 else network))
+    return tuple(found)
 
 
 def _positive_int(name: str, value: str | None) -> int | None:

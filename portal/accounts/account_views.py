@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from portal.accounts import tokens, users
+from portal.accounts import throttle, tokens, users
 from portal.accounts.models import ApiToken, Role, User
 from portal.accounts.signin import SignInRefused
 from portal.auditing import Action, Target, TargetKind
@@ -126,8 +126,16 @@ def admin_users(request: Request) -> Response:
             .join(Organisation, col(Organisation.id) == User.organisation_id)
             .order_by(col(Organisation.name), col(User.email))
         ).all()
+        waiting = throttle.account_states(
+            db, [user.email for user, _ in rows], runtime_of(request).clock()
+        )
         listed = [
-            {"user": user, "organisation": org, "tokens": tokens.list_tokens(db, user.id or 0)}
+            {
+                "user": user,
+                "organisation": org,
+                "tokens": tokens.list_tokens(db, user.id or 0),
+                "waiting_until": waiting.get(user.email),
+            }
             for user, org in rows
         ]
         backlog = scan_backlog(db)
@@ -153,6 +161,29 @@ def admin_user_disable(request: Request) -> Response:
             origin=origin_of(request),
             target=Target(TargetKind.USER, str(user.id)),
             details={"count": ended_sessions + revoked},
+        )
+        db.commit()
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+def admin_user_unlock(request: Request) -> Response:
+    """Clear an account's failed sign-in counts, so that its owner need not wait (audited)."""
+    principal = principal_of(request)
+    runtime = runtime_of(request)
+    now = runtime.clock()
+    with Session(runtime.engine) as db:
+        user = db.get(User, _path_id(request, "user_id"))
+        if user is None or user.id is None:
+            raise HttpProblem.not_found()
+        cleared = throttle.unlock(db, email=user.email, user_id=user.id)
+        runtime.auditor.record(
+            db,
+            Action.USER_UPDATED,
+            actor=principal.actor,
+            now=now,
+            origin=origin_of(request),
+            target=Target(TargetKind.USER, str(user.id)),
+            details={"reason": throttle.UNLOCKED, "count": cleared},
         )
         db.commit()
     return RedirectResponse("/admin/users", status_code=303)
@@ -222,6 +253,12 @@ ROUTES = [
     route(
         "/admin/users/{user_id}/disable",
         admin_user_disable,
+        rule=roles(Role.admin),
+        methods=["POST"],
+    ),
+    route(
+        "/admin/users/{user_id}/unlock",
+        admin_user_unlock,
         rule=roles(Role.admin),
         methods=["POST"],
     ),

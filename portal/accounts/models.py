@@ -103,7 +103,11 @@ class ApiToken(SQLModel, table=True):
 
 
 class Throttle(SQLModel, table=True):
-    """Failure counters for one key: an account (hashed e-mail) or a client address.
+    """Failure counters for one key: an account (hashed e-mail), a client address, or a known
+    browser (``device:<user id>:<hashed device cookie part>``; portal/accounts/throttle.py).
+
+    ``window_started_at`` is the time of the latest failure, ``locked_until`` when the next
+    attempt may come, ``lockouts`` how many waits there have been.
 
     Keyed by a hash of the e-mail typed, whether or not such a user exists, so that lock-out
     behaves the same for unknown addresses and gives away nothing.

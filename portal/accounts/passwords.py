@@ -1,7 +1,9 @@
 """Passwords: Argon2id hashes, and the rules a new password must meet (NIST SP 800-63B style).
 
 No composition rules (they push people to predictable patterns); instead a minimum length and a
-refusal of common and guessable passwords, judged by zxcvbn's offline dictionaries.
+refusal of common and guessable passwords, judged by zxcvbn's offline dictionaries: a password
+must reach zxcvbn's top score (4), or be a passphrase of at least 15 characters that zxcvbn does not
+find guessable (score 3 or more). ``Summer2026!!`` (score 3, 12 characters) is refused.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argon2
 import zxcvbn
 
 MIN_LENGTH = 12
+PASSPHRASE_LENGTH = 15  # from this length a score of 3 is enough; below it, only 4
 MAX_LENGTH = 256  # Argon2 takes any length; this only bounds the work an attacker can ask for.
 
 
@@ -46,7 +49,16 @@ def password_problem(password: str, *, email: str) -> str | None:
     if len(local_part) >= 4 and local_part in password.lower():
         return "Choose a password that does not contain your email address."
     result = zxcvbn.zxcvbn(password[:100], user_inputs=[email, local_part])
-    if result["score"] < 3:
-        warning = result["feedback"].get("warning") or "This password is too easy to guess."
-        return f"{warning.rstrip('.')}. Choose a longer password, for example three or four unrelated words."
-    return None
+    score = int(result["score"])
+    if score >= 4 or (len(password) >= PASSPHRASE_LENGTH and score >= 3):
+        return None
+    warning = result["feedback"].get("warning") or "This password is too easy to guess."
+    if len(password) >= PASSPHRASE_LENGTH:
+        return (
+            f"{warning.rstrip('.')}. Choose a passphrase that is harder to guess, for example "
+            "three or four unrelated words."
+        )
+    return (
+        f"{warning.rstrip('.')}. Choose a passphrase of at least {PASSPHRASE_LENGTH} characters "
+        "(for example three or four unrelated words), or a password that is much harder to guess."
+    )

@@ -14,6 +14,7 @@ from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from portal.accounts import throttle, totp
+from portal.accounts.devices import DeviceClaim, DeviceCookies
 from portal.accounts.models import RecoveryCode, User
 from portal.accounts.passwords import PasswordHasher
 from portal.accounts.secrets import SecretBox, digest, normalise_recovery_code
@@ -30,7 +31,10 @@ BAD_CODE = (
 
 
 class SignInRefused(Exception):
-    """A sign-in step failed; ``message`` is what the person may be told."""
+    """A sign-in step failed; ``message`` is what the person may be told.
+
+    ``locked_until``: the attempt came (or this failure made the next one come) too soon, and no
+    attempt is checked before then."""
 
     def __init__(self, message: str, *, locked_until: datetime | None = None) -> None:
         super().__init__(message)
@@ -38,10 +42,18 @@ class SignInRefused(Exception):
         self.locked_until = locked_until
 
 
-def locked_message(until: datetime) -> str:
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minutes"
+
+
+def locked_message(until: datetime, now: datetime) -> str:
+    wait = _duration(throttle.seconds_left(until, now))
     return (
-        "There have been too many failed attempts to sign in. For your security, signing in is "
-        f"paused until {until:%H:%M} UTC. Try again then, or ask your portal administrator for help."
+        "There have been too many failed attempts to sign in. For your security, try again in "
+        f"{wait}. If this keeps happening, ask your portal administrator for help."
     )
 
 
@@ -57,23 +69,60 @@ class SignIn:
     secret_box: SecretBox
     auditor: Auditor
     policy: throttle.ThrottlePolicy = field(default_factory=throttle.ThrottlePolicy)
+    devices: DeviceCookies | None = None  # None: no browser is ever known (tests of the rest)
+
+    def known_device(self, raw: str | None, user: User | None, now: datetime) -> DeviceClaim | None:
+        """The device cookie ``raw``, if it is valid and names ``user``."""
+        if self.devices is None or user is None:
+            return None
+        claim = self.devices.claim(raw, now)
+        return claim if claim is not None and claim.user_id == user.id else None
+
+    def issue_device_cookie(self, user: User, now: datetime) -> str | None:
+        """After a full sign-in: the cookie that marks this browser as known to ``user``."""
+        if self.devices is None or user.id is None:
+            return None
+        return self.devices.issue(user.id, now)
+
+    def _keys(
+        self, email: str, origin: Origin, device: DeviceClaim | None
+    ) -> list[tuple[str, int]]:
+        """The throttle keys an attempt is checked and counted against, with their free failures."""
+        if device is not None:
+            # A browser this account has signed in with: only its own failures hold it up.
+            return [
+                (throttle.device_key(device.user_id, device.nonce), self.policy.device_failures)
+            ]
+        return [
+            (throttle.account_key(email), self.policy.account_failures),
+            (throttle.address_key(origin.client_address or ""), self.policy.address_failures),
+        ]
 
     def check_password(
-        self, db: Session, *, email: str, password: str, origin: Origin, now: datetime
+        self,
+        db: Session,
+        *,
+        email: str,
+        password: str,
+        origin: Origin,
+        now: datetime,
+        device: str | None = None,
     ) -> User:
-        """First step. Returns the user, or raises SignInRefused (already audited and committed)."""
+        """First step. Returns the user, or raises SignInRefused (already audited and committed).
+
+        ``device``: the browser's device cookie, if it sent one."""
         email = email.strip().lower()
-        keys = [throttle.account_key(email), throttle.address_key(origin.client_address or "")]
         # An address no account can have is looked up nowhere (a NUL would be a database error).
         typable = len(email) <= 320 and not has_control_characters(email)
         user = db.exec(select(User).where(User.email == email)).first() if typable else None
         actor = actor_of(user) if user else Actor()
-        until = throttle.locked_until(db, keys, now)
+        keys = self._keys(email, origin, self.known_device(device, user, now))
+        until = throttle.waiting_until(db, [key for key, _ in keys], now)
         if until is not None:
-            # Still spend the Argon2 time, so a locked account cannot be told from a slow one.
+            # Still spend the Argon2 time, so a waiting account cannot be told from a slow one.
             self.hasher.verify(None, password)
             self._refuse(db, Action.SIGN_IN_FAILED, actor, origin, now, "locked")
-            raise SignInRefused(locked_message(until), locked_until=until)
+            raise SignInRefused(locked_message(until, now), locked_until=until)
         ok = self.hasher.verify(user.password_hash if user else None, password)
         usable = user is not None and user.disabled_at is None and user.enrolled_at is not None
         if ok and usable:
@@ -84,22 +133,30 @@ class SignIn:
         self._refuse(db, Action.SIGN_IN_FAILED, actor, origin, now, reason)
         if lock is not None:
             self._lockout(db, actor, origin, now)
-            raise SignInRefused(locked_message(lock), locked_until=lock)
+            raise SignInRefused(f"{BAD_CREDENTIALS} {locked_message(lock, now)}", locked_until=lock)
         raise SignInRefused(BAD_CREDENTIALS)
 
     def check_second_factor(
-        self, db: Session, *, user: User, code: str, origin: Origin, now: datetime
+        self,
+        db: Session,
+        *,
+        user: User,
+        code: str,
+        origin: Origin,
+        now: datetime,
+        device: str | None = None,
     ) -> str:
         """Second step: a TOTP code never used before, or an unused recovery code.
 
         Returns the method used ("totp" or "recovery_code"); raises SignInRefused otherwise.
         """
-        keys = [throttle.account_key(user.email), throttle.address_key(origin.client_address or "")]
+        known = self.known_device(device, user, now)
+        keys = self._keys(user.email, origin, known)
         actor = actor_of(user)
-        until = throttle.locked_until(db, keys, now)
+        until = throttle.waiting_until(db, [key for key, _ in keys], now)
         if until is not None:
             self._refuse(db, Action.MFA_FAILED, actor, origin, now, "locked")
-            raise SignInRefused(locked_message(until), locked_until=until)
+            raise SignInRefused(locked_message(until, now), locked_until=until)
         if user.disabled_at is not None:
             self._refuse(db, Action.MFA_FAILED, actor, origin, now, "unusable")
             raise SignInRefused(BAD_CODE)
@@ -110,13 +167,14 @@ class SignIn:
         elif self._use_totp(db, user, code, now):
             method = "totp"
         if method is not None:
-            throttle.clear(db, throttle.account_key(user.email))
+            # The account (or this browser) starts afresh; an address's count is left alone.
+            throttle.clear(db, keys[0][0])
             return method
         lock = self._count_failure(db, keys, now)
         self._refuse(db, Action.MFA_FAILED, actor, origin, now, "bad_code")
         if lock is not None:
             self._lockout(db, actor, origin, now)
-            raise SignInRefused(locked_message(lock), locked_until=lock)
+            raise SignInRefused(f"{BAD_CODE} {locked_message(lock, now)}", locked_until=lock)
         raise SignInRefused(BAD_CODE)
 
     def _use_totp(self, db: Session, user: User, code: str, now: datetime) -> bool:
@@ -148,15 +206,15 @@ class SignIn:
         )
         return bool(result.rowcount == 1)
 
-    def _count_failure(self, db: Session, keys: list[str], now: datetime) -> datetime | None:
-        account, address = keys
-        lock = throttle.record_failure(
-            db, account, limit=self.policy.account_failures, policy=self.policy, now=now
-        )
-        address_lock = throttle.record_failure(
-            db, address, limit=self.policy.address_failures, policy=self.policy, now=now
-        )
-        return lock or address_lock
+    def _count_failure(
+        self, db: Session, keys: list[tuple[str, int]], now: datetime
+    ) -> datetime | None:
+        waits = [
+            throttle.record_failure(db, key, free=free, policy=self.policy, now=now)
+            for key, free in keys
+        ]
+        found = [wait for wait in waits if wait is not None]
+        return max(found) if found else None
 
     def _refuse(
         self,

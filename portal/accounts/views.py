@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portal.accounts import sessions, totp, users
+from portal.accounts.devices import LIFETIME
 from portal.accounts.models import WebSession
 from portal.accounts.signin import SignInRefused, actor_of
 from portal.accounts.users import AccountError
@@ -44,6 +45,25 @@ def _set_session_cookie(request: Request, response: Response, raw: str) -> None:
     )
 
 
+def device_cookie_name(request: Request) -> str:
+    return "__Host-portal_device" if runtime_of(request).settings.uses_tls else "portal_device"
+
+
+def _set_device_cookie(request: Request, response: Response, raw: str | None) -> None:
+    """Marks this browser as one the account signed in with (portal/accounts/devices.py)."""
+    if raw is None:
+        return
+    response.set_cookie(
+        device_cookie_name(request),
+        raw,
+        max_age=int(LIFETIME.total_seconds()),
+        httponly=True,
+        secure=runtime_of(request).settings.uses_tls,
+        samesite="lax",
+        path="/",
+    )
+
+
 def sign_in_page(request: Request) -> Response:
     principal = optional_principal(request)
     if principal is not None and principal.mfa_done:
@@ -68,7 +88,12 @@ def sign_in_submit(request: Request) -> Response:
     with Session(runtime.engine) as db:
         try:
             user = runtime.signin.check_password(
-                db, email=email, password=password, origin=origin_of(request), now=now
+                db,
+                email=email,
+                password=password,
+                origin=origin_of(request),
+                now=now,
+                device=request.cookies.get(device_cookie_name(request)),
             )
         except SignInRefused as refused:
             # One page whatever was wrong, not even echoing the address typed: the answer for an
@@ -105,7 +130,12 @@ def code_submit(request: Request) -> Response:
         assert pending is not None
         try:
             method = runtime.signin.check_second_factor(
-                db, user=user, code=code, origin=origin_of(request), now=now
+                db,
+                user=user,
+                code=code,
+                origin=origin_of(request),
+                now=now,
+                device=request.cookies.get(device_cookie_name(request)),
             )
         except SignInRefused as refused:
             if refused.locked_until is not None:
@@ -145,9 +175,11 @@ def code_submit(request: Request) -> Response:
                 origin=origin_of(request),
             )
         db.commit()
+        device = runtime.signin.issue_device_cookie(user, now)
     csrf.renew(request)
     response = RedirectResponse("/", status_code=303)
     _set_session_cookie(request, response, raw)
+    _set_device_cookie(request, response, device)
     return response
 
 

@@ -133,3 +133,24 @@ def test_dockerignore_keeps_keys_and_local_state_out_of_images() -> None:
     for copy in copies:
         sources = copy.split()[:-1]
         assert not any(s in (".venv", "var", "keys") for s in sources), copy
+
+
+def test_only_the_proxy_in_front_is_trusted_with_forwarded_headers(
+    compose: dict[str, Any],
+) -> None:
+    """Issue 18: nginx's X-Forwarded-For is believed from its own address only, so that the
+    audit log and the sign-in throttle see real clients, and nobody else can name one."""
+    gateway = compose["networks"]["default"]["ipam"]["config"][0]["gateway"]
+    for name in ("portal",):
+        env = {k: str(v) for k, v in compose["services"][name]["environment"].items()}
+        env.pop("PORTAL_DATABASE_PASSWORD_FILE")
+        assert Settings.from_environ(env).trusted_proxies == (gateway,)
+    example = {}
+    for line in (DEPLOY / "portal.env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            example[key] = value
+    example.pop("PORTAL_DATABASE_PASSWORD_FILE")
+    assert Settings.from_environ(example).trusted_proxies == ("127.0.0.1", "::1")
+    for unit in ("portal.service", "portal@.service"):
+        assert "--host 127.0.0.1" in (DEPLOY / unit).read_text()  # only nginx can reach it

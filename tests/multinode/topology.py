@@ -152,6 +152,8 @@ def portal_environment(
         "PORTAL_MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
         "PORTAL_PUBLIC_URL": public_url,
         "PORTAL_LOG_LEVEL": "warning",
+        # nginx on the loopback is in front (as deploy/portal.env.example): its header is believed.
+        "PORTAL_TRUSTED_PROXIES": "127.0.0.1",
     }
 
 

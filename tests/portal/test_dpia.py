@@ -62,7 +62,9 @@ def test_the_periods_are_the_codes() -> None:
     )
     assert "30 minutes idle or 12 hours" in DPIA
     assert ENROLMENT_LIFETIME.days == 3 and "enrolment links after 3 days" in DPIA
-    assert ThrottlePolicy().window.total_seconds() == 15 * 60 and "15-minute windows" in DPIA
+    throttle = ThrottlePolicy()
+    assert throttle.forget_after.total_seconds() == 24 * 3600
+    assert "a day after the last failure" in DPIA
 
 
 def test_every_setting_file_and_test_it_names_exists() -> None:

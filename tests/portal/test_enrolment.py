@@ -150,6 +150,18 @@ def test_password_rules() -> None:
     assert password_problem("a" * 300, email="x@example.org")
 
 
+def test_a_short_password_must_reach_the_top_score_and_the_message_says_so() -> None:
+    """Issue 18: ``Summer2026!!`` (zxcvbn 3, 12 characters) was accepted."""
+    for weak in ("Summer2026!!", "Password2026!!", "correcthorse12"):
+        problem = password_problem(weak, email="x@example.org")
+        assert problem and "passphrase of at least 15 characters" in problem, weak
+    # A passphrase of 15 or more characters may score 3; a guessable one is still refused.
+    assert password_problem("Liverpool2026!!", email="x@example.org") is None
+    assert password_problem("jane.smith2024!!", email="x@example.org") is None
+    long_but_weak = password_problem("summersummer2026", email="x@example.org")
+    assert long_but_weak and "harder to guess" in long_but_weak
+
+
 # --- The administrators' commands ---------------------------------------------------------------
 
 

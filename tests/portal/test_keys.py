@@ -25,7 +25,7 @@ from portal.keys import KeyServiceRefused
 from portal.settings import Settings
 from storage import FolderKeyService
 from tests.harness.softhsm import SoftHsm
-from tests.portal.conftest import Exchange, World
+from tests.portal.conftest import Exchange, World, api_token
 from tests.portal.test_cli_exchange import create_args
 
 KEY_FILE_SUFFIXES = {".pem", ".key", ".json"}
@@ -177,11 +177,12 @@ def test_a_review_key_missing_under_a_running_node_is_a_clear_503(exchange: Exch
 def test_readyz_names_a_key_service_that_no_longer_matches(
     client: TestClient, world: World
 ) -> None:
-    ready = client.get("/readyz")
+    admin = api_token(world, "admin")  # the details are for administrators (issue 18)
+    ready = client.get("/readyz", headers=admin)
     assert ready.status_code == 200 and ready.json()["checks"]["keys"]["ok"] is True
     check_file = world.settings.key_dir / "installation-check.key"
     check_file.write_bytes(b"\x00" * 32)  # the secrets it derives are no longer the database's
-    answer = client.get("/readyz")
+    answer = client.get("/readyz", headers=admin)
     assert answer.status_code == 503
     keys = answer.json()["checks"]["keys"]
     assert keys["ok"] is False and "derives other secrets" in keys["detail"]

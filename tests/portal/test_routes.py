@@ -48,6 +48,10 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
         "/admin/users/{victim_user}/disable",
         page_for("admin", ok=303),
     ),
+    ("POST", "/admin/users/{user_id}/unlock"): (
+        "/admin/users/{victim_user}/unlock",
+        page_for("admin", ok=303),
+    ),
     ("POST", "/admin/tokens/{token_id}/revoke"): (
         "/admin/tokens/{victim_token}/revoke",
         page_for("admin", ok=303),
