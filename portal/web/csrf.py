@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portal.web.errors import HttpProblem
-from portal.web.requests import is_urlencoded
+from portal.web.requests import submitted_form
 
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
@@ -46,12 +46,13 @@ def renew(request: Request) -> None:
     request.state.csrf_renewed = True
 
 
-async def require_valid_token(request: Request) -> None:
+def require_valid_token(request: Request) -> None:
+    """The token in the header, the form (parsed already, bounded, by web.access.route) or the
+    address (multipart forms), made for this browser; else a 403."""
     cookie = request.cookies.get(cookie_name(request))
     sent = request.headers.get(HEADER, "")
-    if not sent and is_urlencoded(request):
-        form = await request.form()
-        field = form.get(FIELD)
+    if not sent:
+        field = submitted_form(request).get(FIELD)
         sent = field if isinstance(field, str) else ""
     if not sent:
         sent = request.query_params.get(FIELD, "")
