@@ -84,6 +84,8 @@ HEADINGS = {
     413: "The file is too large",
     415: "This type of file is not accepted",
 }
+# Where the status alone would mislead: a form too large to read is not a file (web.bodies).
+HEADINGS_BY_CODE = {"body_too_large": "This request is too large"}
 
 
 def problem_response(request: Request, status: int, code: str, message: str) -> Response:
@@ -93,7 +95,7 @@ def problem_response(request: Request, status: int, code: str, message: str) -> 
         return JSONResponse(
             {"error": {"code": code, "message": message}}, status_code=status, headers=headers
         )
-    heading = HEADINGS.get(status, "Sorry, there is a problem")
+    heading = HEADINGS_BY_CODE.get(code) or HEADINGS.get(status, "Sorry, there is a problem")
     return render(request, "error.html", {"heading": heading, "message": message}, status=status)
 
 

@@ -141,6 +141,7 @@ def code_submit(request: Request) -> Response:
             if refused.locked_until is not None:
                 sessions.end_session(db, pending, now=now)
                 db.commit()
+                csrf.renew(request)  # the sign-in form below is for the anonymous pre-session
                 response = render(
                     request,
                     "accounts/sign_in.html",

@@ -22,6 +22,7 @@ from portal.console.streaming import export_response
 from portal.console.subject_access import as_csv, view_subject_access
 from portal.exchange.errors import TooLarge
 from portal.web.access import api_roles, route
+from portal.web.bodies import STREAMED
 from portal.web.errors import HttpProblem
 from portal.web.jsonbody import NO_FIELDS, json_body
 from portal.web.requests import acting_of, is_urlencoded, runtime_of
@@ -230,7 +231,8 @@ def subject_access_response(found: dict[str, Any], chosen: str, *, download: boo
 ROUTES = [
     route("/api/v1/audit/events", search_events, rule=DPO_API, methods=["GET"]),
     route("/api/v1/audit/export", export, rule=DPO_API, methods=["GET"]),
-    route("/api/v1/audit/verify", verify, rule=DPO_API, methods=["POST"]),
+    # An export file, counted against MAX_EXPORT_UPLOAD by verify.
+    route("/api/v1/audit/verify", verify, rule=DPO_API, methods=["POST"], body=STREAMED),
     route("/api/v1/audit/documents/{ref}", document_history, rule=DPO_API, methods=["GET"]),
     route("/api/v1/audit/users/{user_id}", user_history, rule=DPO_API, methods=["GET"]),
     route("/api/v1/audit/anomalies", anomalies, rule=DPO_API, methods=["GET"]),

@@ -32,6 +32,7 @@ from portal.exchange.errors import ExchangeError, InvalidReference, NotFound, Re
 from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
 from portal.web.access import form_value, roles, route
+from portal.web.bodies import STREAMED
 from portal.web.errors import HttpProblem
 from portal.web.rendering import render
 from portal.web.requests import acting_of, runtime_of, submitted_form
@@ -500,7 +501,8 @@ ROUTES = [
     route("/console/audit/export", audit_export, rule=DPO, methods=["GET"]),
     route("/console/audit/verify", verify_page, rule=DPO, methods=["GET"]),
     route("/console/audit/verify", verify_log, rule=DPO, methods=["POST"]),
-    route("/console/audit/verify-file", verify_file, rule=DPO, methods=["POST"]),
+    # An export file, counted against MAX_EXPORT_UPLOAD by read_small_file.
+    route("/console/audit/verify-file", verify_file, rule=DPO, methods=["POST"], body=STREAMED),
     route("/console/audit/receipt", witness_receipt, rule=DPO, methods=["GET"]),
     route("/console/documents", find_document, rule=DPO, methods=["GET"]),
     route("/console/documents/{ref}", document_history, rule=DPO, methods=["GET"]),

@@ -31,6 +31,7 @@ from portal.exchange.serialize import (
 from portal.models import parse_id
 from portal.text import is_whole_number
 from portal.web.access import ANY_API_USER, api_roles, route
+from portal.web.bodies import STREAMED
 from portal.web.jsonbody import NO_FIELDS, date_field, int_field, json_body, text_field
 from portal.web.requests import acting_of, runtime_of
 from storage.handover import read_ahead
@@ -495,6 +496,7 @@ ROUTES = [
         upload_document,
         rule=api_roles(Role.uploader, Role.inspector, Role.lead),
         methods=["POST"],
+        body=STREAMED,  # counted against PORTAL_MAX_UPLOAD_BYTES by receive_document
     ),
     route("/api/v1/reviews/{code}/{action}", change_review, rule=LEADS, methods=["POST"]),
     route("/api/v1/documents/{ref}", get_document, rule=ANY_API_USER, methods=["GET"]),

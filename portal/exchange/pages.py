@@ -51,6 +51,7 @@ from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
 from portal.text import is_whole_number
 from portal.web.access import ANY_USER, form_value, principal_of, roles, route
+from portal.web.bodies import STREAMED
 from portal.web.rendering import render
 from portal.web.requests import acting_of, runtime_of, submitted_form
 from storage import Vault
@@ -493,7 +494,8 @@ ROUTES = [
     route("/reviews/{code}", review_page, rule=ANY_USER, methods=["GET"]),
     route("/reviews/{code}/cases", create_case, rule=roles(Role.uploader), methods=["POST"]),
     route("/reviews/{code}/upload", upload_page, rule=UPLOADERS, methods=["GET"]),
-    route("/reviews/{code}/upload", upload_submit, rule=UPLOADERS, methods=["POST"]),
+    # Counted against PORTAL_MAX_UPLOAD_BYTES by _receive_form (its fields by FormStream).
+    route("/reviews/{code}/upload", upload_submit, rule=UPLOADERS, methods=["POST"], body=STREAMED),
     route("/documents", find_by_reference, rule=ANY_USER, methods=["GET"]),
     route("/documents/{ref}", document_page, rule=ANY_USER, methods=["GET"]),
     route("/documents/{ref}/receipt", receipt_page, rule=ANY_USER, methods=["GET"]),

@@ -33,6 +33,7 @@ from portal.uploads.errors import (
 from portal.uploads.models import UploadState
 from portal.uploads.protocol import TUS_VERSION, PartChecksum
 from portal.web.access import RuledRoute, api_roles, route
+from portal.web.bodies import STREAMED
 from portal.web.requests import acting_of, runtime_of
 from storage import StoredBlob
 
@@ -288,7 +289,9 @@ def with_tus_headers(app: ASGIApp) -> ASGIApp:
 
 
 def tus_route(path: str, handler: Any, *, methods: list[str]) -> RuledRoute:
-    built = route(path, handler, rule=UPLOADERS, methods=methods)
+    # Each PATCH is counted against its upload's Upload-Length (_PartBody), itself at most
+    # PORTAL_MAX_UPLOAD_BYTES; the other requests have no body.
+    built = route(path, handler, rule=UPLOADERS, methods=methods, body=STREAMED)
     built.app = with_tus_headers(built.app)
     return built
 

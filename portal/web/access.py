@@ -21,6 +21,14 @@ from starlette.routing import Route
 
 from portal.accounts.models import Role
 from portal.web import csrf
+from portal.web.bodies import (
+    FORM_MAX_BYTES,
+    JSON_MAX_BYTES,
+    BodyLimit,
+    Streamed,
+    limit_body,
+    read_form,
+)
 from portal.web.errors import HttpProblem
 from portal.web.principal import Principal, authenticate
 from portal.web.requests import is_urlencoded
@@ -87,11 +95,17 @@ def route(
     methods: list[str],
     on_role_refusal: RoleRefusal | None = None,
     head: bool = True,
+    body: BodyLimit | None = None,
 ) -> RuledRoute:
     """``on_role_refusal``: audits a refusal by role of an object that exists (see RoleRefusal).
     ``head=False``: no HEAD beside GET (405, ``Allow: GET``): content routes, where a HEAD would
-    be recorded as a download although no byte is sent."""
+    be recorded as a download although no byte is sent.
+    ``body``: the most bytes of body the route reads (web.bodies): by default a form's
+    (``FORM_MAX_BYTES``) for a page and a JSON body's (``JSON_MAX_BYTES``) for the API;
+    ``STREAMED`` for an upload route, which counts its body against the upload limit itself."""
     is_async = inspect.iscoroutinefunction(handler)
+    if body is None:
+        body = JSON_MAX_BYTES if rule.api else FORM_MAX_BYTES
 
     async def endpoint(request: Request) -> Response:
         principal = await run_in_threadpool(authenticate, request, api=rule.api)
@@ -104,25 +118,22 @@ def route(
             raise
         if refusal is not None:
             return refusal
-        if request.method not in SAFE_METHODS and (principal is None or principal.via_session):
+        cookie_borne = principal is None or principal.via_session
+        if request.method not in SAFE_METHODS and cookie_borne and is_urlencoded(request):
+            # Parsed here, small whatever the route's own limit (web.bodies.read_form), once: for
+            # the CSRF check and so that plain (thread-pool) handlers can read it (see
+            # submitted_form). Only for cookie-borne calls: a token-bearing API call's body is
+            # the handler's to read (curl --data-binary says urlencoded by default; parsing it
+            # here left the upload a consumed stream).
+            request.state.form = await read_form(request)
+        if request.method not in SAFE_METHODS and cookie_borne:
             # Cookie-borne requests must prove they come from our own pages (CSRF). Requests
             # authenticated by a bearer token carry no ambient credential and need no such proof.
             try:
-                await csrf.require_valid_token(request)
+                csrf.require_valid_token(request)
             except HttpProblem:
                 await run_in_threadpool(_audit_csrf_failure, request, principal)
                 raise
-        if (
-            request.method == "POST"
-            and is_urlencoded(request)
-            and (principal is None or principal.via_session)
-        ):
-            # Parsed here so that plain (thread-pool) handlers can read it: see submitted_form.
-            # Only for pages: an API call's body is the handler's to read (curl --data-binary
-            # says urlencoded by default; parsing it here left the upload a consumed stream).
-            request.state.form = await request.form(
-                max_fields=100, max_files=0, max_part_size=65536
-            )
         if is_async:
             response: Response = await handler(request)  # type: ignore[misc]
         else:
@@ -134,6 +145,8 @@ def route(
     if not head and built.methods is not None:
         built.methods.discard("HEAD")  # Starlette adds it to every GET route
     built.rule = rule
+    if not isinstance(body, Streamed):
+        built.app = limit_body(built.app, body)
     return built
 
 

@@ -1,9 +1,16 @@
 """CSRF protection: a signed double-submit token on every state-changing request from a browser.
 
-Each browser holds a random value in an HttpOnly cookie; our pages embed HMAC(key, value) in every
-form (``csrf_token``) and our scripts send it as ``X-CSRF-Token``. Another site can make the browser
-send the cookie but cannot read it or compute the HMAC (the key lives in the key store), so it cannot
+Each browser holds a random value in an HttpOnly cookie; our pages embed an HMAC (the key lives in
+the key store) in every form (``csrf_token``) and our scripts send it as ``X-CSRF-Token``. Another
+site can make the browser send the cookie but cannot read it or compute the HMAC, so it cannot
 forge the field. The value is replaced at sign-in and sign-out.
+
+What the HMAC covers: before sign-in, the cookie's value (the anonymous pre-session); with a
+session (half or fully signed in), the session's secret id as well. Threat (issue 18, item 6): a
+token bound to the cookie alone worked in any session that browser cookie was sent with, so a
+token taken from one session (an attacker's own, with a CSRF cookie planted in the victim's
+browser) was good in another user's session. Now a token is good only in the session it was made
+for, and signing in or out makes every earlier token worthless.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portal.web.errors import HttpProblem
-from portal.web.requests import is_urlencoded
+from portal.web.principal import session_cookie_name
+from portal.web.requests import submitted_form
 
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
@@ -35,23 +43,45 @@ def browser_value(request: Request) -> str:
     return str(value)
 
 
+def _session_secret(request: Request) -> str | None:
+    """The raw id of the live session this request is signed in with (half or fully), if any.
+
+    Only when web.access.route found a live session for it: a stale or forged session cookie
+    binds nothing, and the request counts as anonymous, as it does everywhere else.
+    """
+    principal = getattr(request.state, "principal", None)
+    if principal is None or not principal.via_session:
+        return None
+    if getattr(request.state, "csrf_renewed", False):
+        return None  # signed in or out during this request: its pages are for the next one
+    return request.cookies.get(session_cookie_name(request)) or None
+
+
 def token_for(request: Request) -> str:
     key: bytes = request.state.runtime.csrf_key
-    return hmac.new(key, browser_value(request).encode(), hashlib.sha256).hexdigest()
+    session = _session_secret(request)
+    if session is None:
+        bound = b"pre-session\0" + browser_value(request).encode()
+    else:
+        bound = b"session\0" + session.encode() + b"\0" + browser_value(request).encode()
+    return hmac.new(key, bound, hashlib.sha256).hexdigest()
 
 
 def renew(request: Request) -> None:
-    """A new value for this browser (at sign-in and sign-out)."""
+    """A new value for this browser (at sign-in and sign-out, and when a session is ended): what
+    the rest of this request renders is for the anonymous pre-session with the new value; a
+    session just started binds the tokens of the pages that follow."""
     request.state.csrf_value = secrets.token_urlsafe(32)
     request.state.csrf_renewed = True
 
 
-async def require_valid_token(request: Request) -> None:
+def require_valid_token(request: Request) -> None:
+    """The token in the header, the form (parsed already, bounded, by web.access.route) or the
+    address (multipart forms), made for this browser and this session; else a 403."""
     cookie = request.cookies.get(cookie_name(request))
     sent = request.headers.get(HEADER, "")
-    if not sent and is_urlencoded(request):
-        form = await request.form()
-        field = form.get(FIELD)
+    if not sent:
+        field = submitted_form(request).get(FIELD)
         sent = field if isinstance(field, str) else ""
     if not sent:
         sent = request.query_params.get(FIELD, "")

@@ -8,10 +8,12 @@ from typing import Any
 
 from starlette.requests import Request
 
+from portal.web.bodies import JSON_MAX_BYTES, JSON_MAX_DEPTH, too_large
 from portal.web.errors import HttpProblem
 from portal.web.requests import URLENCODED
 
-MAX_JSON_BODY = 64 * 1024
+# The route wrapper stops reading at the route's limit (web.bodies); this is the JSON bound itself.
+MAX_JSON_BODY = JSON_MAX_BYTES
 
 
 NO_FIELDS: frozenset[str] = frozenset()
@@ -37,15 +39,19 @@ async def json_body(
         )
     body = await request.body()
     if len(body) > MAX_JSON_BODY:
-        raise HttpProblem.bad_request("invalid_body", "The JSON body is too large.")
+        raise too_large(MAX_JSON_BODY)
+    too_deep = HttpProblem.bad_request(
+        "invalid_body",
+        f"The JSON body is nested more than {JSON_MAX_DEPTH} levels deep. Nothing was changed.",
+    )
     try:
         data = json.loads(body)
     except ValueError:
         raise HttpProblem.bad_request("invalid_body", "The body is not valid JSON.") from None
     except RecursionError:  # {"a": {"a": … nested deeper than the parser goes: was a 500
-        raise HttpProblem.bad_request(
-            "invalid_body", "The JSON body is nested too deeply. Nothing was changed."
-        ) from None
+        raise too_deep from None
+    if depth(data) > JSON_MAX_DEPTH:
+        raise too_deep
     if not isinstance(data, dict):
         raise HttpProblem.bad_request("invalid_body", "The body must be a JSON object.")
     unknown = sorted(set(data) - fields)
@@ -59,6 +65,23 @@ async def json_body(
             "Nothing was changed.",
         )
     return data
+
+
+def depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (a scalar: 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def text_field(data: dict[str, Any], name: str, *, required: bool = True, default: str = "") -> str:

@@ -7,15 +7,24 @@ directive 1.22 lacks, `log_format` inside `server`), and had `client_max_body_si
 from __future__ import annotations
 
 import datetime
+import http.server
+import json
 import re
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.harness.ports import free_port
+from tests.harness.waiting import listening, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX = "/usr/sbin/nginx"
@@ -133,3 +142,111 @@ def test_the_client_address_is_the_one_nginx_saw() -> None:
     config = SHIPPED.read_text()
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in config
     assert "$proxy_add_x_forwarded_for" not in config  # would pass on what the client claims
+
+
+# --- The shipped file, running: bodies ---------------------------------------------------------
+
+
+class _Upstream(http.server.BaseHTTPRequestHandler):
+    """The portal's stand-in behind nginx: reads the whole body and says how much arrived."""
+
+    protocol_version = "HTTP/1.1"
+    received: ClassVar[list[tuple[str, int]]] = []
+
+    def do_POST(self) -> None:
+        size = 0
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while (length := int(self.rfile.readline().split(b";")[0].strip(), 16)) > 0:
+                size += len(self.rfile.read(length))
+                self.rfile.readline()
+            self.rfile.readline()
+        else:
+            size = len(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        self.received.append((self.path, size))
+        answer = json.dumps({"size": size}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: nothing of the test's on stderr
+
+
+@pytest.fixture
+def running_nginx(tmp_path: Path) -> Iterator[tuple[str, list[tuple[str, int]]]]:
+    """The shipped site, unchanged but for its ports, certificate and paths, in front of a
+    stand-in upstream; (the https base URL, what the upstream received)."""
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    _Upstream.received = []
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    port = free_port()
+    site = SHIPPED.read_text()
+    site = site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port} ssl http2;")
+    site = site.replace("    listen [::]:443 ssl http2;\n", "")
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{free_port()};")
+    site = site.replace("    listen [::]:80;\n", "")
+    site = re.sub(
+        r"server 127\.0\.0\.1:800[12];", f"server 127.0.0.1:{upstream.server_port};", site
+    )
+    assert nginx_test(site, tmp_path).returncode == 0  # writes portal.conf and the certificate
+    main = tmp_path / "running.conf"
+    temp = "".join(
+        f"  {kind}_temp_path {tmp_path / kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    main.write_text(
+        "daemon off;\nmaster_process off;\n"  # one process, ours, stopped by its pid
+        f"pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\n"
+        "events {}\n"
+        f"http {{\n  access_log {tmp_path / 'access.log'};\n{temp}"
+        f"  include {tmp_path / 'portal.conf'};\n}}\n"
+    )
+    process = subprocess.Popen(
+        [NGINX, "-p", str(tmp_path), "-c", str(main)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: listening(port), what="nginx", process=process)
+        yield f"https://127.0.0.1:{port}", _Upstream.received
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        upstream.shutdown()
+        upstream.server_close()
+
+
+def test_nginx_refuses_a_large_body_to_sign_in_and_passes_one_to_an_upload_route(
+    running_nginx: tuple[str, list[tuple[str, int]]],
+) -> None:
+    """Issue 18, item 3: the proxy is the first bound. 2 MiB to /sign-in (or any page, or the
+    JSON API) is a 413 from nginx, never sent on; 3 MiB to an upload route arrives whole."""
+    base, received = running_nginx
+    large = b"a=" + b"b" * (2 * 1024 * 1024)
+    with httpx.Client(base_url=base, verify=False, timeout=30) as client:  # noqa: S501 (our own)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        for path in ("/sign-in", "/reviews/SWG24/cases", "/api/v1/reviews"):
+            refused = client.post(path, content=large, headers=form)
+            assert refused.status_code == 413, (path, refused.status_code)
+
+        def streamed() -> Iterator[bytes]:  # no Content-Length: chunked, counted by nginx
+            yield large
+
+        assert client.post("/sign-in", content=streamed(), headers=form).status_code == 413
+        assert received == []  # nothing of it reached the portal
+        small = client.post("/sign-in", content=b"a=b", headers=form)
+        assert small.status_code == 200 and received == [("/sign-in", 3)]
+        upload = b"x" * (3 * 1024 * 1024)
+        for path in (
+            "/api/v1/reviews/SWG24/documents",
+            "/api/v1/uploads",
+            "/reviews/SWG24/upload",
+            "/api/v1/audit/verify",  # an export checked in the console, up to 16 MiB
+            "/console/audit/verify-file",
+        ):
+            taken = client.post(path, content=upload, headers={"Content-Type": "text/plain"})
+            assert taken.status_code == 200 and taken.json() == {"size": len(upload)}, path
+        export = b"x" * (18 * 1024 * 1024)
+        assert client.post("/api/v1/audit/verify", content=export).status_code == 413

@@ -378,6 +378,71 @@ def test_a_post_without_a_valid_csrf_token_is_refused(
     assert client.post("/sign-out", data={"csrf_token": their_token}).status_code == 403
 
 
+def _csrf_cookie(browser: TestClient) -> str:
+    return next(value for name, value in browser.cookies.items() if name == "portal_csrf")
+
+
+def _plant_csrf_cookie(browser: TestClient, value: str) -> None:
+    """What a sibling sub-domain (or anyone who can set a cookie for the host) could do."""
+    for cookie in list(browser.cookies.jar):
+        if cookie.name == "portal_csrf":
+            browser.cookies.jar.clear(cookie.domain, cookie.path, cookie.name)
+    browser.cookies.set("portal_csrf", value, domain="testserver.local", path="/")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("whose", ["same_user", "other_user"])
+def test_a_csrf_token_works_only_in_the_session_it_was_made_for(
+    client: TestClient,
+    world: World,
+    clock: SettableClock,
+    second_client: Callable[[], TestClient],
+    whose: str,
+) -> None:
+    """Issue 18, item 6: the token was bound to the CSRF cookie alone, so one taken from a session
+    (the attacker's own) was good in any other session that carried the same cookie value."""
+    attacker = client
+    sign_in(attacker, world.people["uploader"], clock)
+    their_token = csrf_from(attacker.get("/account").text)
+    victim = second_client()
+    sign_in(victim, world.people["uploader" if whose == "same_user" else "other_uploader"], clock)
+    own_token = csrf_from(victim.get("/account").text)
+    _plant_csrf_cookie(victim, _csrf_cookie(attacker))
+    refused = victim.post("/sign-out", data={"csrf_token": their_token})
+    assert refused.status_code == 403, refused.text
+    assert victim.get("/account").status_code == 200  # still signed in: nothing happened
+    # The header (the upload page's script) is bound the same way.
+    assert victim.post("/sign-out", headers={"X-CSRF-Token": their_token}).status_code == 403
+    # The victim's own page, with the planted cookie, makes a token that works: pages still do.
+    fresh = csrf_from(victim.get("/account").text)
+    assert fresh != own_token
+    assert victim.post("/sign-out", data={"csrf_token": fresh}).status_code == 200
+    assert victim.get("/account").status_code == 303  # signed out
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_token_from_before_sign_in_or_an_ended_session_is_refused(
+    client: TestClient, world: World, clock: SettableClock
+) -> None:
+    """The anonymous pre-session's token (bound to the cookie) is not a session's, even with the
+    cookie kept across the sign-in; and signing out makes the session's tokens worthless."""
+    anonymous = csrf_from(client.get("/sign-in").text)
+    cookie = _csrf_cookie(client)
+    sign_in(client, world.people["uploader"], clock)
+    _plant_csrf_cookie(client, cookie)  # as if sign-in had not renewed it
+    assert client.post("/sign-out", data={"csrf_token": anonymous}).status_code == 403
+    signed_in = csrf_from(client.get("/account").text)
+    signed_out = client.post("/sign-out", data={"csrf_token": signed_in})
+    assert signed_out.status_code == 200 and client.get("/account").status_code == 303
+    _plant_csrf_cookie(client, cookie)
+    # Signed out: that session's token does not work for the sign-in form either.
+    stale = client.post(
+        "/sign-in",
+        data={"email": "x@example.org", "password": "wrong", "csrf_token": signed_in},
+    )
+    assert stale.status_code == 403
+
+
 def test_every_response_carries_the_security_headers(client: TestClient) -> None:
     for path in ("/sign-in", "/healthz", "/no-such-page", "/api/v1/me"):
         headers = client.get(path).headers

@@ -13,7 +13,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from portal.uploads.models import UploadPart, UploadSession
 from portal.uploads.sweep import expire_uploads, part_blob_ids
 from tests.harness.ports import free_port
 from tests.harness.waiting import PATIENCE
-from tests.portal.conftest import Exchange, cheap_hasher
+from tests.portal.conftest import Exchange, cheap_hasher, sign_in
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {"Content-Type": "application/offset+octet-stream"}
@@ -183,6 +183,38 @@ def test_an_upload_in_parts_becomes_a_scanned_document(exchange: Exchange) -> No
     again = patch(exchange, url, len(RECORD), b"")
     assert again.status_code == 204 and again.headers["upload-document-reference"] == reference
     assert head(exchange, url).headers["upload-document-reference"] == reference
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_upload_page_script_uploads_with_its_session_and_csrf_header(
+    exchange: Exchange, second_client: Callable[[], TestClient]
+) -> None:
+    """What upload.js does: tus with the session cookie and X-CSRF-Token from the page. The
+    token is the session's (issue 18, item 6): another session's is refused. A PATCH larger than
+    the 1 MiB an API route otherwise reads is taken (upload routes count against their own limit).
+    """
+    world = exchange.world
+    browser, other = second_client(), second_client()
+    sign_in(browser, world.people["uploader"], world.clock)
+    sign_in(other, world.people["uploader"], world.clock)
+    token = re.search(r'data-csrf-token="([^"]+)"', browser.get("/reviews/SWG24/upload").text)
+    assert token
+    theirs = re.search(r'data-csrf-token="([^"]+)"', other.get("/reviews/SWG24/upload").text)
+    assert theirs and theirs.group(1) != token.group(1)
+    body = RECORD * 4  # about 1.3 MiB
+    values = {"filename": NAME, "filetype": "text/plain", "review": "SWG24"}
+    creation = {**TUS, "Upload-Length": str(len(body)), "Upload-Metadata": metadata(**values)}
+    refused = browser.post("/api/v1/uploads", headers={**creation, "X-CSRF-Token": theirs.group(1)})
+    assert refused.status_code == 403, refused.text
+    created = browser.post("/api/v1/uploads", headers={**creation, "X-CSRF-Token": token.group(1)})
+    assert created.status_code == 201, created.text
+    sent = browser.patch(
+        created.headers["location"],
+        content=body,
+        headers={**TUS, **OCTETS, "Upload-Offset": "0", "X-CSRF-Token": token.group(1)},
+    )
+    assert sent.status_code == 204, sent.text
+    assert sent.headers["upload-offset"] == str(len(body))
 
 
 def test_creation_is_checked_before_a_byte_is_sent(exchange: Exchange) -> None:
