@@ -141,7 +141,7 @@ async def change_review(request: Request) -> Response:
                 org = reviews.organisation_by_code(db, text_field(data, "organisation"))
                 reviews.add_organisation(db, runtime.auditor, acting, review, org)
             elif action == "members":
-                user = reviews.user_by_email(db, text_field(data, "email"))
+                user = reviews.team_candidate(db, text_field(data, "email"))
                 reviews.add_member(db, runtime.auditor, acting, review, user)
             else:
                 raise reviews.NotFound()
@@ -354,7 +354,7 @@ def list_documents(request: Request) -> Response:
         review = reviews.find_review(db, acting, request.path_params["code"])
         where = DocumentFilter(
             organisation_id=(
-                reviews.organisation_by_code(db, params["organisation"]).id
+                reviews.filter_organisation(db, acting, review, params["organisation"])
                 if params.get("organisation")
                 else None
             ),
