@@ -92,11 +92,17 @@ async def create_review(request: Request) -> Response:
         )
         with _session(request) as db:
             lead_email = text_field(data, "lead", required=False)
-            lead = (
-                reviews.user_by_email(db, lead_email)
-                if lead_email
-                else db.get(reviews.User, acting.user_id)
-            )
+            own = db.get(reviews.User, acting.user_id)
+            if (
+                lead_email
+                and acting.caller is not None
+                and acting.caller.role is Role.lead
+                and (own is None or lead_email.strip().lower() != own.email)
+            ):
+                # A lead leads their own reviews: refused before the address is looked up, so
+                # that the answer is the same whether or not it has an account (issue 18).
+                raise Refused(reviews.LEADS_OWN_REVIEWS, code="invalid_lead")
+            lead = reviews.user_by_email(db, lead_email) if lead_email else own
             assert lead is not None
             review = reviews.create_review(
                 db,

@@ -126,7 +126,7 @@ def create_review(
         and acting.caller.role is Role.lead
         and lead.id != acting.caller.user_id
     ):
-        raise Refused("A lead creates reviews that they lead themselves.", code="invalid_lead")
+        raise Refused(LEADS_OWN_REVIEWS, code="invalid_lead")
     if db.exec(select(Review).where(Review.code == plan.code)).first() is not None:
         raise Refused(f"There is already a review with the code {plan.code}.", code="review_exists")
     assert lead.id is not None
@@ -479,6 +479,7 @@ def organisation_by_code(db: Session, code: str) -> Organisation:
     return organisation
 
 
+LEADS_OWN_REVIEWS = "A lead creates reviews that they lead themselves."
 # One answer whether no account has the address or the account cannot join a team (another role,
 # disabled): the member-add form must not tell a lead which addresses have accounts (issue 18).
 NO_TEAM_CANDIDATE = "There is no active inspector or lead with that email address."

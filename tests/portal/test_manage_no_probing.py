@@ -118,3 +118,38 @@ def test_the_organisation_filter_answers_alike_for_no_such_code_and_one_not_allo
         _same(pages)
         assert pages["no such code"][0] == 400, who
         assert _page_filter(browser, allowed[who])[0] == 200, who
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_lead_naming_another_lead_learns_nothing_about_the_address(exchange: Exchange) -> None:
+    from tests.portal.conftest import LEGAL_BASIS, REVIEW_TITLE
+
+    world = exchange.world
+    other = world.add_person("other-lead@inspectorate.example", Role.lead, "inspectorate")
+
+    def create(lead: str) -> Any:
+        return exchange.client.post(
+            "/api/v1/reviews",
+            json={
+                "code": "NEW26",
+                "title": REVIEW_TITLE,
+                "legal_basis": LEGAL_BASIS,
+                "opens_on": "2026-12-01",
+                "closes_on": "2027-02-28",
+                "retention_days": 90,
+                "lead": lead,
+            },
+            headers=exchange.tokens["lead"],
+        )
+
+    answers = {}
+    for what, email in {
+        "no account": NOBODY,
+        "an uploader": world.people["uploader"].email,
+        "another lead": other.email,
+    }.items():
+        answer = create(email)
+        answers[what] = (answer.status_code, answer.content)
+    _same(answers)
+    assert answers["no account"][0] == 400 and b"invalid_lead" in answers["no account"][1]
+    assert create(world.people["lead"].email.upper()).status_code == 201  # their own address
