@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import click
@@ -37,3 +38,34 @@ def api_base_url(cli: CliContext, url: str | None) -> str:
     if not base.startswith(("http://", "https://")):
         raise UsageFailure(f"--url has value {base!r}. Expected an http:// or https:// URL.")
     return base
+
+
+def address_origin(url: str | None) -> str:
+    """Where the address came from, for a message that says it could not be reached."""
+    if url:
+        return "given by --url or PORTAL_URL"
+    if os.environ.get("PORTAL_PUBLIC_URL"):
+        return "PORTAL_PUBLIC_URL's; give --url or set PORTAL_URL for another"
+    return "the default: none of --url, PORTAL_URL or PORTAL_PUBLIC_URL is set"
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def network_reason(failure: BaseException | str) -> str:
+    """What the network said, in a few words: requests' errors nest the useful part deep inside."""
+    text = str(failure)
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(1).strip().rstrip(".")
+    if "timed out" in text.lower():
+        return "no answer in time"
+    return text[:300] or "no answer"
+
+
+def unreachable(base_url: str, url: str | None, failure: BaseException | str) -> str:
+    """The portal could not be reached: which address was tried, where it came from, and why."""
+    return (
+        f"cannot reach the portal at {base_url} (the address is {address_origin(url)}): "
+        f"{network_reason(failure)}"
+    )

@@ -25,7 +25,7 @@ from urllib.parse import quote
 import click
 
 from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
-from portal.cli_client import api_base_url, read_token
+from portal.cli_client import address_origin, api_base_url, network_reason, read_token
 from portal.text import is_whole_number
 
 if TYPE_CHECKING:
@@ -115,22 +115,45 @@ def _announced(response: requests.Response) -> Announced:
     return Announced(size=int(length), sha256=digest, filename=name)
 
 
-def _error_message(response: requests.Response) -> str:
+def _server_error(response: requests.Response) -> tuple[str, str]:
+    """The answer's ``{"error": {"code", "message"}}``, or ("", "") if it has none."""
     try:
-        message = response.json()["error"]["message"]
-        if isinstance(message, str):
-            return message
+        error = response.json()["error"]
+        code, message = error["code"], error["message"]
+        if isinstance(code, str) and isinstance(message, str):
+            return code[:60], message[:1000]
     except Exception:  # noqa: S110 (any non-JSON answer gets the generic message below)
         pass
-    return f"The server answered {response.status_code} {response.reason}."
+    return "", ""
 
 
-def _fail_for(response: requests.Response) -> click.ClickException:
-    message = _error_message(response)
-    if response.status_code in (400, 401, 403):
+# The command's own words for "not there": the same whichever layer refused (the route's rule or
+# the policy, whose messages are written for web pages), and for a reference that does not exist.
+NOT_FOUND = (
+    "There is nothing with that reference that you can see. Check the reference, or ask the "
+    "person who gave it to you. Nothing was saved."
+)
+# Answers the user can only fix by typing something else: exit 2.
+_USAGE_CODES = frozenset({"invalid_reference"})
+
+
+def _fail_for(response: requests.Response, base: str) -> click.ClickException:
+    code, message = _server_error(response)
+    status = response.status_code
+    if status == 404:
+        return CheckFailure(NOT_FOUND)
+    if status >= 500:
+        return CheckFailure(
+            f"The portal at {base} failed ({status} {message or response.reason}). Nothing was "
+            "saved; try again later."
+        )
+    message = message or f"The portal answered {status} {response.reason}."
+    if status in (401, 403) or code in _USAGE_CODES:
         # A mistyped reference or a bad token: the user has to change what they typed.
         return UsageFailure(message)
-    return CheckFailure(message)
+    # Not scanned yet, rejected by the scan (with its finding), withdrawn, destroyed: the
+    # server's message says which, in words that suit a command line.
+    return CheckFailure(f"{message} Nothing was saved.")
 
 
 def _bearer_auth(token: str) -> Any:
@@ -230,7 +253,8 @@ def download(
 
     The bytes go to a private temporary file next to the target, which is renamed into place only
     when the size and the SHA-256 match what the portal recorded at upload. Exit 1 if they do not
-    (nothing is saved) or the document is not there; 2 for a mistyped reference or a bad token.
+    (nothing is saved), or the document is not there, not scanned yet, rejected by the scan or
+    withdrawn (the message says which); 2 for a mistyped reference or a bad token.
     """
     import requests
 
@@ -253,14 +277,17 @@ def download(
             ) as response,
         ):
             if response.status_code != 200:
-                raise _fail_for(response)
+                raise _fail_for(response, base)
             announced = _announced(response)
             target = _target(output, announced, reference)
             if target.exists() and not force:
                 raise UsageFailure(f"{target} exists; nothing was overwritten (use --force).")
             saved = _save(response, announced, target, force=force)
     except requests.RequestException as exc:
-        raise CheckFailure(f"The download from {base} failed: {exc}. Nothing was saved.") from None
+        raise CheckFailure(
+            f"The download from {base} failed (the address is {address_origin(url)}): "
+            f"{network_reason(exc)}. Nothing was saved; try again."
+        ) from None
     _emit(
         as_json,
         {

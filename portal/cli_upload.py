@@ -26,12 +26,19 @@ from typing import IO, Any
 import click
 
 from portal.cli import CliContext, pass_cli
-from portal.cli_client import api_base_url, read_token
+from portal.cli_client import api_base_url, read_token, unreachable
 
 DEFAULT_CHUNK = 8 * 1024 * 1024
-# Worth retrying later with the same command: the network, the server, or a part that arrived
-# damaged (460). Anything else is the server's final word on this file.
-_TRANSIENT = {None, 408, 409, 429, 460, 500, 502, 503, 504}
+# A 4xx answer is the server's final word on this file (a closed review, a refused type, a bad
+# token): running the command again would only be refused again. Worth running again: the network,
+# a 5xx (the server failed), and the two tus answers about one part rather than the upload: another
+# run moved the offset on (409 offset_mismatch) or the part arrived damaged (460).
+_RESUMABLE_CODES = frozenset({"offset_mismatch", "checksum_mismatch"})
+
+
+def resumable(status: int | None, code: str | None) -> bool:
+    """Whether an answer (None: no answer at all) is an interruption, not a refusal."""
+    return status is None or status >= 500 or code in _RESUMABLE_CODES
 
 
 @dataclass(frozen=True)
@@ -72,14 +79,16 @@ def resume_key(base_url: str, review: str, request: int | None, case: str | None
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
-def _server_message(content: Any, status: int | None) -> str:
+def _server_error(content: Any) -> tuple[str, str] | None:
+    """The ``{"error": {"code", "message"}}`` of an answer, if it has one."""
     try:
         error = json.loads(content)["error"]
-        return f"{error['message']} ({error['code']})"
+        code, message = error["code"], error["message"]
     except (TypeError, ValueError, KeyError):
-        return (
-            f"the portal answered with status {status}" if status else "no answer from the portal"
-        )
+        return None
+    if not isinstance(code, str) or not isinstance(message, str):
+        return None
+    return code[:60], message[:1000]
 
 
 class _FixedKey:
@@ -105,14 +114,20 @@ def _url_storage() -> Iterator[Any]:
         storage.close()
 
 
-def _failure(exc: Any) -> Exception:
+def _failure(exc: Any, base_url: str, url: str | None) -> Exception:
     status = getattr(exc, "status_code", None)
     content = getattr(exc, "response_content", None)
     if status is None and not content:  # no answer at all: say what the network said
-        message = str(exc)[:300] or "no answer from the portal"
+        return _Interrupted(unreachable(base_url, url, exc))
+    error = _server_error(content)
+    if error is not None:
+        code, text = error
+        message = f"{text} ({code})"
     else:
-        message = _server_message(content, status)
-    if status in _TRANSIENT:
+        code, message = None, f"the portal answered with status {status}"
+    if status is not None and status >= 500:
+        message = f"the portal at {base_url} failed: {message}"
+    if resumable(status, code):
         return _Interrupted(message)
     return _Refused(message)
 
@@ -131,8 +146,10 @@ class FileUpload:
         case: str | None,
         chunk_size: int,
         storage: Any,
+        url_given: str | None = None,
     ) -> None:
         self.base_url = base_url
+        self.url_given = url_given
         self.auth = {"Authorization": f"Bearer {token}"}
         self.path = path
         self.chunk_size = chunk_size
@@ -183,11 +200,11 @@ class FileUpload:
             self._send(uploader, progress)
             return self._result(uploader)
         except TusCommunicationError as exc:
-            failure = _failure(exc)
+            failure = _failure(exc, self.base_url, self.url_given)
         except (_Refused, _Interrupted) as known:
             failure = known
         except OSError as exc:  # the network, from under requests
-            failure = _Interrupted(str(exc))
+            failure = _Interrupted(unreachable(self.base_url, self.url_given, exc))
         if isinstance(failure, _Refused):
             self.storage.remove_item(self.key)  # the server kept nothing: next time starts over
             return Outcome(self.path, refused=str(failure))
@@ -232,7 +249,7 @@ class FileUpload:
                 timeout=600,
             )
             if answer.status_code != 204:
-                raise _failure(_Answer(answer))
+                raise _failure(_Answer(answer), self.base_url, self.url_given)
             state = self._state(uploader.url)
         self.storage.remove_item(self.key)
         document = state["document"]
@@ -247,7 +264,7 @@ class FileUpload:
 
         answer = requests.get(url, headers={**self.auth, "Tus-Resumable": "1.0.0"}, timeout=60)
         if answer.status_code != 200:
-            raise _failure(_Answer(answer))
+            raise _failure(_Answer(answer), self.base_url, self.url_given)
         state: dict[str, Any] = answer.json()
         return state
 
@@ -303,7 +320,9 @@ def upload(
     """Upload FILES into a review, resumably: run the same command again to continue.
 
     Prints each file's reference. Exit status 0 when every file was accepted, 1 when any was
-    refused or interrupted (the portal's reason is printed), 2 on usage errors.
+    refused or interrupted (the portal's reason is printed), 2 on usage errors. A refusal (any
+    4xx answer: a closed review, a refused type, a bad token) is final: running the command again
+    would be refused again. An interruption (the network, or a 5xx) is worth running again.
     """
     base_url = api_base_url(cli, url)
     token = read_token(token_file)
@@ -320,13 +339,14 @@ def upload(
                 case=case_reference,
                 chunk_size=chunk_size,
                 storage=storage,
+                url_given=url,
             ).run(progress)
             outcomes.append(outcome)
             if outcome.refused:
                 click.echo(f"{path}: refused: {outcome.refused}", err=True)
             elif outcome.interrupted:
                 click.echo(
-                    f"{path}: interrupted ({outcome.interrupted}). Run the same command again "
+                    f"{path}: interrupted: {outcome.interrupted}. Run the same command again "
                     "to continue where it stopped.",
                     err=True,
                 )

@@ -10,6 +10,7 @@ Exit status: 0 success (or a valid certificate), 1 destruction failed or a certi
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import click
 from sqlmodel import Session
 
-from audit import Actor, SigningKeyError, load_public_key
+from audit import Actor, PublicKey, SigningKeyError, load_public_key
 from portal.accounts.models import Role
 from portal.cli import (
     CheckFailure,
@@ -35,6 +36,7 @@ from portal.destruction.record import entry_json
 from portal.destruction.schedule import schedule
 from portal.exchange.acting import Acting
 from portal.exchange.models import Review
+from portal.settings import Settings
 
 DESTROYERS = frozenset({Role.admin, Role.dpo})
 # Who may export a certificate: as on the web, a DPO or a lead of its review.
@@ -263,6 +265,56 @@ def export(cli: CliContext, by: str | None, reference: str, output: Path | None)
         click.echo(f"certificate {exported_reference} written to {output}", err=True)
 
 
+def named_key(data: bytes) -> str | None:
+    """The fingerprint of the key the certificate says it was signed with (not yet checked)."""
+    try:
+        envelope = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    named = envelope.get("public_key_fingerprint") if isinstance(envelope, dict) else None
+    if isinstance(named, str) and re.fullmatch(r"[A-Za-z0-9:+/=_.-]{1,128}", named):
+        return named
+    return None
+
+
+def ask_for_the_key(named: str | None) -> str:
+    """Which key file to ask for, for an auditor who has none (on another machine)."""
+    which = f"the key whose fingerprint is {named}" if named else "the key it was signed with"
+    return (
+        "Give the portal's public key: --public-key FILE. Ask the portal's operator for the PEM "
+        f"file of {which} (they write it with `portal audit public-key -o portal-public-key.pem`, "
+        "which prints its fingerprint to compare)."
+    )
+
+
+def _local_installation(settings: Settings) -> bool:
+    """Whether this machine holds a portal to take the key from (never creating one to look)."""
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        return bool(path) and path != ":memory:" and Path(path).is_file()
+    return True
+
+
+def _local_key(cli: CliContext, named: str | None) -> PublicKey:
+    from portal.destruction.services import signing_key
+    from portal.keys import KeyServiceRefused
+    from storage import StorageError
+
+    try:
+        settings = cli.settings
+    except UsageFailure as bad:
+        raise UsageFailure(f"{bad.message} {ask_for_the_key(named)}") from None
+    if not _local_installation(settings):
+        raise UsageFailure(f"There is no portal on this machine. {ask_for_the_key(named)}")
+    try:
+        return signing_key(settings).public_key
+    except (KeyServiceRefused, SigningKeyError, StorageError, OSError) as exc:
+        raise UsageFailure(
+            f"This machine's portal key cannot be used ({exc}). {ask_for_the_key(named)}"
+        ) from None
+
+
 @certificate.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -270,24 +322,31 @@ def export(cli: CliContext, by: str | None, reference: str, output: Path | None)
     "public_key_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The portal's public key (PEM, from `portal audit public-key`). Without it, the key "
-    "of this installation is used.",
+    "of the portal on this machine is used; on another machine, ask for the key the "
+    "certificate names.",
 )
 @pass_cli
 def verify(cli: CliContext, file: Path, public_key_file: Path | None) -> None:
     """Check a signed certificate offline: exit 0 if valid, 1 if not."""
-    try:
-        if public_key_file is not None:
+    data = file.read_bytes()
+    named = named_key(data)
+    if public_key_file is not None:
+        try:
             key = load_public_key(public_key_file)
-        else:
-            from portal.destruction.services import signing_key
-
-            key = signing_key(cli.settings).public_key
-    except SigningKeyError as exc:
-        raise UsageFailure(str(exc)) from None
+        except SigningKeyError as exc:
+            raise UsageFailure(str(exc)) from None
+    else:
+        key = _local_key(cli, named)
     try:
-        content = verify_export(file.read_bytes(), key)
+        content = verify_export(data, key)
     except CertificateInvalid as invalid:
-        raise CheckFailure(f"INVALID: {invalid}") from None
+        hint = ""
+        if public_key_file is None and named is not None and named != key.fingerprint:
+            hint = (
+                f" It names the key {named}; this machine's portal key is {key.fingerprint}. If "
+                f"it comes from another portal: {ask_for_the_key(named)}"
+            )
+        raise CheckFailure(f"INVALID: {invalid}" + (f".{hint}" if hint else "")) from None
     uploads = content.get("unfinished_uploads")
     discarded = (
         f", {uploads.get('count')} unfinished upload(s) with "

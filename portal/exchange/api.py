@@ -93,11 +93,17 @@ async def create_review(request: Request) -> Response:
         )
         with _session(request) as db:
             lead_email = text_field(data, "lead", required=False)
-            lead = (
-                reviews.user_by_email(db, lead_email)
-                if lead_email
-                else db.get(reviews.User, acting.user_id)
-            )
+            own = db.get(reviews.User, acting.user_id)
+            if (
+                lead_email
+                and acting.caller is not None
+                and acting.caller.role is Role.lead
+                and (own is None or lead_email.strip().lower() != own.email)
+            ):
+                # A lead leads their own reviews: refused before the address is looked up, so
+                # that the answer is the same whether or not it has an account (issue 18).
+                raise Refused(reviews.LEADS_OWN_REVIEWS, code="invalid_lead")
+            lead = reviews.user_by_email(db, lead_email) if lead_email else own
             assert lead is not None
             review = reviews.create_review(
                 db,
@@ -142,7 +148,7 @@ async def change_review(request: Request) -> Response:
                 org = reviews.organisation_by_code(db, text_field(data, "organisation"))
                 reviews.add_organisation(db, runtime.auditor, acting, review, org)
             elif action == "members":
-                user = reviews.user_by_email(db, text_field(data, "email"))
+                user = reviews.team_candidate(db, text_field(data, "email"))
                 reviews.add_member(db, runtime.auditor, acting, review, user)
             else:
                 raise reviews.NotFound()
@@ -355,7 +361,7 @@ def list_documents(request: Request) -> Response:
         review = reviews.find_review(db, acting, request.path_params["code"])
         where = DocumentFilter(
             organisation_id=(
-                reviews.organisation_by_code(db, params["organisation"]).id
+                reviews.filter_organisation(db, acting, review, params["organisation"])
                 if params.get("organisation")
                 else None
             ),

@@ -471,6 +471,33 @@ def _key_destroyed(document: Document, review: Review) -> Gone:
     )
 
 
+def not_downloadable(document: Document) -> Refused:
+    """Why a document its team may see cannot be downloaded: not scanned yet, rejected by the scan
+    (with the finding), or withdrawn. Only for callers who may see the document's metadata, which
+    shows the same (policy.why_not_content answers ``not_available`` to no one else)."""
+    reference = document.reference
+    if document.state is DocumentState.rejected:
+        finding = document.scan_verdict or document.rejected_reason or "refused"
+        if document.scan_signature:
+            finding += f" ({document.scan_signature})"
+        return Refused(
+            f"Document {reference} was rejected: {finding}. Its content was destroyed when it "
+            "was rejected, so it can never be downloaded; ask the sender for a clean copy.",
+            code="rejected",
+        )
+    if document.state is DocumentState.withdrawn:
+        return Refused(
+            f"Document {reference} was withdrawn by its sender and its content destroyed, so it "
+            "can no longer be downloaded.",
+            code="withdrawn",
+        )
+    return Refused(
+        f"Document {reference} has not been scanned yet: it can be downloaded once the malware "
+        "scan has found it clean, usually within minutes. Try again later.",
+        code="not_available",
+    )
+
+
 def open_content(
     db: Session, auditor: Auditor, acting: Acting, vault: Vault, typed_reference: str
 ) -> tuple[Document, Review, Iterator[bytes]]:
@@ -491,11 +518,7 @@ def open_content(
         reason = policy.why_not_content(db, caller, document, review)
         _refuse(db, acting, Action.DOCUMENT_DOWNLOADED, document, review, reason)
         if reason == "not_available":
-            raise Refused(
-                f"Document {document.reference} is {document.state.value.replace('_', ' ')}: "
-                "it can be downloaded only once it has been scanned and found clean.",
-                code="not_available",
-            )
+            raise not_downloadable(document)
         raise NotFound()
     assert document.wrapped_key is not None and document.blob_id is not None
     # Opening reads the header: a bad blob fails here, before the download is recorded.

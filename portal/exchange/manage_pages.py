@@ -290,10 +290,8 @@ def _act(
         email = form_value(form, "email", 320)
         if not email.strip():
             raise FormMistake("email", "Enter the email address of the person to add.")
-        try:
-            user = reviews.user_by_email(db, email)
-        except NotFound:
-            raise FormMistake("email", "There is no user with that email address.") from None
+        # Refused (shown next to the e-mail field) alike for no account and one that cannot join.
+        user = reviews.team_candidate(db, email)
         reviews.add_member(db, auditor, acting, review, user)
     elif action == "requests":
         slug = form_value(form, "request_organisation", 64)

@@ -146,7 +146,14 @@ def review_page(request: Request) -> Response:
             for q in reviews.list_requests(db, acting, review)
         ]
         cases = reviews.list_cases(db, acting, review)
-        where, errors = _document_filter(db, acting, review, params, organisations, requests)
+        # An uploader lists their own organisation's documents only: filtering by another one is
+        # refused as a code that does not exist is (never "takes part" against "does not exist").
+        filterable = (
+            {i: o for i, o in organisations.items() if i == caller.organisation_id}
+            if caller.role is Role.uploader
+            else organisations
+        )
+        where, errors = _document_filter(db, acting, review, params, filterable, requests)
         page, cursor = (
             documents.list_documents(
                 db, acting, review, where, before_id=_cursor(params.get("before")), limit=PAGE_SIZE

@@ -126,7 +126,7 @@ def create_review(
         and acting.caller.role is Role.lead
         and lead.id != acting.caller.user_id
     ):
-        raise Refused("A lead creates reviews that they lead themselves.", code="invalid_lead")
+        raise Refused(LEADS_OWN_REVIEWS, code="invalid_lead")
     if db.exec(select(Review).where(Review.code == plan.code)).first() is not None:
         raise Refused(f"There is already a review with the code {plan.code}.", code="review_exists")
     assert lead.id is not None
@@ -477,6 +477,54 @@ def organisation_by_code(db: Session, code: str) -> Organisation:
     if organisation is None:
         raise NotFound(f"There is no organisation with the code {code!r}.")
     return organisation
+
+
+LEADS_OWN_REVIEWS = "A lead creates reviews that they lead themselves."
+# One answer whether no account has the address or the account cannot join a team (another role,
+# disabled): the member-add form must not tell a lead which addresses have accounts (issue 18).
+NO_TEAM_CANDIDATE = "There is no active inspector or lead with that email address."
+
+
+def team_candidate(db: Session, email: str) -> User:
+    """The person with this e-mail address, if they can join a review's team; else Refused, the
+    same refusal for an address with no account as for one whose account cannot join."""
+    try:
+        user = user_by_email(db, email)
+    except NotFound:
+        user = None
+    if user is None or user.role not in policy.TEAM_ROLES or user.disabled_at is not None:
+        raise Refused(NO_TEAM_CANDIDATE, code="invalid_member")
+    return user
+
+
+# The same for a filter by organisation: one answer for a code that names no organisation and for
+# one the caller may not filter by, so that no one can probe which codes exist (issue 18).
+NO_SUCH_FILTER_ORGANISATION = (
+    "That is not the code of an organisation whose documents you can list in this review."
+)
+
+
+def filter_organisation(db: Session, acting: Acting, review: Review, code: str) -> int:
+    """The id of the organisation ``code`` names, if the caller may list its documents in
+    ``review``: an uploader, their own organisation; anyone else, one taking part in it."""
+    slug = code.strip().lower()
+    caller = acting.caller
+    found: int | None = None
+    if len(slug) <= 64 and not has_control_characters(slug):
+        query = select(Organisation.id).where(
+            Organisation.slug == slug,
+            col(Organisation.id).in_(
+                select(ReviewOrganisation.organisation_id).where(
+                    ReviewOrganisation.review_id == review.id
+                )
+            ),
+        )
+        if caller is not None and caller.role is Role.uploader:
+            query = query.where(Organisation.id == caller.organisation_id)
+        found = db.exec(query).first()
+    if found is None:
+        raise Refused(NO_SUCH_FILTER_ORGANISATION, code="invalid_query")
+    return found
 
 
 def user_by_email(db: Session, email: str) -> User:

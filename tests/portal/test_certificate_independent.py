@@ -25,15 +25,18 @@ ALLOWED = {"__future__", "base64", "hashlib", "json", "sys", "typing", "cryptogr
 BODY = b"Minutes of the case conference.\nPresent: social worker, team lead.\n" * 30
 
 
-def portal(exchange: Exchange, *args: str) -> Result:
+def _env(exchange: Exchange) -> dict[str, str | None]:
     settings = exchange.world.settings
-    env = {
+    return {
         "PORTAL_HOME": str(settings.home),
         "PORTAL_DATABASE_URL": settings.database_url,
         "PORTAL_CLAMD": str(settings.clamd),
         "PORTAL_OPERATOR": exchange.world.people["dpo"].email,  # exports are audited
     }
-    return CliRunner().invoke(main, list(args), env=env)
+
+
+def portal(exchange: Exchange, *args: str) -> Result:
+    return CliRunner().invoke(main, list(args), env=_env(exchange))
 
 
 def test_the_independent_verifier_imports_nothing_of_the_portal() -> None:
@@ -138,3 +141,28 @@ def test_a_real_certificate_verifies_independently_and_tampered_ones_do_not(
     assert _independent(certificate, other).returncode == 1
     wrong = portal(exchange, "certificate", "verify", str(certificate), "--public-key", str(other))
     assert wrong.exit_code == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_on_another_machine_verify_says_which_key_file_to_ask_for(
+    exchange: Exchange, exported: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Issue 18, item 8: the auditor's machine has no portal; it was told to run `portal init`."""
+    certificate, key = exported
+    fingerprint = json.loads(certificate.read_bytes())["public_key_fingerprint"]
+    elsewhere = tmp_path / "auditors-laptop"
+    elsewhere.mkdir()
+    env = {"PORTAL_HOME": str(elsewhere / "var"), "PORTAL_DATABASE_URL": None}
+    answer = CliRunner().invoke(main, ["certificate", "verify", str(certificate)], env=env)
+    assert answer.exit_code == 2
+    assert f"the key whose fingerprint is {fingerprint}" in answer.output
+    assert "--public-key" in answer.output and "portal audit public-key" in answer.output
+    assert "portal init" not in answer.output
+    assert list(elsewhere.iterdir()) == []  # looking created no database there
+    # The operator's `portal audit public-key` names the same fingerprint to compare.
+    told = CliRunner().invoke(main, ["audit", "public-key"], env=_env(exchange))
+    assert f"fingerprint (SHA-256) {fingerprint}" in told.stderr
+    checked = CliRunner().invoke(
+        main, ["certificate", "verify", str(certificate), "--public-key", str(key)], env=env
+    )
+    assert checked.exit_code == 0 and checked.output.startswith("valid:"), checked.output

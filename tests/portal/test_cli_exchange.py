@@ -34,6 +34,7 @@ from starlette.routing import Route
 import audit
 from portal.app import create_app
 from portal.blobs import open_vault
+from portal.clamd_local import EICAR
 from portal.cli import main
 from portal.cli_download import local_file_name
 from portal.db import make_engine
@@ -529,3 +530,57 @@ def test_the_upload_benchmark_judges_the_figures_it_reports() -> None:
     )
     assert bound["necessary_total_cpu_s"] == bound["available_cpu_s_at_half_the_sink"] == 0.206
     assert bound["half_the_sink_reachable"] is True
+
+
+# --- What a download that cannot happen says (issue 18, item 8) ---------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_rejected_document_is_told_from_one_not_scanned_yet(
+    exchange: Exchange, live_url: str, folder: Path, tmp_path: Path
+) -> None:
+    from tests.portal.test_recovery import pending_document
+
+    pending = pending_document(exchange)  # uploaded while the scanner was down: not scanned yet
+    infected = exchange.upload("uploader", EICAR, "notes.txt")
+    assert infected.status_code == 201, infected.text
+    inspector = token_file(exchange, "inspector", tmp_path)
+    rejected = download(live_url, inspector, infected.json()["reference"])
+    assert rejected.exit_code == 1
+    assert "rejected: infected (Eicar-Test-Signature" in rejected.output
+    assert "scanned and found clean" not in rejected.output and "not been scanned" not in (
+        rejected.output
+    )
+    waiting = download(live_url, inspector, pending)
+    assert waiting.exit_code == 1
+    assert "has not been scanned yet" in waiting.output and "rejected" not in waiting.output
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_not_found_is_said_in_the_commands_words_whichever_layer_refused(
+    exchange: Exchange, live_url: str, folder: Path, tmp_path: Path
+) -> None:
+    from portal.accounts.models import Role
+    from tests.portal.conftest import api_token
+
+    reference = uploaded(exchange, MINUTES, "minutes.txt")
+    world = exchange.world
+    world.people["outsider"] = world.add_person(
+        "outsider@inspectorate.example", Role.inspector, "inspectorate"
+    )
+    exchange.tokens["outsider"] = api_token(world, "outsider")
+    # The route's rule refuses a DPO and an uploader; the policy refuses an inspector off the
+    # review's team; nothing exists at a new reference. The command says the same to each, and
+    # nothing of the web's pages.
+    answers = [
+        download(live_url, token_file(exchange, "dpo", tmp_path), reference),
+        download(live_url, token_file(exchange, "uploader", tmp_path), reference),
+        download(live_url, token_file(exchange, "outsider", tmp_path), reference),
+        download(live_url, token_file(exchange, "inspector", tmp_path), new_reference()),
+    ]
+    assert [a.exit_code for a in answers] == [1, 1, 1, 1]
+    assert len({a.output for a in answers}) == 1
+    assert "home page" not in answers[0].output and "nothing with that reference" in (
+        answers[0].output
+    )

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from portal.app import create_app
 from portal.cli import main
+from tests.harness.ports import free_port
 from tests.portal.conftest import Exchange, cheap_hasher
 from tests.portal.test_tus import ELF, RECORD, serving
 
@@ -38,7 +39,7 @@ def token_file(exchange: Exchange, tmp_path: Path) -> Path:
     return path
 
 
-def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+def run(tmp_path: Path, *args: str, env: Mapping[str, str | None] | None = None) -> Result:
     environment = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PORTAL_TOKEN": "", **(env or {})}
     return CliRunner().invoke(main, ["upload", *args], env=environment, catch_exceptions=False)
 
@@ -172,3 +173,81 @@ def test_usage_errors_exit_2(exchange: Exchange, token_file: Path, tmp_path: Pat
     assert no_review.exit_code == 2
     bad_url = run(tmp_path, "--review", "SWG24", "--url", "ftp://x", str(notes))
     assert bad_url.exit_code == 2
+
+
+# --- Refusals are final, interruptions are worth running again (issue 18, item 8) ----------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_closed_review_is_a_refusal_not_an_interruption(
+    exchange: Exchange, portal_url: str, token_file: Path, tmp_path: Path
+) -> None:
+    closed = exchange.client.post("/api/v1/reviews/SWG24/close", headers=exchange.tokens["lead"])
+    assert closed.status_code == 200, closed.text
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(RECORD)
+    args = ("--review", "SWG24", "--url", portal_url, "--token-file", str(token_file), str(notes))
+    result = run(tmp_path, *args)
+    assert result.exit_code == 1
+    assert f"{notes}: refused: " in result.stderr and "(review_not_open)" in result.stderr
+    assert "interrupted" not in result.stderr and "again" not in result.stderr
+    # Nothing is kept to resume: the next run asks the server afresh.
+    stored = tmp_path / "cache" / "portal" / "uploads.json"
+    assert not stored.exists() or "uploads" not in stored.read_text()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("given", ["--url", "PORTAL_PUBLIC_URL"])
+def test_an_unreachable_portal_is_named_with_where_its_address_came_from(
+    exchange: Exchange, token_file: Path, tmp_path: Path, given: str
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(RECORD)
+    args = ["--review", "SWG24", "--token-file", str(token_file), str(notes)]
+    env: dict[str, str | None] = {"PORTAL_URL": None, "PORTAL_PUBLIC_URL": None}
+    if given == "--url":
+        args = ["--url", nowhere, *args]
+    else:
+        env["PORTAL_PUBLIC_URL"] = nowhere
+    result = run(tmp_path, *args, env=env)
+    assert result.exit_code == 1
+    assert f"interrupted: cannot reach the portal at {nowhere}" in result.stderr
+    origin = "given by --url" if given == "--url" else "PORTAL_PUBLIC_URL's"
+    assert origin in result.stderr and "Connection refused" in result.stderr
+    assert "Run the same command again" in result.stderr
+
+
+def test_the_address_says_where_it_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    from portal.cli_client import address_origin
+
+    monkeypatch.delenv("PORTAL_PUBLIC_URL", raising=False)
+    assert "none of --url, PORTAL_URL or PORTAL_PUBLIC_URL is set" in address_origin(None)
+    assert address_origin("http://portal.example") == "given by --url or PORTAL_URL"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "worth_running_again"),
+    [
+        (None, None, True),  # no answer: the network
+        (500, "internal_error", True),
+        (502, None, True),
+        (503, "unavailable", True),
+        (409, "offset_mismatch", True),  # tus: another run moved the offset on
+        (460, "checksum_mismatch", True),  # tus: the part arrived damaged
+        (409, "review_not_open", False),
+        (400, "invalid_upload_request", False),
+        (401, "unauthenticated", False),
+        (404, "not_found", False),
+        (413, "too_large", False),
+        (415, "type_not_allowed", False),
+        (429, "too_many_uploads", False),
+        (410, "upload_expired", False),
+    ],
+)
+def test_only_the_network_and_5xx_are_interruptions(
+    status: int | None, code: str | None, worth_running_again: bool
+) -> None:
+    from portal.cli_upload import resumable
+
+    assert resumable(status, code) is worth_running_again

@@ -77,7 +77,9 @@ def test_eicar_is_rejected_and_never_downloadable(exchange: Exchange) -> None:
     content = exchange.client.get(
         f"/api/v1/documents/{reference}/content", headers=exchange.tokens["inspector"]
     )
-    assert content.status_code == 400 and content.json()["error"]["code"] == "not_available"
+    # Told apart from "not scanned yet" (issue 18, item 8): it was scanned, and found infected.
+    assert content.status_code == 400 and content.json()["error"]["code"] == "rejected"
+    assert "rejected: infected (Eicar-Test-Signature" in content.json()["error"]["message"]
 
 
 def test_wrong_check_character_is_400_and_unknown_is_404(exchange: Exchange) -> None:

@@ -195,8 +195,8 @@ def test_mistakes_in_the_manage_forms_are_shown_on_the_page(
     lead = browser("lead", world, clock, second_client)
     manage = "/reviews/SWG24/manage"
     cases = [
-        ("members", {"email": "nobody@example.org"}, "email", "no user with that email"),
-        ("members", {"email": world.people["uploader"].email}, "email", "inspectors and leads"),
+        ("members", {"email": "nobody@example.org"}, "email", "no active inspector or lead"),
+        ("members", {"email": world.people["uploader"].email}, "email", "no active inspector"),
         ("organisations", {"organisation": "inspectorate"}, "organisation", "Only authorities"),
         ("organisations", {"organisation": "made-up"}, "organisation", "from the list"),
         (
