@@ -11,7 +11,7 @@ Threats this module answers, and those it leaves to others:
 - *A program or script under a document's name* (``report.pdf`` that is an EXE, a shell script, an
   HTML page or SVG with script in it): refused by content. Downloads are also served as attachments
   with ``nosniff`` and a name whose extension comes from :attr:`FileType.extension`, never from the
-  sender, so a text file is always saved as ``.txt``.
+  sender, so a text file is always saved as ``.txt`` (:func:`download_name`, in ``names.py``).
 - *Macros*: Office Open XML with a VBA project or Excel 4.0 macro sheets, Word and Excel 97-2003 files
   with a VBA storage, and OpenDocument files with Basic or script libraries are refused. Macros kept
   inside a PowerPoint 97-2003 stream, and exploits inside allowed formats (PDF JavaScript, RTF or Office
@@ -70,6 +70,7 @@ from portal.filetypes.kinds import (
     ZIP,
     FileType,
 )
+from portal.filetypes.names import download_name, extension_for
 
 __all__ = [
     "CSV",
@@ -109,4 +110,6 @@ __all__ = [
     "FileType",
     "detect",
     "detect_named",
+    "download_name",
+    "extension_for",
 ]

@@ -96,6 +96,40 @@ def test_hostile_file_names_are_stored_safely(exchange: Exchange, name: str, sto
     assert all(32 <= ord(ch) < 127 for ch in disposition)  # non-ASCII only percent-encoded
 
 
+BATCH = b"@echo off\r\nrem Minutes of the case conference\r\nstart calc.exe\r\n"
+
+
+def test_the_saved_extension_comes_from_the_content_never_from_the_sender(
+    exchange: Exchange,
+) -> None:
+    # Issue 18, item 1: text sent as run-me.bat was saved as X5PV-E69N-YGFD.bat / run-me.bat.
+    for extension in (".bat", ".hta", ".js", ".vbs", ".exe", ".lnk", ".html", ".svg", ".cmd"):
+        response = exchange.upload("uploader", BATCH, f"run-me{extension}")
+        assert response.status_code == 201, response.text
+        assert response.json()["content_type"] == "text/plain"
+        reference = response.json()["reference"]
+        content = exchange.client.get(
+            f"/api/v1/documents/{reference}/content", headers=exchange.tokens["inspector"]
+        )
+        assert content.status_code == 200 and content.content == BATCH
+        assert content.headers["content-disposition"] == (
+            f"attachment; filename=\"{reference}.txt\"; filename*=UTF-8''run-me.txt"
+        ), extension
+    # A CSV stays .csv, and an inner extension is defused (a viewer hiding ".txt" shows no ".exe").
+    table = exchange.upload("uploader", b"a,b\n1,2\n3,4\n", "figures.exe")
+    invoice = exchange.upload("uploader", TEXT, "invoice.exe.txt")
+    for response, saved in ((table, "figures.csv"), (invoice, "invoice_exe.txt")):
+        reference = response.json()["reference"]
+        content = exchange.client.get(
+            f"/api/v1/documents/{reference}/content", headers=exchange.tokens["inspector"]
+        )
+        assert content.headers["content-disposition"].endswith(f"filename*=UTF-8''{saved}")
+        assert (
+            f'filename="{reference}.{saved.rsplit(".", 1)[1]}"'
+            in (content.headers["content-disposition"])
+        )
+
+
 def test_one_byte_over_the_limit_is_413_and_nothing_is_kept(exchange: Exchange) -> None:
     settings = exchange.world.settings
     before = _blobs(settings), _documents(settings)

@@ -208,6 +208,21 @@ def test_hostile_file_names_are_stored_safely_and_shown_escaped(
     assert "/" not in download.headers["content-disposition"].split("filename*=")[1]
 
 
+def test_a_page_download_is_saved_with_the_types_extension_not_the_senders(
+    exchange: Exchange, world: World, clock: SettableClock, second_client: Callable[[], TestClient]
+) -> None:
+    # Issue 18, item 1: text sent through the form as run-me.bat was offered back as a .bat file.
+    batch = b"@echo off\r\nrem Minutes of the core group\r\nstart calc.exe\r\n"
+    uploader = browser("uploader", world, clock, second_client)
+    reference = reference_of(upload_form(uploader, batch, b"run-me.bat"))
+    inspector = browser("inspector", world, clock, second_client)
+    download = inspector.get(f"/documents/{reference}/download")
+    assert download.status_code == 200 and download.content == batch
+    assert download.headers["content-disposition"] == (
+        f"attachment; filename=\"{reference}.txt\"; filename*=UTF-8''run-me.txt"
+    )
+
+
 def test_a_disallowed_type_is_refused_with_a_clear_error_and_nothing_kept(
     exchange: Exchange, world: World, clock: SettableClock, second_client: Callable[[], TestClient]
 ) -> None:

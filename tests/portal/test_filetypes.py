@@ -641,3 +641,47 @@ def test_detect_never_raises_on_damaged_containers(
     damaged = bytes(data[: cut % len(data) if cut else None])
     check(detect(damaged))
     check(whole(damaged))
+
+
+# --- The name a download is saved as (issue 18) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent_as", "media_type", "saved_as"),
+    [
+        ("run-me.bat", "text/plain", "run-me.txt"),
+        ("run-me.hta", "text/plain; charset=utf-8", "run-me.txt"),
+        ("x.js", "text/plain", "x.txt"),
+        ("x.vbs", "text/plain", "x.txt"),
+        ("x.exe", "text/plain", "x.txt"),
+        ("x.lnk", "text/plain", "x.txt"),
+        ("page.html", "text/plain", "page.txt"),
+        ("logo.svg", "text/plain", "logo.txt"),
+        ("figures.txt", "text/csv", "figures.csv"),
+        ("invoice.exe.txt", "text/plain", "invoice_exe.txt"),
+        ("Minutes 12.03.2026.pdf", "application/pdf", "Minutes 12.03.2026.pdf"),
+        ("Minutes 12.03.2026", "application/pdf", "Minutes 12.03.2026.pdf"),
+        ("report", filetypes.DOCX.media_type, "report.docx"),
+        ("..\\..\\Windows\\evil.exe", "text/plain", "evil.txt"),
+        ("\u202etxt.exe", "text/plain", "txt.txt"),
+        ('a<b>:"c"|?*.txt', "text/plain", "a_b___c____.txt"),
+        ("CON.txt", "text/plain", "CON_.txt"),
+        ("...", "text/plain", "document.txt"),
+        ("", "image/png", "document.png"),
+        ("payload.exe", "application/vnd.microsoft.portable-executable", "payload.bin"),
+        ("page.html", "text/html", "page.bin"),
+    ],
+)
+def test_a_download_name_takes_its_extension_from_the_type(
+    sent_as: str, media_type: str, saved_as: str
+) -> None:
+    assert filetypes.download_name(sent_as, media_type) == saved_as
+
+
+def test_every_accepted_type_has_its_own_extension_and_none_is_executable_or_markup() -> None:
+    from portal.filetypes.names import EXTENSIONS
+
+    assert len(set(EXTENSIONS.values())) == len(EXTENSIONS)
+    risky = {".bat", ".cmd", ".exe", ".hta", ".html", ".htm", ".js", ".lnk", ".svg", ".vbs"}
+    assert not risky & set(EXTENSIONS.values())
+    assert len(filetypes.download_name("a" * 500 + ".txt", "text/plain")) == 200
