@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zipfile
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -17,6 +18,7 @@ from portal.exchange.multipart import FormRefused, FormStream
 from portal.references import new_reference
 from tests.harness.loops import run_async
 from tests.portal.conftest import Exchange, SettableClock, World, csrf_from, sign_in
+from tests.portal.fixtures import zips as zip_fixtures
 
 MINUTES = b"Minutes of the core group meeting held on 4 March.\nPresent: social worker.\n" * 30
 BOUNDARY = "----portal-test-boundary-7MA1"
@@ -236,6 +238,11 @@ def test_a_disallowed_type_is_refused_with_a_clear_error_and_nothing_kept(
     text = refused.text  # type: ignore[attr-defined]
     assert 'id="error-summary"' in text and 'href="#file"' in text
     assert 'id="file-error"' in text and "Choose" in text  # the form is back, ready to retry
+    assert sorted(p for p in blobs.rglob("*") if p.is_file()) == before
+    # A package the virus scanner cannot see into (issue 18): the reason is on the page.
+    lzma = upload_form(uploader, zip_fixtures.compressed(zipfile.ZIP_LZMA), b"assessment.docx")
+    assert lzma.status_code == 415  # type: ignore[attr-defined]
+    assert "compressed in a way Office and OpenDocument programs do not use" in lzma.text  # type: ignore[attr-defined]
     assert sorted(p for p in blobs.rglob("*") if p.is_file()) == before
     listed = exchange.client.get(
         "/api/v1/reviews/SWG24/documents", headers=exchange.tokens["inspector"]

@@ -22,6 +22,7 @@ from portal import filetypes
 from portal.filetypes import HEAD_BYTES, FileType, detect, detect_named
 
 from .fixtures import compound
+from .fixtures import zips as zip_fixtures
 
 # --- Builders --------------------------------------------------------------------------------------
 
@@ -549,10 +550,27 @@ def test_a_file_that_is_both_odf_and_ooxml_is_refused() -> None:
 def test_encrypted_zip_members_are_refused() -> None:
     data = bytearray(ooxml("docx"))
     struct.pack_into("<H", data, 6, 1)  # the first local header's "encrypted" flag
-    assert detect(bytes(data)) == filetypes.DAMAGED_ZIP
+    assert detect(bytes(data)) == filetypes.PASSWORD_PROTECTED
+    assert whole(bytes(data)) == filetypes.PASSWORD_PROTECTED  # the local header disagrees
     data = bytearray(ooxml("docx"))
     struct.pack_into("<H", data, data.find(b"PK\x01\x02") + 8, 1)  # and the central directory's
-    assert whole(bytes(data)) == filetypes.DAMAGED_ZIP
+    assert whole(bytes(data)) == filetypes.PASSWORD_PROTECTED
+
+
+def test_zips_the_scanner_cannot_see_into_are_refused_and_the_rest_left_to_it() -> None:
+    # Issue 18, item 2. Refused: encrypted members, methods other than stored and deflate.
+    for construction, (build, reason) in zip_fixtures.REFUSED.items():
+        verdict = whole(build())
+        assert not verdict.allowed and reason in (verdict.reason or ""), construction
+    assert whole(zip_fixtures.compressed(zipfile.ZIP_LZMA)) == filetypes.UNUSUAL_COMPRESSION
+    # Accepted, and scanned member by member (portal.scanning.scan_members): ZIP64 fields on a
+    # small member, data descriptors, a zip inside a member.
+    for construction, build in zip_fixtures.SCANNED.items():
+        assert whole(build()) == filetypes.DOCX, construction
+    # A local header that names another method than the central directory: two readers, two files.
+    data = bytearray(zip_fixtures.compressed(zipfile.ZIP_DEFLATED))
+    struct.pack_into("<H", data, zip_fixtures.local_header(bytes(data)) + 8, zipfile.ZIP_LZMA)
+    assert whole(bytes(data)) == filetypes.UNUSUAL_COMPRESSION
 
 
 def test_head_only_zip_verdicts_are_cautious() -> None:
