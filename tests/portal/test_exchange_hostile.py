@@ -34,6 +34,7 @@ from tests.harness.clamd import TEST_MAX_UPLOAD_BYTES
 from tests.harness.ports import free_port
 from tests.harness.waiting import PATIENCE
 from tests.portal.conftest import Exchange, cheap_hasher
+from tests.portal.fixtures import zips
 
 TEXT = b"Assessment notes, page 1.\n" * 40
 ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(56)
@@ -315,6 +316,65 @@ def test_eicar_zipped_is_rejected_and_its_content_destroyed(exchange: Exchange) 
         row = db.exec(select(Document).where(Document.reference == reference)).one()
         assert row.wrapped_key is None and row.blob_id is None and row.filename_sealed is None
     engine.dispose()
+
+
+def test_office_documents_are_scanned_member_by_member(exchange: Exchange) -> None:
+    # Issue 18, item 2: EICAR in a small ZIP64 member (or a zip inside a member) passed clamd's
+    # scan of the whole file and was released. Each member is now scanned on its own. The happy
+    # side first: ordinary packages still go through, a workbook embedded in a document too.
+    settings = exchange.world.settings
+    nested = zips.ooxml(
+        extra=lambda archive: archive.writestr(
+            "word/embeddings/Microsoft_Excel_Worksheet.xlsx", zips.ooxml("xlsx")
+        )
+    )
+    for name, data, extension in (
+        ("assessment.docx", zips.ooxml("docx"), ".docx"),
+        ("figures.xlsx", zips.ooxml("xlsx"), ".xlsx"),
+        ("minutes.odt", zips.odt(), ".odt"),
+        ("with a workbook.docx", nested, ".docx"),
+    ):
+        response = exchange.upload("uploader", data, name)
+        assert response.status_code == 201, response.text
+        reference = response.json()["reference"]
+        meta = exchange.client.get(
+            f"/api/v1/documents/{reference}", headers=exchange.tokens["inspector"]
+        ).json()
+        assert meta["state"] == "available" and meta["scan"]["verdict"] == "clean", name
+        content = exchange.client.get(
+            f"/api/v1/documents/{reference}/content", headers=exchange.tokens["inspector"]
+        )
+        assert content.status_code == 200 and content.content == data
+        assert content.headers["content-disposition"].endswith(extension)
+    kept = _blobs(settings)
+    for construction, build in sorted(zips.SCANNED.items()):
+        response = exchange.upload("uploader", build(), "assessment.docx")
+        assert response.status_code == 201, (construction, response.text)
+        reference = response.json()["reference"]
+        meta = exchange.client.get(
+            f"/api/v1/documents/{reference}", headers=exchange.tokens["uploader"]
+        ).json()
+        assert meta["state"] == "rejected", construction
+        assert meta["scan"]["signature"].startswith("Eicar"), construction
+        content = exchange.client.get(
+            f"/api/v1/documents/{reference}/content", headers=exchange.tokens["inspector"]
+        )
+        assert content.status_code != 200
+        assert _blobs(settings) == kept, construction  # its content destroyed at once
+    assert _count_events(settings, Action.DOCUMENT_REJECTED) == len(zips.SCANNED)
+
+
+def test_zips_the_scanner_cannot_see_into_are_refused_with_a_reason(exchange: Exchange) -> None:
+    # Issue 18, item 2: encrypted members and compression methods other than stored and deflate
+    # (clamd passes LZMA with EICAR inside as clean) are refused at the type check.
+    settings = exchange.world.settings
+    for construction, (build, reason) in sorted(zips.REFUSED.items()):
+        refused = exchange.upload("uploader", build(), "assessment.docx")
+        assert refused.status_code == 415, (construction, refused.text)
+        error = refused.json()["error"]
+        assert error["code"] == "type_not_allowed" and reason in error["message"], construction
+    assert _blobs(settings) == [] and _documents(settings) == 0
+    assert _count_events(settings, Action.DOCUMENT_REJECTED, "failure") == len(zips.REFUSED)
 
 
 def test_with_the_scanner_down_documents_wait_and_are_released_once_it_is_back(
