@@ -25,7 +25,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from portal.settings import ClamdAddress
 
@@ -139,7 +139,7 @@ UNSCANNABLE = "Portal.Archive.Unscannable"
 """The "signature" of an archive whose members cannot all be read: rejected, never released."""
 
 _ZIP_MAGIC = b"PK\x03\x04"
-_MAX_DEPTH = 3  # a document, a zip inside one of its members, and one inside that
+_MAX_DEPTH = 3  # a document, a zip inside one of its members, one inside that; deeper is refused
 _MAX_MEMBERS = 10_000  # at all depths together
 _MAX_MEMBER_BYTES = 4 * 1024**3  # decompressed bytes sent to clamd, at all depths together
 # What zipfile raises for a member it cannot decompress: bad data, a bad CRC, an unsupported
@@ -171,8 +171,8 @@ def scan_members(scanner: Scanner, stream: BinaryIO) -> Verdict:
     """Scan every member of the zip in ``stream`` on its own; the first finding is the verdict.
 
     ``stream`` must be seekable (a view of the stored, encrypted blob: nothing is written to disk).
-    A member that cannot be decompressed, or an archive that unpacks to more than 4 GiB or 10,000
-    members with its nested zips, is a finding too (:data:`UNSCANNABLE`, reason ``unscannable``):
+    A member that cannot be decompressed, zips nested more than three deep, or an archive that
+    unpacks to more than 4 GiB or 10,000 members with its nested zips, is a finding too (:data:`UNSCANNABLE`, reason ``unscannable``):
     what we cannot scan is never released. The scanner's own failures raise
     :class:`ScannerUnavailable` as :meth:`Scanner.scan` does, and the caller retries.
     """
@@ -196,10 +196,14 @@ def _scan_archive(scanner: Scanner, stream: BinaryIO, budget: _Budget, *, depth:
             verdict = scanner.scan(_member_chunks(archive, info, budget, head))
             if not verdict.clean:
                 return verdict
-            if bytes(head[:4]) == _ZIP_MAGIC and depth < _MAX_DEPTH:
+            if bytes(head[:4]) == _ZIP_MAGIC:
+                if depth >= _MAX_DEPTH:
+                    raise _Unscannable("zips nested too deep")  # fail closed: not seen into
                 try:
                     with archive.open(info) as nested:
-                        verdict = _scan_archive(scanner, nested, budget, depth=depth + 1)  # type: ignore[arg-type]
+                        verdict = _scan_archive(
+                            scanner, cast(BinaryIO, nested), budget, depth=depth + 1
+                        )
                 except _UNREADABLE as exc:
                     raise _Unscannable("nested member unreadable") from exc
                 if not verdict.clean:

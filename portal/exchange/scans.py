@@ -3,7 +3,8 @@
 Fail closed (SPEC §4): only a clear "OK" makes a document available. Infected → rejected and its
 content destroyed at once. A zip-based document (Office Open XML, OpenDocument) is scanned whole and
 then member by member (portal.scanning.scan_members), decompressed in memory from the encrypted blob:
-clamd alone does not see into a ZIP64 member (issue 18); a member that cannot be read rejects it too. Scanner down, slow, over a limit or answering an error → the document stays
+clamd alone does not see into a ZIP64 member (issue 18); a member that cannot be read rejects it too.
+Scanner down, slow, over a limit or answering an error → the document stays
 ``pending_scan`` and is retried with back-off; after ``flag_after`` tries it is flagged to the
 administrators (and still retried). Several workers may run at once: each document is claimed
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) with a lease in a short transaction, so two never scan

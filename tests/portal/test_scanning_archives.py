@@ -60,3 +60,13 @@ def test_an_archive_that_unpacks_past_the_budget_is_a_finding(
     assert verdict.signature == UNSCANNABLE
     monkeypatch.setattr(scanning, "_Budget", lambda: budget(members=2, size=10**9))
     assert scan_members(scanner, io.BytesIO(zips.ooxml("docx"))).signature == UNSCANNABLE
+
+
+def test_zips_nested_deeper_than_three_are_a_finding(scanner: Scanner) -> None:
+    data = zips.ooxml("xlsx")
+    for level in range(3):
+        inner = data
+        data = zips.ooxml(extra=lambda archive, inner=inner: archive.writestr("word/e.xlsx", inner))
+        if level == 1:
+            assert scan_members(scanner, io.BytesIO(data)).clean  # three levels: all seen into
+    assert scan_members(scanner, io.BytesIO(data)).signature == UNSCANNABLE
