@@ -350,6 +350,7 @@ def test_a_hostile_file_name_is_saved_in_the_current_folder(
     assert not (tmp_path / "x.txt").exists() and not (tmp_path.parent / "x.txt").exists()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # names, scans: no SQL
 def test_the_saved_extension_is_the_types_not_the_senders(
     exchange: Exchange, live_url: str, folder: Path, tmp_path: Path
 ) -> None:

@@ -100,6 +100,7 @@ def test_hostile_file_names_are_stored_safely(exchange: Exchange, name: str, sto
 BATCH = b"@echo off\r\nrem Minutes of the case conference\r\nstart calc.exe\r\n"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # names, scans: no SQL
 def test_the_saved_extension_comes_from_the_content_never_from_the_sender(
     exchange: Exchange,
 ) -> None:
@@ -318,6 +319,7 @@ def test_eicar_zipped_is_rejected_and_its_content_destroyed(exchange: Exchange) 
     engine.dispose()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # names, scans: no SQL
 def test_office_documents_are_scanned_member_by_member(exchange: Exchange) -> None:
     # Issue 18, item 2: EICAR in a small ZIP64 member (or a zip inside a member) passed clamd's
     # scan of the whole file and was released. Each member is now scanned on its own. The happy
@@ -364,6 +366,7 @@ def test_office_documents_are_scanned_member_by_member(exchange: Exchange) -> No
     assert _count_events(settings, Action.DOCUMENT_REJECTED) == len(zips.SCANNED)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # names, scans: no SQL
 def test_zips_the_scanner_cannot_see_into_are_refused_with_a_reason(exchange: Exchange) -> None:
     # Issue 18, item 2: encrypted members and compression methods other than stored and deflate
     # (clamd passes LZMA with EICAR inside as clean) are refused at the type check.

@@ -210,6 +210,7 @@ def test_hostile_file_names_are_stored_safely_and_shown_escaped(
     assert "/" not in download.headers["content-disposition"].split("filename*=")[1]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # names, scans: no SQL
 def test_a_page_download_is_saved_with_the_types_extension_not_the_senders(
     exchange: Exchange, world: World, clock: SettableClock, second_client: Callable[[], TestClient]
 ) -> None:
