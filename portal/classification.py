@@ -120,7 +120,10 @@ COLUMNS: dict[str, dict[str, tuple[Holds, str]]] = {
         "scan_attempts": (Holds.code, "a number"),
         "next_scan_at": _WHEN,
         "scan_flagged_at": _WHEN,
-        "rejected_reason": (Holds.code, "set by the portal only ('malware'): a fixed set"),
+        "rejected_reason": (
+            Holds.code,
+            "set by the portal only ('malware', 'unscannable'): a fixed set",
+        ),
         "withdrawn_at": _WHEN,
         "withdrawn_by": _FK,
         "withdraw_reason": (Holds.code, "a fixed set (WithdrawReason), refused otherwise"),

@@ -14,7 +14,6 @@ import re
 import stat
 import sys
 import tempfile
-import unicodedata
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import collapse_rfc2231_value
@@ -50,29 +49,28 @@ class Announced:
     size: int
     sha256: bytes
     filename: str | None
+    media_type: str
 
 
-def local_file_name(server_name: str | None, reference: str) -> str:
-    """A name to save as in the current folder: never a path, never hidden, never ``..``.
+def local_file_name(server_name: str | None, reference: str, media_type: str | None) -> str:
+    """A name to save as in the current folder: never a path, never hidden, never ``..``, and its
+    extension that of the media type the server sent (``.bin`` for one that is not accepted).
 
     Threat: a hostile or compromised server answering ``../../.bashrc`` or ``/etc/cron.d/x`` must not
     choose where the file lands: only the last component is kept, control characters go, leading
-    dots go, and anything left empty falls back to the reference.
+    dots go, and anything left empty falls back to the reference. Nor may it (or the sender behind
+    it) choose the extension: text announced as ``run-me.bat`` is saved as ``run-me.txt`` (issue 18),
+    the rule the portal applies to its own names (:func:`portal.filetypes.download_name`).
     """
-    name = unicodedata.normalize("NFC", server_name or "")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
-    name = name.rstrip(". ")
-    stem, dot, extension = name.rpartition(".")
-    if not dot:
-        stem, extension = name, ""
-    extension = extension[:16]
-    while stem and len(f"{stem}{dot}{extension}".encode()) > MAX_NAME_BYTES:
-        stem = stem[:-1]
-    name = f"{stem}{dot}{extension}" if stem else ""
-    if not name or name in (".", ".."):
-        return re.sub(r"[^A-Za-z0-9-]", "", reference)[:40] or "document"
-    return name
+    from portal.filetypes.names import base_name, extension_for
+
+    extension = extension_for(media_type)
+    stem = base_name(server_name)
+    while stem and len(f"{stem}{extension}".encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1].rstrip(" .")
+    if not stem:
+        stem = re.sub(r"[^A-Za-z0-9-]", "", reference)[:40] or "document"
+    return stem + extension
 
 
 def _server_file_name(disposition: str) -> str | None:
@@ -112,7 +110,8 @@ def _announced(response: requests.Response) -> Announced:
             "nothing was saved."
         )
     name = _server_file_name(response.headers.get("content-disposition", ""))
-    return Announced(size=int(length), sha256=digest, filename=name)
+    media_type = response.headers.get("content-type", "")
+    return Announced(size=int(length), sha256=digest, filename=name, media_type=media_type)
 
 
 def _server_error(response: requests.Response) -> tuple[str, str]:
@@ -170,9 +169,9 @@ def _bearer_auth(token: str) -> Any:
 
 def _target(output: Path | None, announced: Announced, reference: str) -> Path:
     if output is None:
-        return Path.cwd() / local_file_name(announced.filename, reference)
+        return Path.cwd() / local_file_name(announced.filename, reference, announced.media_type)
     if output.is_dir():
-        return output / local_file_name(announced.filename, reference)
+        return output / local_file_name(announced.filename, reference, announced.media_type)
     return output
 
 

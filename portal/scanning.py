@@ -8,14 +8,24 @@ then a zero length), so we speak it here with ``sendall`` and a deadline on ever
 
 Fail closed: anything other than a clear ``OK`` or ``FOUND`` answer raises :class:`ScannerUnavailable`,
 so that the caller leaves the document waiting rather than releasing it unscanned.
+
+Zip-based documents (Office Open XML, OpenDocument) are also scanned member by member
+(:func:`scan_members`): clamd answers OK for EICAR inside a small member written with ZIP64 size fields,
+or compressed with LZMA, while it finds the same member in an ordinary zip (issue 18). Each member is
+decompressed here, in memory, and streamed to clamd on its own, so what clamd judges is exactly what
+an Office program reads; a zip inside a member (an embedded workbook) is scanned the same way.
 """
 
 from __future__ import annotations
 
+import lzma
 import socket
 import struct
-from collections.abc import Iterable
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 from portal.settings import ClamdAddress
 
@@ -34,6 +44,7 @@ class ScannerUnavailable(ScanError):
 class Verdict:
     clean: bool
     signature: str | None = None  # the malware's name when not clean
+    reason: str = "malware"  # why a document that is not clean is rejected: malware, unscannable
 
     @property
     def label(self) -> str:
@@ -120,3 +131,98 @@ def _read_reply(sock: socket.socket) -> str:
     if not data.endswith(b"\0"):
         raise ScannerUnavailable("clamd closed the connection without an answer")
     return data[:-1].decode("utf-8", "replace").strip()
+
+
+# --- Archives, member by member ------------------------------------------------------------------
+
+UNSCANNABLE = "Portal.Archive.Unscannable"
+"""The "signature" of an archive whose members cannot all be read: rejected, never released."""
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_MAX_DEPTH = 3  # a document, a zip inside one of its members, one inside that; deeper is refused
+_MAX_MEMBERS = 10_000  # at all depths together
+_MAX_MEMBER_BYTES = 4 * 1024**3  # decompressed bytes sent to clamd, at all depths together
+# What zipfile raises for a member it cannot decompress: bad data, a bad CRC, an unsupported
+# method, an encrypted member, a truncated stream (bz2 raises OSError for bad data).
+_UNREADABLE = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OSError,
+)
+
+
+class _Unscannable(Exception):
+    """A member could not be read, or the archive is larger than we are willing to unpack."""
+
+
+@dataclass
+class _Budget:
+    members: int = _MAX_MEMBERS
+    size: int = _MAX_MEMBER_BYTES
+
+
+def scan_members(scanner: Scanner, stream: BinaryIO) -> Verdict:
+    """Scan every member of the zip in ``stream`` on its own; the first finding is the verdict.
+
+    ``stream`` must be seekable (a view of the stored, encrypted blob: nothing is written to disk).
+    A member that cannot be decompressed, zips nested more than three deep, or an archive that
+    unpacks to more than 4 GiB or 10,000 members with its nested zips, is a finding too (:data:`UNSCANNABLE`, reason ``unscannable``):
+    what we cannot scan is never released. The scanner's own failures raise
+    :class:`ScannerUnavailable` as :meth:`Scanner.scan` does, and the caller retries.
+    """
+    try:
+        return _scan_archive(scanner, stream, _Budget(), depth=1)
+    except _Unscannable:
+        return Verdict(clean=False, signature=UNSCANNABLE, reason="unscannable")
+
+
+def _scan_archive(scanner: Scanner, stream: BinaryIO, budget: _Budget, *, depth: int) -> Verdict:
+    try:
+        archive = zipfile.ZipFile(stream)
+    except _UNREADABLE as exc:
+        raise _Unscannable("not a readable zip") from exc
+    with archive:
+        for info in archive.infolist():
+            budget.members -= 1
+            if budget.members < 0:
+                raise _Unscannable("too many members")
+            head = bytearray()
+            verdict = scanner.scan(_member_chunks(archive, info, budget, head))
+            if not verdict.clean:
+                return verdict
+            if bytes(head[:4]) == _ZIP_MAGIC:
+                if depth >= _MAX_DEPTH:
+                    raise _Unscannable("zips nested too deep")  # fail closed: not seen into
+                try:
+                    with archive.open(info) as nested:
+                        verdict = _scan_archive(
+                            scanner, cast(BinaryIO, nested), budget, depth=depth + 1
+                        )
+                except _UNREADABLE as exc:
+                    raise _Unscannable("nested member unreadable") from exc
+                if not verdict.clean:
+                    return verdict
+    return Verdict(clean=True)
+
+
+def _member_chunks(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, head: bytearray
+) -> Iterator[bytes]:
+    """The decompressed member, a chunk at a time; its first bytes are kept in ``head``."""
+    try:
+        with archive.open(info) as member:
+            while chunk := member.read(CHUNK):
+                budget.size -= len(chunk)
+                if budget.size < 0:
+                    raise _Unscannable("archive too large to unpack")
+                if len(head) < 4:
+                    head += chunk[:4]
+                yield chunk
+    except _UNREADABLE as exc:
+        raise _Unscannable("member unreadable") from exc

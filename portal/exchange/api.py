@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from audit import Action
+from portal import filetypes
 from portal.accounts.models import Role
 from portal.destruction.receipts import receipt_of
 from portal.exchange import documents, reviews, scans
@@ -422,12 +423,18 @@ def get_receipt(request: Request) -> Response:
         return JSONResponse(body)
 
 
-def content_disposition(filename: str | None, fallback: str) -> str:
-    """``attachment`` with an ASCII fallback and the real name per RFC 6266 / RFC 8187."""
-    ascii_name = "".join(ch for ch in fallback if ch.isalnum() or ch in "-_.") or "document"
-    value = f'attachment; filename="{ascii_name}"'
+def content_disposition(filename: str | None, media_type: str, reference: str) -> str:
+    """``attachment`` with an ASCII fallback and the real name per RFC 6266 / RFC 8187.
+
+    Both names end in the extension of the type the content was detected as, never the sender's
+    (issue 18: text sent as ``run-me.bat`` is saved as ``run-me.txt``); see
+    :func:`portal.filetypes.download_name`.
+    """
+    ascii_name = "".join(ch for ch in reference if ch.isalnum() or ch in "-_") or "document"
+    value = f'attachment; filename="{filetypes.download_name(ascii_name, media_type)}"'
     if filename:
-        value += "; filename*=UTF-8''" + quote(documents.safe_filename(filename), safe="")
+        saved = filetypes.download_name(documents.safe_filename(filename), media_type)
+        value += "; filename*=UTF-8''" + quote(saved, safe="")
     return value
 
 
@@ -448,13 +455,14 @@ def download_document(request: Request) -> Response:
             db, runtime.auditor, acting, runtime.vault, request.path_params["ref"]
         )
         name = documents.file_name(runtime.vault, document, review)
-    extension = name.rsplit(".", 1)[-1] if name and "." in name else "bin"
     digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
     return StreamingResponse(
         read_ahead(stream, limit=DOWNLOAD_READ_AHEAD),
         media_type=document.content_type,
         headers={
-            "Content-Disposition": content_disposition(name, f"{document.reference}.{extension}"),
+            "Content-Disposition": content_disposition(
+                name, document.content_type, document.reference
+            ),
             "Content-Length": str(document.size),
             "Repr-Digest": f"sha-256=:{digest}:",
             "X-Content-Type-Options": "nosniff",

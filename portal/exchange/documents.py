@@ -181,10 +181,15 @@ class _Gate:
         return chunk
 
     def check_early(self) -> None:
-        """Refuse an obviously disallowed type before storing the rest of it."""
+        """Refuse an obviously disallowed type before storing the rest of it.
+
+        Zip-based files are judged only with the whole file (in ``_finish``): from the
+        head alone a package whose parts carry data descriptors (sizes after the data, as streaming
+        writers make them) cannot be read, and would be refused as damaged.
+        """
         if self.early is None:
             self.early = filetypes.detect(bytes(self.head))
-            if not self.early.allowed:
+            if not self.early.allowed and not filetypes.needs_whole_file(bytes(self.head)):
                 raise TypeRefused(self.early.reason or "This type of file is not accepted.")
 
     def sync(self, chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -1,7 +1,10 @@
 """Scanning behind the upload: every document is scanned by clamd before anyone can open it.
 
 Fail closed (SPEC §4): only a clear "OK" makes a document available. Infected → rejected and its
-content destroyed at once. Scanner down, slow, over a limit or answering an error → the document stays
+content destroyed at once. A zip-based document (Office Open XML, OpenDocument) is scanned whole and
+then member by member (portal.scanning.scan_members), decompressed in memory from the encrypted blob:
+clamd alone does not see into a ZIP64 member (issue 18); a member that cannot be read rejects it too.
+Scanner down, slow, over a limit or answering an error → the document stays
 ``pending_scan`` and is retried with back-off; after ``flag_after`` tries it is flagged to the
 administrators (and still retried). Several workers may run at once: each document is claimed
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) with a lease in a short transaction, so two never scan
@@ -12,6 +15,7 @@ next worker within a minute, and a live scan, however long, keeps it.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,14 +25,28 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 
 from audit import Action, Actor, Outcome, Target, TargetKind
+from portal import filetypes
 from portal.auditing import Auditor
-from portal.exchange.documents import key_of
+from portal.exchange.documents import BlobFile, key_of
 from portal.exchange.models import Document, DocumentState, Review
 from portal.leases import Clock, moving_clock, renewed
-from portal.scanning import ScanError, Scanner
+from portal.scanning import CHUNK, ScanError, Scanner, Verdict, scan_members
 from storage import DocumentKey, StorageError, Vault
 
 SCANNER = Actor.system("scanner")
+
+# Stored types that are zips, whose members are scanned one by one as well as the whole file.
+ARCHIVE_TYPES = frozenset(
+    kind.media_type
+    for kind in (
+        filetypes.DOCX,
+        filetypes.XLSX,
+        filetypes.PPTX,
+        filetypes.ODT,
+        filetypes.ODS,
+        filetypes.ODP,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,8 @@ class _Claimed:
     key: DocumentKey
     blob_id: str
     until: datetime
+    size: int
+    archive: bool  # a zip-based type: scanned member by member too
 
 
 def _claim_with_lease(
@@ -92,7 +112,14 @@ def _claim_with_lease(
         document.next_scan_at = now + lease
         db.add(document)
         db.commit()
-        return _Claimed(document.id, key_of(document, review), document.blob_id, now + lease)
+        return _Claimed(
+            document.id,
+            key_of(document, review),
+            document.blob_id,
+            now + lease,
+            size=document.size,
+            archive=document.content_type in ARCHIVE_TYPES,
+        )
 
 
 def _lease_renewal(engine: Engine, claimed: _Claimed) -> Callable[[datetime], bool]:
@@ -118,6 +145,16 @@ def _lease_renewal(engine: Engine, claimed: _Claimed) -> Callable[[datetime], bo
         return True
 
     return renew
+
+
+def _scan(vault: Vault, scanner: Scanner, claimed: _Claimed) -> Verdict:
+    """The whole file, then (for a zip-based document) each of its members on its own."""
+    verdict = scanner.scan(vault.read(claimed.key, claimed.blob_id))
+    if verdict.clean and claimed.archive:
+        view = BlobFile(vault, claimed.key, claimed.blob_id, claimed.size)
+        with io.BufferedReader(view, CHUNK) as stream:
+            verdict = scan_members(scanner, stream)
+    return verdict
 
 
 def scan_one(
@@ -148,7 +185,7 @@ def scan_one(
             length=policy.lease,
             clock=clock or moving_clock(now),
         ):
-            verdict = scanner.scan(vault.read(claimed.key, blob_id))
+            verdict = _scan(vault, scanner, claimed)
     except (ScanError, StorageError) as failure:
         problem = failure
     with Session(engine) as db:
@@ -187,7 +224,7 @@ def scan_one(
             document.state = DocumentState.rejected
             document.scan_verdict = "infected"
             document.scan_signature = (verdict.signature or "unknown")[:100]
-            document.rejected_reason = "malware"
+            document.rejected_reason = verdict.reason
             document.wrapped_key = None
             document.filename_sealed = None
             document.blob_id = None
@@ -214,7 +251,7 @@ def scan_one(
                 target=target,
                 review=review.code,
                 document=document.reference,
-                details={"reason": "malware"},
+                details={"reason": verdict.reason},
             )
         db.commit()
         if not verdict.clean:

@@ -11,7 +11,7 @@ Threats this module answers, and those it leaves to others:
 - *A program or script under a document's name* (``report.pdf`` that is an EXE, a shell script, an
   HTML page or SVG with script in it): refused by content. Downloads are also served as attachments
   with ``nosniff`` and a name whose extension comes from :attr:`FileType.extension`, never from the
-  sender, so a text file is always saved as ``.txt``.
+  sender, so a text file is always saved as ``.txt`` (:func:`download_name`, in ``names.py``).
 - *Macros*: Office Open XML with a VBA project or Excel 4.0 macro sheets, Word and Excel 97-2003 files
   with a VBA storage, and OpenDocument files with Basic or script libraries are refused. Macros kept
   inside a PowerPoint 97-2003 stream, and exploits inside allowed formats (PDF JavaScript, RTF or Office
@@ -20,7 +20,10 @@ Threats this module answers, and those it leaves to others:
   from its end record that it is of a sane size), refuse archives whose members overlap (the
   non-recursive zip bomb), whose names are absurd or repeated (two parsers could pick different
   members), whose declared unpacked size is huge, or that are encrypted; and we decompress at most two
-  small members (``mimetype``, ``[Content_Types].xml``) with a hard cap. Compound files (OLE2) are
+  small members (``mimetype``, ``[Content_Types].xml``) with a hard cap. Members compressed with
+  anything but stored or deflate are refused: clamd does not see into all of them. What clamd cannot
+  see into otherwise (a small ZIP64 member, a zip in a member) is scanned member by member after
+  upload (``portal.scanning.scan_members``). Compound files (OLE2) are
   opened with ``olefile`` in strict mode, and every stream's sector chain is checked to lie within the
   file, so a truncated file is refused rather than half-read.
 - *Parser failure as a way through*: :func:`detect` never raises; anything it cannot parse is refused.
@@ -32,7 +35,7 @@ allow-list decision, and it would parse hostile input with a C library inside th
 
 from __future__ import annotations
 
-from portal.filetypes.detection import detect, detect_named
+from portal.filetypes.detection import detect, detect_named, needs_whole_file
 from portal.filetypes.kinds import (
     CSV,
     DAMAGED_OLE,
@@ -62,6 +65,7 @@ from portal.filetypes.kinds import (
     TIFF,
     UNKNOWN,
     UNREADABLE,
+    UNUSUAL_COMPRESSION,
     UTF32,
     WINDOWS_PROGRAM,
     XLS,
@@ -70,6 +74,7 @@ from portal.filetypes.kinds import (
     ZIP,
     FileType,
 )
+from portal.filetypes.names import download_name, extension_for
 
 __all__ = [
     "CSV",
@@ -100,6 +105,7 @@ __all__ = [
     "TIFF",
     "UNKNOWN",
     "UNREADABLE",
+    "UNUSUAL_COMPRESSION",
     "UTF32",
     "WINDOWS_PROGRAM",
     "XLS",
@@ -109,4 +115,7 @@ __all__ = [
     "FileType",
     "detect",
     "detect_named",
+    "download_name",
+    "extension_for",
+    "needs_whole_file",
 ]

@@ -88,6 +88,12 @@ def detect(head: bytes, *, open_container: Callable[[], BinaryIO] | None = None)
         return UNREADABLE
 
 
+def needs_whole_file(head: bytes) -> bool:
+    """Whether a verdict on ``head`` alone may wrongly refuse the file: a zip's head cannot be walked
+    past a member whose sizes follow its data (a data descriptor), so only the whole file decides."""
+    return head.startswith(ZIP_MAGIC)
+
+
 _TEXT_CHOICES = {".txt": TEXT, ".text": TEXT, ".log": TEXT, ".csv": CSV, ".tsv": CSV, ".eml": EML}
 
 

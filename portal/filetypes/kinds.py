@@ -157,6 +157,13 @@ UNREADABLE = _no(
     "unreadable file",
     "This file could not be checked, so it cannot be accepted. Save it again and upload the new copy.",
 )
+UNUSUAL_COMPRESSION = _no(
+    "application/zip",
+    "unusually compressed document",
+    "This file looks like an Office or OpenDocument file, but parts of it are compressed in a way "
+    "Office and OpenDocument programs do not use, so it could not be checked for viruses. Open it, "
+    "save it again, and upload the new copy.",
+)
 NOT_CHECKED = _no(
     "application/zip",
     "unchecked document",

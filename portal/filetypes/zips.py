@@ -20,7 +20,9 @@ from portal.filetypes.kinds import (
     ODP,
     ODS,
     ODT,
+    PASSWORD_PROTECTED,
     PPTX,
+    UNUSUAL_COMPRESSION,
     XLSX,
     ZIP,
     ZIP_MAGIC,
@@ -57,8 +59,22 @@ _OOXML_OTHER_MAIN = {
 }
 
 
+# Stored and deflate are what Office, LibreOffice and every zip library write. Others (bzip2, LZMA,
+# Deflate64, PPMd…) no Office program opens, and clamd does not decompress all of them (LZMA is
+# passed as clean with EICAR inside): refused, not scanned blind (issue 18).
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
 class _Malformed(Exception):
     """The container is not what its first bytes claim, or is built to mislead."""
+
+
+class _Refused(Exception):
+    """A container built in a way we refuse with a reason of its own (not just "damaged")."""
+
+    def __init__(self, verdict: FileType) -> None:
+        super().__init__(verdict.label)
+        self.verdict = verdict
 
 
 def _detect_zip(head: bytes, opener: Callable[[], BinaryIO] | None) -> FileType:
@@ -68,6 +84,8 @@ def _detect_zip(head: bytes, opener: Callable[[], BinaryIO] | None) -> FileType:
             return _classify_zip(names, small.get, listing_complete=listed)
         with opener() as stream:
             return _inspect_zip(stream)
+    except _Refused as refused:
+        return refused.verdict
     except Exception:
         # zipfile, zlib, struct and expat each have their own ways to fail; all mean "damaged".
         return DAMAGED_ZIP
@@ -85,6 +103,7 @@ def _inspect_zip(stream: BinaryIO) -> FileType:
         if len(members) != count:
             raise _Malformed("end record and central directory disagree")
         _check_members(members, directory_offset)
+        _check_local_headers(stream, members)
 
         def read_small(name: str) -> bytes | None:
             info = archive.getinfo(name)
@@ -132,7 +151,10 @@ def _check_members(members: list[zipfile.ZipInfo], directory_offset: int) -> Non
     if any(len(name) > _MAX_NAME or _BAD_NAME.search(name) for name in names):
         raise _Malformed("absurd member name")
     if any(m.flag_bits & 0x1 for m in members):
-        raise _Malformed("encrypted member")
+        # Encrypted members cannot be scanned (Office's own passwords use a compound file).
+        raise _Refused(PASSWORD_PROTECTED)
+    if any(m.compress_type not in _METHODS for m in members):
+        raise _Refused(UNUSUAL_COMPRESSION)
     if sum(m.file_size for m in members) > _MAX_UNPACKED:
         raise _Malformed("declared unpacked size too large")
     # Members must not overlap: overlapping entries are how a small zip unpacks to petabytes.
@@ -141,6 +163,24 @@ def _check_members(members: list[zipfile.ZipInfo], directory_offset: int) -> Non
     starts = [m.header_offset for m in ordered[1:]] + [directory_offset]
     if any(end > start for end, start in zip(ends, starts, strict=True)):
         raise _Malformed("overlapping members")
+
+
+def _check_local_headers(stream: BinaryIO, members: list[zipfile.ZipInfo]) -> None:
+    """Each member's local header must agree with its central entry on encryption and method.
+
+    zipfile decompresses by the central directory; a reader that trusts the local header (or a
+    scanner walking local headers) must not be shown a different member: refused if they differ.
+    """
+    for member in members:
+        stream.seek(member.header_offset)
+        header = stream.read(30)
+        if len(header) != 30 or header[:4] != ZIP_MAGIC:
+            raise _Malformed("no local header")
+        flags, method = struct.unpack_from("<HH", header, 6)
+        if flags & 0x1 and not member.flag_bits & 0x1:
+            raise _Refused(PASSWORD_PROTECTED)
+        if method != member.compress_type:
+            raise _Refused(UNUSUAL_COMPRESSION if method not in _METHODS else DAMAGED_ZIP)
 
 
 def _raw_name(member: zipfile.ZipInfo) -> bytes:
@@ -162,7 +202,9 @@ def _walk_local_headers(head: bytes) -> tuple[list[str], dict[str, bytes], bool]
             break
         name = head[at + 30 : at + 30 + name_length].decode("utf-8" if flags & 0x800 else "cp437")
         if flags & 0x1:
-            raise _Malformed("encrypted member")
+            raise _Refused(PASSWORD_PROTECTED)
+        if method not in _METHODS:
+            raise _Refused(UNUSUAL_COMPRESSION)
         if len(name) > _MAX_NAME or _BAD_NAME.search(name) or name in names:
             raise _Malformed("absurd member name")
         names.append(name)

@@ -347,27 +347,48 @@ def test_a_hostile_file_name_is_saved_in_the_current_folder(
     reference = uploaded(exchange, MINUTES, "../../x")
     result = download(live_url, token_file(exchange, "inspector", tmp_path), reference)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in folder.iterdir()) == ["x"]
-    assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["x.txt"]
+    assert not (tmp_path / "x.txt").exists() and not (tmp_path.parent / "x.txt").exists()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # names, scans: no SQL
+def test_the_saved_extension_is_the_types_not_the_senders(
+    exchange: Exchange, live_url: str, folder: Path, tmp_path: Path
+) -> None:
+    # Issue 18, item 1: text sent as run-me.bat must not land as a batch file.
+    batch = b"@echo off\r\nrem Minutes of the case conference\r\nstart calc.exe\r\n"
+    token = token_file(exchange, "inspector", tmp_path)
+    for name in ("run-me.bat", "notes.hta", "page.html"):
+        reference = uploaded(exchange, batch, name)
+        result = download(live_url, token, reference)
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "page.txt", "run-me.txt"]
 
 
 @pytest.mark.parametrize(
-    ("server_name", "saved_as"),
+    ("server_name", "media_type", "saved_as"),
     [
-        ("../../x", "x"),
-        ("..", "REF"),
-        ("/etc/cron.d/evil", "evil"),
-        ("C:\\Windows\\evil.exe", "evil.exe"),
-        (".bashrc", "bashrc"),
-        ("...", "REF"),
-        ("notes\x00.txt\n", "notes.txt"),
-        (None, "REF"),
-        ("a" * 300 + ".pdf", "a" * 196 + ".pdf"),
-        ("é" * 150 + ".pdf", "é" * 98 + ".pdf"),
+        ("../../x", "text/plain", "x.txt"),
+        ("..", "text/plain", "REF.txt"),
+        ("/etc/cron.d/evil", "text/plain; charset=utf-8", "evil.txt"),
+        ("C:\\Windows\\evil.exe", "application/pdf", "evil.pdf"),
+        (".bashrc", "text/plain", "bashrc.txt"),
+        ("...", "text/plain", "REF.txt"),
+        ("notes\x00.txt\n", "text/plain", "notes.txt"),
+        (None, "application/pdf", "REF.pdf"),
+        ("a" * 300 + ".pdf", "application/pdf", "a" * 196 + ".pdf"),
+        ("é" * 150 + ".pdf", "application/pdf", "é" * 98 + ".pdf"),
+        # The server (or the sender behind it) never chooses the extension (issue 18).
+        ("run-me.bat", "text/plain", "run-me.txt"),
+        ("run-me.bat", "application/x-msdownload", "run-me.bin"),
+        ("figures.exe.csv", "text/csv", "figures_exe.csv"),
+        ("page.html", "", "page.bin"),
     ],
 )
-def test_local_file_names_are_never_paths(server_name: str | None, saved_as: str) -> None:
-    name = local_file_name(server_name, "ABCD-EFGH-JKMN-P")
+def test_local_file_names_are_never_paths(
+    server_name: str | None, media_type: str, saved_as: str
+) -> None:
+    name = local_file_name(server_name, "ABCD-EFGH-JKMN-P", media_type)
     assert name == saved_as.replace("REF", "ABCD-EFGH-JKMN-P")
     assert "/" not in name and "\\" not in name and not name.startswith(".")
     assert len(name.encode()) <= 200

@@ -22,6 +22,7 @@ from portal import filetypes
 from portal.filetypes import HEAD_BYTES, FileType, detect, detect_named
 
 from .fixtures import compound
+from .fixtures import zips as zip_fixtures
 
 # --- Builders --------------------------------------------------------------------------------------
 
@@ -549,10 +550,27 @@ def test_a_file_that_is_both_odf_and_ooxml_is_refused() -> None:
 def test_encrypted_zip_members_are_refused() -> None:
     data = bytearray(ooxml("docx"))
     struct.pack_into("<H", data, 6, 1)  # the first local header's "encrypted" flag
-    assert detect(bytes(data)) == filetypes.DAMAGED_ZIP
+    assert detect(bytes(data)) == filetypes.PASSWORD_PROTECTED
+    assert whole(bytes(data)) == filetypes.PASSWORD_PROTECTED  # the local header disagrees
     data = bytearray(ooxml("docx"))
     struct.pack_into("<H", data, data.find(b"PK\x01\x02") + 8, 1)  # and the central directory's
-    assert whole(bytes(data)) == filetypes.DAMAGED_ZIP
+    assert whole(bytes(data)) == filetypes.PASSWORD_PROTECTED
+
+
+def test_zips_the_scanner_cannot_see_into_are_refused_and_the_rest_left_to_it() -> None:
+    # Issue 18, item 2. Refused: encrypted members, methods other than stored and deflate.
+    for construction, (build, reason) in zip_fixtures.REFUSED.items():
+        verdict = whole(build())
+        assert not verdict.allowed and reason in (verdict.reason or ""), construction
+    assert whole(zip_fixtures.compressed(zipfile.ZIP_LZMA)) == filetypes.UNUSUAL_COMPRESSION
+    # Accepted, and scanned member by member (portal.scanning.scan_members): ZIP64 fields on a
+    # small member, data descriptors, a zip inside a member.
+    for construction, build in zip_fixtures.SCANNED.items():
+        assert whole(build()) == filetypes.DOCX, construction
+    # A local header that names another method than the central directory: two readers, two files.
+    data = bytearray(zip_fixtures.compressed(zipfile.ZIP_DEFLATED))
+    struct.pack_into("<H", data, zip_fixtures.local_header(bytes(data)) + 8, zipfile.ZIP_LZMA)
+    assert whole(bytes(data)) == filetypes.UNUSUAL_COMPRESSION
 
 
 def test_head_only_zip_verdicts_are_cautious() -> None:
@@ -641,3 +659,47 @@ def test_detect_never_raises_on_damaged_containers(
     damaged = bytes(data[: cut % len(data) if cut else None])
     check(detect(damaged))
     check(whole(damaged))
+
+
+# --- The name a download is saved as (issue 18) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent_as", "media_type", "saved_as"),
+    [
+        ("run-me.bat", "text/plain", "run-me.txt"),
+        ("run-me.hta", "text/plain; charset=utf-8", "run-me.txt"),
+        ("x.js", "text/plain", "x.txt"),
+        ("x.vbs", "text/plain", "x.txt"),
+        ("x.exe", "text/plain", "x.txt"),
+        ("x.lnk", "text/plain", "x.txt"),
+        ("page.html", "text/plain", "page.txt"),
+        ("logo.svg", "text/plain", "logo.txt"),
+        ("figures.txt", "text/csv", "figures.csv"),
+        ("invoice.exe.txt", "text/plain", "invoice_exe.txt"),
+        ("Minutes 12.03.2026.pdf", "application/pdf", "Minutes 12.03.2026.pdf"),
+        ("Minutes 12.03.2026", "application/pdf", "Minutes 12.03.2026.pdf"),
+        ("report", filetypes.DOCX.media_type, "report.docx"),
+        ("..\\..\\Windows\\evil.exe", "text/plain", "evil.txt"),
+        ("\u202etxt.exe", "text/plain", "txt.txt"),
+        ('a<b>:"c"|?*.txt', "text/plain", "a_b___c____.txt"),
+        ("CON.txt", "text/plain", "CON_.txt"),
+        ("...", "text/plain", "document.txt"),
+        ("", "image/png", "document.png"),
+        ("payload.exe", "application/vnd.microsoft.portable-executable", "payload.bin"),
+        ("page.html", "text/html", "page.bin"),
+    ],
+)
+def test_a_download_name_takes_its_extension_from_the_type(
+    sent_as: str, media_type: str, saved_as: str
+) -> None:
+    assert filetypes.download_name(sent_as, media_type) == saved_as
+
+
+def test_every_accepted_type_has_its_own_extension_and_none_is_executable_or_markup() -> None:
+    from portal.filetypes.names import EXTENSIONS
+
+    assert len(set(EXTENSIONS.values())) == len(EXTENSIONS)
+    risky = {".bat", ".cmd", ".exe", ".hta", ".html", ".htm", ".js", ".lnk", ".svg", ".vbs"}
+    assert not risky & set(EXTENSIONS.values())
+    assert len(filetypes.download_name("a" * 500 + ".txt", "text/plain")) == 200
