@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import anyio
 import pytest
 from starlette.testclient import TestClient
 from starlette.types import Message
@@ -100,7 +99,10 @@ def post_hostile(
     async def call() -> None:
         await client.app(scope, hostile.receive, hostile.send)
 
-    anyio.run(call)
+    # On the client's own event loop thread (its lifespan's): this thread may already run a loop
+    # (Playwright's sync API leaves one in a worker that ran the browser tests).
+    assert client.portal is not None, "use the client inside its with block"
+    client.portal.call(call)
     return hostile
 
 
