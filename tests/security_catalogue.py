@@ -53,6 +53,7 @@ CATALOGUE: tuple[TestClass, ...] = (
             "tests/portal/test_signin.py::test_a_csrf_token_works_only_in_the_session_*",
             "tests/portal/test_signin.py::test_a_token_from_before_sign_in_or_an_ended_*",
             "tests/portal/test_tus.py::test_the_upload_page_script_uploads_with_its_session_*",
+            "tests/portal/test_exchange_pages.py::test_the_upload_forms_token_is_its_first_*",
             "tests/multinode/test_sessions.py::test_signed_in_on_node_a_a_form_posted_*",
         ),
     ),

@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from portal.exchange.errors import TooLarge
 from portal.exchange.multipart import FormRefused, FormStream
+from portal.web.access import check_form_token
 
 FORM_SLACK = 64 * 1024
 
@@ -30,8 +31,15 @@ async def read_small_file(request: Request, *, limit: int, field: str = "export"
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + FORM_SLACK:
         raise _too_large(limit)
-    form = FormStream(request.stream(), request.headers.get("content-type", ""))
-    part = await form.read_fields()
+    form: FormStream | None = None
+    try:
+        form = FormStream(request.stream(), request.headers.get("content-type", ""))
+        part = await form.read_fields()
+    except FormRefused:
+        await check_form_token(request, form.fields if form else {})  # a 403 comes first
+        raise
+    # The form's token is its first field (never the address): checked before the file is read.
+    await check_form_token(request, form.fields)
     if part is None or part.field != field or not part.filename:
         raise FormRefused("Choose an export file (.jsonl or .csv) to check.")
     data = bytearray()

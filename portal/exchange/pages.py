@@ -50,8 +50,9 @@ from portal.models import Organisation
 from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
 from portal.text import is_whole_number
-from portal.web.access import ANY_USER, form_value, principal_of, roles, route
-from portal.web.bodies import STREAMED
+from portal.web.access import ANY_USER, check_form_token, form_value, principal_of, roles, route
+from portal.web.bodies import FORM_MAX_BYTES, STREAMED
+from portal.web.errors import HttpProblem
 from portal.web.rendering import render
 from portal.web.requests import acting_of, runtime_of, submitted_form
 from storage import Vault
@@ -341,6 +342,13 @@ async def _receive_form(request: Request) -> FormUpload:
         file_part = await form.read_fields()
     except FormRefused as refused:
         error = refused
+    try:
+        # The form's token is its first field: checked before anything is authorised or stored.
+        await check_form_token(request, form.fields if form else {})
+    except HttpProblem:
+        if form is not None:
+            await form.drain(FORM_MAX_BYTES)  # a little, so that a browser sees the answer
+        raise
     fields = {**request.query_params, **(form.fields if form else {})}
     chosen = {"request": fields.get("request", "")[:20], "case": fields.get("case", "")[:100]}
     try:

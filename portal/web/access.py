@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from portal.web.bodies import (
 )
 from portal.web.errors import HttpProblem
 from portal.web.principal import Principal, authenticate
-from portal.web.requests import is_urlencoded
+from portal.web.requests import is_multipart, is_urlencoded
 
 Handler = Callable[[Request], Awaitable[Response]] | Callable[[Request], Response]
 # Called (in a worker thread) when the route's rule refuses a signed-in caller's role: audits the
@@ -126,18 +126,31 @@ def route(
             # the handler's to read (curl --data-binary says urlencoded by default; parsing it
             # here left the upload a consumed stream).
             request.state.form = await read_form(request)
+        deferred = False
         if request.method not in SAFE_METHODS and cookie_borne:
             # Cookie-borne requests must prove they come from our own pages (CSRF). Requests
             # authenticated by a bearer token carry no ambient credential and need no such proof.
-            try:
-                csrf.require_valid_token(request)
-            except HttpProblem:
-                await run_in_threadpool(_audit_csrf_failure, request, principal)
-                raise
+            if (
+                isinstance(body, Streamed)
+                and is_multipart(request)
+                and not request.headers.get(csrf.HEADER)
+            ):
+                # A plain upload form: its token is its first field, read by the handler before
+                # anything else (check_form_token), never the address, where a refused upload
+                # would leave it in the address bar.
+                deferred = request.state.csrf_deferred = True
+            else:
+                try:
+                    csrf.require_valid_token(request)
+                except HttpProblem:
+                    await run_in_threadpool(_audit_csrf_failure, request, principal)
+                    raise
         if is_async:
             response: Response = await handler(request)  # type: ignore[misc]
         else:
             response = await run_in_threadpool(handler, request)
+        if deferred and not getattr(request.state, "csrf_checked", False):
+            raise RuntimeError(f"{path}: a streamed form was handled without its CSRF check")
         csrf.set_cookie(request, response)
         return response
 
@@ -157,6 +170,23 @@ def _audit_role_refusal(hook: RoleRefusal, request: Request) -> None:
         hook(request)
     except Exception as exc:
         logger.warning("a refusal could not be audited (%s)", type(exc).__name__)
+
+
+async def check_form_token(request: Request, fields: Mapping[str, str]) -> None:
+    """The CSRF check of a streamed form, on its fields read before the file (403, audited)."""
+    if not getattr(request.state, "csrf_deferred", False):
+        return
+    try:
+        csrf.require_sent_token(request, fields.get(csrf.FIELD, ""))
+    except HttpProblem:
+        await run_in_threadpool(_audit_csrf_failure, request, principal_of_request(request))
+        raise
+    request.state.csrf_checked = True
+
+
+def principal_of_request(request: Request) -> Principal | None:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal
 
 
 def _audit_csrf_failure(request: Request, principal: Principal | None) -> None:

@@ -76,15 +76,20 @@ def renew(request: Request) -> None:
 
 
 def require_valid_token(request: Request) -> None:
-    """The token in the header, the form (parsed already, bounded, by web.access.route) or the
-    address (multipart forms), made for this browser and this session; else a 403."""
-    cookie = request.cookies.get(cookie_name(request))
+    """The token in the header or the form (parsed already, bounded, by web.access.route), made
+    for this browser and this session; else a 403. A streamed upload form's token is its first
+    field, checked by web.access.check_form_token."""
     sent = request.headers.get(HEADER, "")
     if not sent:
         field = submitted_form(request).get(FIELD)
         sent = field if isinstance(field, str) else ""
-    if not sent:
-        sent = request.query_params.get(FIELD, "")
+    require_sent_token(request, sent)
+
+
+def require_sent_token(request: Request, sent: str) -> None:
+    """``sent`` is this browser's and this session's token; else a 403. Never read from the
+    address: a token in a URL ends up in the address bar, history and logs."""
+    cookie = request.cookies.get(cookie_name(request))
     if not cookie or not sent or not hmac.compare_digest(sent, token_for(request)):
         raise HttpProblem(
             403,

@@ -34,6 +34,12 @@ def is_urlencoded(request: Request) -> bool:
     return request.headers.get("content-type", "").split(";")[0].strip().lower() == URLENCODED
 
 
+def is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == (
+        "multipart/form-data"
+    )
+
+
 def submitted_form(request: Request) -> Any:
     """The URL-encoded form of a POST, parsed before the handler ran (see web.access.route).
 

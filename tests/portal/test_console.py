@@ -189,17 +189,27 @@ def test_exports_in_both_formats_verify_offline_with_the_public_key(exchange: Ex
     # The upload form verifies a file in the browser; one byte changed and it fails.
     data = dpo.get("/console/audit/export?format=jsonl").content
     token = csrf_from(dpo.get("/console/audit/verify").text)
-    url = f"/console/audit/verify-file?csrf_token={token}"
-    good = dpo.post(url, files={"export": ("audit.jsonl", data, "application/x-ndjson")})
+    url = "/console/audit/verify-file"  # the token is the form's first field, never the address
+    good = dpo.post(
+        url,
+        data={"csrf_token": token},
+        files={"export": ("audit.jsonl", data, "application/x-ndjson")},
+    )
     assert good.status_code == 200 and 'id="file-result" role="status" data-ok="true"' in good.text
     changed = data.replace(b'"outcome":"success"', b'"outcome":"failure"', 1)
     assert changed != data
-    bad = dpo.post(url, files={"export": ("audit.jsonl", changed, "application/x-ndjson")})
+    bad = dpo.post(
+        url,
+        data={"csrf_token": token},
+        files={"export": ("audit.jsonl", changed, "application/x-ndjson")},
+    )
     assert bad.status_code == 200 and 'data-ok="false"' in bad.text
     assert "does not verify" in bad.text
-    junk = dpo.post(url, files={"export": ("notes.txt", b"hello", "text/plain")})
+    junk = dpo.post(
+        url, data={"csrf_token": token}, files={"export": ("notes.txt", b"hello", "text/plain")}
+    )
     assert "not an audit export" in junk.text
-    empty = dpo.post(url, files={"other": ("x.txt", b"", "text/plain")})
+    empty = dpo.post(url, data={"csrf_token": token}, files={"other": ("x.txt", b"", "text/plain")})
     assert empty.status_code == 400 and "Choose an export file" in empty.text
 
 

@@ -56,11 +56,12 @@ def upload_form(
 ) -> object:
     page = client.get("/reviews/SWG24/upload")
     assert page.status_code == 200, page.text
-    action = re.search(r'action="(/reviews/SWG24/upload\?csrf_token=[^"]+)"', page.text)
-    assert action, "the form carries its CSRF token in its action"
+    # The form's token is its first field, never in its address (issue 18).
+    assert 'action="/reviews/SWG24/upload"' in page.text
+    token = [("csrf_token", csrf_from(page.text))]
     return client.post(
-        action.group(1).replace("&amp;", "&"),
-        content=form_body(fields or [], filename, content),
+        "/reviews/SWG24/upload",
+        content=form_body(token + (fields or []), filename, content),
         headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
     )
 
@@ -344,15 +345,14 @@ def test_uploads_are_refused_once_the_review_is_closed(
 ) -> None:
     uploader = browser("uploader", world, clock, second_client)
     page = uploader.get("/reviews/SWG24/upload").text
-    form_action = re.search(r'action="(/reviews/SWG24/upload\?csrf_token=[^"]+)"', page)
-    assert form_action
+    token = [("csrf_token", csrf_from(page))]
     closed = exchange.client.post(
         "/api/v1/reviews/SWG24/close", headers=exchange.tokens["lead"], json={}
     )
     assert closed.status_code == 200, closed.text
     refused = uploader.post(
-        form_action.group(1),
-        content=form_body([], b"late.txt", MINUTES),
+        "/reviews/SWG24/upload",
+        content=form_body(token, b"late.txt", MINUTES),
         headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
     )
     assert refused.status_code == 409 and "does not accept uploads" in refused.text
@@ -420,3 +420,64 @@ def test_the_form_reader_refuses_bad_bodies(body: bytes, content_type: str) -> N
 
     with pytest.raises(FormRefused):
         run_async(read)
+
+
+def test_the_upload_forms_token_is_its_first_field_never_in_the_address(
+    exchange: Exchange, world: World, clock: SettableClock, second_client: Callable[[], TestClient]
+) -> None:
+    """Issue 18: the token was in the form's action, so a refused no-JavaScript upload left it
+    in the address bar (and history). It is now the form's first field, checked before anything
+    else is read; a token in the address, or after the file, is no token."""
+    import audit
+    from portal.db import make_engine
+
+    uploader = browser("uploader", world, clock, second_client)
+    page = uploader.get("/reviews/SWG24/upload").text
+    token = csrf_from(page)
+    assert "csrf_token=" not in page.split('id="upload-form"')[0].rsplit("<form", 1)[-1]
+    multipart = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+    def documents() -> int:
+        listed = exchange.client.get(
+            "/api/v1/reviews/SWG24/documents", headers=exchange.tokens["lead"]
+        )
+        return len(listed.json()["items"])
+
+    stored_before = documents()
+    # A refused upload (no file chosen): the page answers at an address without the token.
+    refused = uploader.post(
+        "/reviews/SWG24/upload",
+        content=form_body([("csrf_token", token)], b"", b""),
+        headers=multipart,
+    )
+    assert refused.status_code == 400 and "Choose a file" in refused.text
+    assert "csrf_token" not in str(refused.url)
+    # The token in the address only, or after the file: refused, audited, nothing stored.
+    engine = make_engine(world.settings.database_url)
+
+    def denied() -> int:
+        with engine.connect() as connection:
+            found = audit.search(
+                connection, audit.EventFilter(outcome=audit.Outcome.DENIED.value), limit=100
+            )
+        return len(found.records)
+
+    before = denied()
+    in_address = uploader.post(
+        f"/reviews/SWG24/upload?csrf_token={token}",
+        content=form_body([], b"minutes.txt", MINUTES),
+        headers=multipart,
+    )
+    after_file = form_body([], b"minutes.txt", MINUTES).replace(
+        f"--{BOUNDARY}--".encode(),
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+        f"--{BOUNDARY}--".encode(),
+    )
+    late = uploader.post("/reviews/SWG24/upload", content=after_file, headers=multipart)
+    engine_denied = denied()
+    engine.dispose()
+    for answer in (in_address, late):
+        assert answer.status_code == 403, answer.text[:300]
+        assert "did not come from the portal" in answer.text
+    assert engine_denied == before + 2
+    assert documents() == stored_before
