@@ -5,7 +5,7 @@
     database   the database copied out and in: pg_dump/pg_restore, or SQLite's backup API
     manifest   what a backup holds, signed with the installation's audit signing key
     workflow   ``make_backup`` and ``restore_backup``, which ``portal backup`` and ``portal restore``
-               run (portal/cli_backup.py)
+               run (portal/cli/backup.py)
 
 The key service (master and review keys, the audit signing key, the portal's secrets) is shared by
 every node and has its own backup policy: a portal backup holds no key material at all, so that

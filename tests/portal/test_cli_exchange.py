@@ -36,7 +36,7 @@ from portal.app import create_app
 from portal.blobs import open_vault
 from portal.clamd_local import EICAR
 from portal.cli import main
-from portal.cli_download import local_file_name
+from portal.cli.download import local_file_name
 from portal.db import make_engine
 from portal.exchange.models import Review, ReviewMember, ReviewOrganisation
 from portal.references import new_reference

@@ -219,7 +219,7 @@ def test_an_unreachable_portal_is_named_with_where_its_address_came_from(
 
 
 def test_the_address_says_where_it_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
-    from portal.cli_client import address_origin
+    from portal.cli.client import address_origin
 
     monkeypatch.delenv("PORTAL_PUBLIC_URL", raising=False)
     assert "none of --url, PORTAL_URL or PORTAL_PUBLIC_URL is set" in address_origin(None)
@@ -248,6 +248,6 @@ def test_the_address_says_where_it_came_from(monkeypatch: pytest.MonkeyPatch) ->
 def test_only_the_network_and_5xx_are_interruptions(
     status: int | None, code: str | None, worth_running_again: bool
 ) -> None:
-    from portal.cli_upload import resumable
+    from portal.cli.upload import resumable
 
     assert resumable(status, code) is worth_running_again

@@ -102,9 +102,9 @@ def test_portal_serve_leaves_forwarded_headers_to_the_app(
     """uvicorn's own proxy handling (which trusts 127.0.0.1 by default) stays off."""
     import uvicorn
 
-    from portal import cli
+    from portal.cli import server
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
-    cli._serve(settings, "127.0.0.1", 8000)
+    server._serve(settings, "127.0.0.1", 8000)
     assert seen["proxy_headers"] is False

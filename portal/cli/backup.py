@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from portal.backup import BackupError, BackupRefused, make_backup, restore_backup
-from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
+from portal.cli.context import CheckFailure, CliContext, UsageFailure, pass_cli
 
 
 @click.command()

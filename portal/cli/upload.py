@@ -25,8 +25,8 @@ from typing import IO, Any
 
 import click
 
-from portal.cli import CliContext, pass_cli
-from portal.cli_client import api_base_url, read_token, unreachable
+from portal.cli.client import api_base_url, read_token, unreachable
+from portal.cli.context import CliContext, pass_cli
 
 DEFAULT_CHUNK = 8 * 1024 * 1024
 # A 4xx answer is the server's final word on this file (a closed review, a refused type, a bad

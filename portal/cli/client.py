@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from portal.cli import CliContext, UsageFailure
+from portal.cli.context import CliContext, UsageFailure
 
 
 def read_token(token_file: Path | None) -> str:

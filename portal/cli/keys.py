@@ -19,7 +19,14 @@ from audit import Action, Target, TargetKind
 from portal.accounts.models import Role
 from portal.auditing import Auditor
 from portal.blobs import open_vault
-from portal.cli import CheckFailure, CliContext, UsageFailure, by_option, operator_for, pass_cli
+from portal.cli.context import (
+    CheckFailure,
+    CliContext,
+    UsageFailure,
+    by_option,
+    operator_for,
+    pass_cli,
+)
 from portal.db import make_engine
 from portal.exchange.models import Document, Review
 from portal.keys import checked_keys

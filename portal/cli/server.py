@@ -1,136 +1,21 @@
-"""The ``portal`` command. Exit status: 0 success, 1 the thing checked failed, 2 usage error.
-
-Settings are read from the environment once, when a command first needs them, so that ``--help``
-works whatever the environment holds; a bad ``PORTAL_*`` value is a usage error (exit 2) that names
-the variable.
-"""
+"""``portal init``, ``serve``, ``check``, ``demo`` and ``worker``: running the portal itself."""
 
 from __future__ import annotations
 
 import dataclasses
 import signal
-from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from portal import __version__
-from portal.settings import Settings, SettingsError
+from portal.cli.context import CheckFailure, CliContext, UsageFailure, pass_cli
+from portal.settings import Settings
 
 if TYPE_CHECKING:
-    from sqlmodel import Session
-
-    from portal.accounts.models import Role
-    from portal.accounts.operators import Operator, OperatorRefused
     from portal.demo import DemoUser
 
 
-class CliContext:
-    def __init__(self) -> None:
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            try:
-                self._settings = Settings.from_environ()
-            except SettingsError as exc:
-                raise UsageFailure(str(exc)) from exc
-        return self._settings
-
-    def use_settings(self, settings: Settings) -> None:
-        self._settings = settings
-
-
-class UsageFailure(click.ClickException):
-    exit_code = 2
-
-
-class CheckFailure(click.ClickException):
-    """The thing checked failed (verification, readiness, destruction): exit 1."""
-
-    exit_code = 1
-
-
-pass_cli = click.make_pass_decorator(CliContext, ensure=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def by_option(command: F) -> F:
-    """``--by EMAIL``: the person acting, for the audit log (default ``PORTAL_OPERATOR``)."""
-    return click.option(
-        "--by",
-        "by",
-        metavar="EMAIL",
-        help="Your account's e-mail: the audit log records you as acting (default: "
-        "PORTAL_OPERATOR).",
-    )(command)
-
-
-def operator_for(
-    cli: CliContext, db: Session, by: str | None, *, allowed: Collection[Role]
-) -> Operator:
-    """The named person acting, or a usage error (exit 2) that says what to give.
-
-    A refusal is itself audited, as a refused sign-in is: someone at a shell tried to act
-    without a name, or under an account that may not."""
-    from portal.accounts.operators import OperatorRefused, resolve_operator
-
-    try:
-        return resolve_operator(db, by or cli.settings.operator, allowed=allowed)
-    except OperatorRefused as refused:
-        _audit_refusal(cli, db, refused)
-        raise UsageFailure(str(refused)) from None
-
-
-def _audit_refusal(cli: CliContext, db: Session, refused: OperatorRefused) -> None:
-    """Record the refusal, alone: whatever the command's session holds is rolled back first
-    (a refused command does nothing), then ``access.denied``, denied, with the account
-    named if there is one and never the address typed, is committed."""
-    from datetime import UTC, datetime
-
-    from audit import Action, Outcome
-    from portal.auditing import Auditor, Origin
-    from portal.keys import checked_keys
-
-    db.rollback()  # first: on SQLite the session's transaction holds the write lock
-    auditor = Auditor.from_keys(checked_keys(cli.settings))
-    auditor.record(
-        db,
-        Action.ACCESS_DENIED,
-        actor=refused.actor,
-        now=datetime.now(UTC),
-        origin=Origin(),
-        outcome=Outcome.DENIED,
-        details={"reason": refused.reason, "method": "cli"},
-    )
-    db.commit()
-
-
-class PortalGroup(click.Group):
-    """Turns a key service that does not hold this installation's keys into a clear refusal."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        from portal.keys import KeyServiceRefused, NotInitialised
-
-        try:
-            return super().invoke(ctx)
-        except NotInitialised as refused:
-            raise UsageFailure(str(refused)) from None
-        except KeyServiceRefused as refused:
-            raise CheckFailure(str(refused)) from None
-
-
-@click.group(cls=PortalGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="portal")
-@click.pass_context
-def main(ctx: click.Context) -> None:
-    """Secure document-exchange portal for thematic reviews."""
-    ctx.ensure_object(CliContext)
-
-
-@main.command()
+@click.command()
 @pass_cli
 def init(cli: CliContext) -> None:
     """Create or migrate the database and create missing keys (safe to run again)."""
@@ -140,7 +25,7 @@ def init(cli: CliContext) -> None:
         click.echo(line)
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @pass_cli
@@ -202,7 +87,7 @@ def development_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
-@main.command()
+@click.command()
 @pass_cli
 def check(cli: CliContext) -> None:
     """Check the configuration and that every dependency is reachable."""
@@ -242,7 +127,7 @@ def check(cli: CliContext) -> None:
     click.echo("Everything the portal needs is reachable.")
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @pass_cli
@@ -296,7 +181,7 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-@main.command()
+@click.command()
 @click.option("--once", is_flag=True, help="Run one round and exit (for cron or a systemd timer).")
 @click.option("--interval", default=10.0, show_default=True, type=click.FloatRange(0.5, 3600))
 @pass_cli
@@ -352,39 +237,3 @@ def _demo_people(settings: Settings) -> list[DemoUser]:
     finally:
         engine.dispose()
     return people
-
-
-from portal.cli_accounts import org, token, user  # noqa: E402  (they import this module)
-
-main.add_command(org)
-main.add_command(user)
-main.add_command(token)
-
-from portal.cli_audit import audit  # noqa: E402
-
-main.add_command(audit)
-
-from portal.cli_upload import upload  # noqa: E402
-
-main.add_command(upload)
-
-from portal.cli_download import download  # noqa: E402
-from portal.cli_exchange import request_group, review  # noqa: E402
-
-main.add_command(review)
-main.add_command(request_group)
-main.add_command(download)
-
-from portal.cli_keys import keys  # noqa: E402
-
-main.add_command(keys)
-
-from portal.destruction.cli import certificate, destroy  # noqa: E402
-
-main.add_command(destroy)
-main.add_command(certificate)
-
-from portal.cli_backup import backup, restore  # noqa: E402
-
-main.add_command(backup)
-main.add_command(restore)

@@ -9,21 +9,21 @@ JSON API: it needs only a URL and a personal access token, and never touches the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from portal.accounts.models import Role
-from portal.cli import CliContext, UsageFailure, by_option, operator_for, pass_cli
+from portal.cli.context import (
+    READERS,
+    CliContext,
+    acting_session,
+    by_option,
+    pass_cli,
+)
 
 if TYPE_CHECKING:
-    from sqlmodel import Session
-
-    from portal.auditing import Auditor
-    from portal.exchange.acting import Acting
+    pass
 
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -34,50 +34,6 @@ def _day(value: datetime) -> date:
 
 def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(data, indent=2) if as_json else text)
-
-
-MANAGERS = frozenset({Role.admin, Role.lead})
-READERS = frozenset({Role.admin, Role.lead, Role.dpo, Role.inspector})
-
-
-@contextmanager
-def _exchange(
-    cli: CliContext, by: str | None, allowed: frozenset[Role] = MANAGERS
-) -> Iterator[tuple[Session, Auditor, Acting]]:
-    """A database session, the auditor and the named person acting now; errors exit 2."""
-    from sqlmodel import Session
-
-    import audit
-    from portal.auditing import Auditor, Origin
-    from portal.db import make_engine
-    from portal.exchange.acting import Acting
-    from portal.exchange.errors import ExchangeError
-    from portal.keys import checked_keys
-    from storage import StorageError
-
-    settings = cli.settings
-    try:
-        auditor = Auditor.from_keys(checked_keys(settings))
-    except (audit.AuditError, StorageError) as exc:
-        raise UsageFailure(f"{exc} Run 'portal init' first.") from None
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as db:
-            person = operator_for(cli, db, by, allowed=allowed)
-            acting = Acting.of(
-                user_id=person.user_id,
-                role=person.role,
-                organisation_id=person.organisation_id,
-                now=datetime.now(UTC),
-                origin=Origin(),
-            )
-            try:
-                yield db, auditor, acting
-            except ExchangeError as problem:
-                db.rollback()
-                raise UsageFailure(problem.message) from None
-    finally:
-        engine.dispose()
 
 
 # --- portal review ----------------------------------------------------------------------------
@@ -134,7 +90,7 @@ def review_create(
         closes_on=_day(closes),
         retention_days=retention_days,
     )
-    with _exchange(cli, by) as (db, auditor, acting):
+    with acting_session(cli, by) as (db, auditor, acting):
         # Every name is looked up before anything is created, so a typo creates nothing.
         plan = reviews.check_plan(plan)
         lead = reviews.user_by_email(db, lead_email)
@@ -175,7 +131,7 @@ def _change_state(
     from portal.exchange import reviews
     from portal.exchange.serialize import review_json
 
-    with _exchange(cli, by) as (db, auditor, acting):
+    with acting_session(cli, by) as (db, auditor, acting):
         found = reviews.managed_review(db, acting, code)
         if close:
             reviews.close_review(db, auditor, acting, found)
@@ -221,7 +177,7 @@ def review_list(cli: CliContext, by: str | None, as_json: bool) -> None:
     from portal.exchange.review_texts import review_label
     from portal.exchange.serialize import review_json
 
-    with _exchange(cli, by, READERS) as (db, _, acting):
+    with acting_session(cli, by, READERS) as (db, _, acting):
         found = reviews.list_reviews(db, acting)
         vault = open_vault(cli.settings)
         if as_json:
@@ -274,7 +230,7 @@ def request_create(
     from portal.exchange.serialize import request_json
 
     vault = open_vault(cli.settings)
-    with _exchange(cli, by) as (db, auditor, acting):
+    with acting_session(cli, by) as (db, auditor, acting):
         found = reviews.managed_review(db, acting, code)
         created = reviews.create_request(
             db,

@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import click
 
-from portal.cli import CheckFailure, CliContext, UsageFailure, pass_cli
-from portal.cli_client import address_origin, api_base_url, network_reason, read_token
+from portal.cli.client import address_origin, api_base_url, network_reason, read_token
+from portal.cli.context import CheckFailure, CliContext, UsageFailure, pass_cli
 from portal.text import is_whole_number
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from portal.accounts.models import Role
 from portal.accounts.operators import SETUP, has_active_admin
 from portal.accounts.users import AccountError
 from portal.auditing import Action, Auditor, Target, TargetKind
-from portal.cli import CliContext, UsageFailure, by_option, operator_for, pass_cli
+from portal.cli.context import CliContext, UsageFailure, by_option, operator_for, pass_cli
 from portal.db import make_engine
 from portal.keys import checked_keys
 from portal.models import OrganisationKind, as_utc

@@ -20,16 +20,16 @@ from sqlmodel import Session
 
 from audit import Actor, PublicKey, SigningKeyError, load_public_key
 from portal.accounts.models import Role
-from portal.cli import (
+from portal.cli.context import (
     CheckFailure,
     CliContext,
     UsageFailure,
+    acting_session,
     by_option,
     operator_for,
     pass_cli,
-    require_current_schema,
 )
-from portal.cli_exchange import _exchange
+from portal.cli.server import require_current_schema
 from portal.destruction.certificates import CertificateInvalid, verify_export
 from portal.destruction.models import HoldReason, LiftReason
 from portal.destruction.record import entry_json
@@ -165,7 +165,7 @@ def hold_place(
 
     vault = open_vault(cli.settings)
     # A DPO places a hold; a lead's becomes a request for one, as on the web.
-    with _exchange(cli, by, frozenset({Role.dpo, Role.lead})) as (db, auditor, acting):
+    with acting_session(cli, by, frozenset({Role.dpo, Role.lead})) as (db, auditor, acting):
         placed = holds.place_hold(
             db,
             auditor,
@@ -194,7 +194,7 @@ def hold_lift(cli: CliContext, by: str | None, hold_id: str, reason: str, as_jso
     from portal.destruction import holds
 
     vault = open_vault(cli.settings)
-    with _exchange(cli, by, frozenset({Role.dpo})) as (db, auditor, acting):
+    with acting_session(cli, by, frozenset({Role.dpo})) as (db, auditor, acting):
         lifted = holds.lift_hold(db, auditor, acting, hold_id, reason=reason)
         db.commit()
         view = holds.hold_view(db, vault, lifted)
@@ -212,7 +212,7 @@ def hold_list(cli: CliContext, by: str | None, include_lifted: bool, as_json: bo
     from portal.destruction import holds
 
     vault = open_vault(cli.settings)
-    with _exchange(cli, by, frozenset({Role.dpo, Role.lead})) as (db, _auditor, acting):
+    with acting_session(cli, by, frozenset({Role.dpo, Role.lead})) as (db, _auditor, acting):
         views = [
             holds.hold_view(db, vault, h)
             for h in holds.list_holds(db, acting, include_lifted=include_lifted)
@@ -242,7 +242,7 @@ def export(cli: CliContext, by: str | None, reference: str, output: Path | None)
     from portal.destruction.services import find_certificate, signed
 
     require_current_schema(cli.settings)
-    with _exchange(cli, by, CERTIFICATE_READERS) as (db, auditor, acting):
+    with acting_session(cli, by, CERTIFICATE_READERS) as (db, auditor, acting):
         found = find_certificate(db, acting, reference)
         data, exported_reference = signed(found).export(), found.reference
         review = db.get(Review, found.review_id)

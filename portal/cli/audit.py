@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -55,7 +56,14 @@ from audit import (
 )
 from portal.accounts.models import Role
 from portal.blobs import open_witness
-from portal.cli import CheckFailure, CliContext, UsageFailure, by_option, operator_for, pass_cli
+from portal.cli.context import (
+    CheckFailure,
+    CliContext,
+    UsageFailure,
+    by_option,
+    operator_for,
+    pass_cli,
+)
 from portal.settings import Settings
 
 DPO = frozenset({Role.dpo})
@@ -481,7 +489,7 @@ def public_key(cli: CliContext, output: Path | None) -> None:
 @contextmanager
 def _open_output(output: Path | None) -> Iterator[BinaryIO]:
     if output is None:
-        yield click.get_binary_stream("stdout")
+        yield sys.stdout.buffer
         return
     if output.exists() and not stat.S_ISREG(output.stat().st_mode):
         # A device or a pipe (/dev/null, a FIFO another program reads): written into, never
@@ -563,7 +571,7 @@ def subject_access(
     from sqlmodel import Session
 
     from portal.auditing import Auditor, Origin
-    from portal.cli import require_current_schema
+    from portal.cli.server import require_current_schema
     from portal.console.subject_access import as_csv, view_subject_access
     from portal.exchange.acting import Acting
     from portal.exchange.errors import ExchangeError, NotFound
