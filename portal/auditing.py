@@ -107,7 +107,7 @@ class Auditor:
     def chain_committed(self, db: OrmSession) -> int:
         """Chain what has been committed; never raise (the worker is the backstop)."""
         try:
-            return self.log.chain_committed(db.get_bind())  # type: ignore[arg-type]
+            return self.log.chain_committed(db.get_bind())
         except Exception as exc:  # the action has committed: never fail it now
             # No personal data: the exception's type only (a driver message may quote values).
             logger.warning("audit events left for the worker to chain (%s)", type(exc).__name__)

@@ -11,7 +11,7 @@ session).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -76,7 +76,7 @@ def check_keys(keys: KeyService, engine: Engine) -> Check:
     return Check("keys", True, f"{found.describe()} in the {keys.description}")
 
 
-def run_checks(probes: list[Callable[[], Check]]) -> list[Check]:
+def run_checks(probes: Sequence[Callable[[], Check]]) -> list[Check]:
     """Run the probes concurrently so that one slow dependency does not hide the others."""
     with ThreadPoolExecutor(max_workers=len(probes)) as pool:
         return list(pool.map(lambda probe: probe(), probes))

@@ -79,7 +79,7 @@ def end_session(db: Session, session: WebSession, *, now: datetime) -> None:
 
 
 def end_all_sessions(db: Session, user_id: int, *, now: datetime) -> int:
-    result = db.exec(  # type: ignore[call-overload]
+    result = db.exec(
         update(WebSession)
         .where(col(WebSession.user_id) == user_id)
         .where(col(WebSession.ended_at).is_(None))

@@ -187,7 +187,7 @@ class SignIn:
         # Replay defence: move the last accepted step forward only if this step is newer. The
         # conditional UPDATE is atomic, so two requests with one code (even in two processes on
         # PostgreSQL, where the second waits for the first's row lock) give exactly one success.
-        result = db.exec(  # type: ignore[call-overload]
+        result = db.exec(
             update(User)
             .where(col(User.id) == user.id)
             .where(or_(col(User.totp_last_step).is_(None), col(User.totp_last_step) < step))
@@ -197,7 +197,7 @@ class SignIn:
 
     def _use_recovery_code(self, db: Session, user: User, code: str, now: datetime) -> bool:
         hashed = digest(normalise_recovery_code(code))
-        result = db.exec(  # type: ignore[call-overload]
+        result = db.exec(
             update(RecoveryCode)
             .where(col(RecoveryCode.user_id) == user.id)
             .where(col(RecoveryCode.code_hash) == hashed)

@@ -49,7 +49,8 @@ class ThrottlePolicy:
         if failures < free:
             return None
         doublings = min(failures - free, 32)
-        return min(self.first_delay * (2**doublings), self.longest_delay)
+        delay: timedelta = min(self.first_delay * (2**doublings), self.longest_delay)
+        return delay
 
 
 def account_key(email: str) -> str:
@@ -104,7 +105,7 @@ def record_failure(
 
 def clear(db: Session, key: str) -> None:
     """After a full sign-in: the key starts afresh."""
-    db.exec(  # type: ignore[call-overload]
+    db.exec(
         update(Throttle)
         .where(col(Throttle.key) == key)
         .values(failures=0, lockouts=0, locked_until=None)
@@ -120,9 +121,7 @@ def unlock(db: Session, *, email: str, user_id: int) -> int:
         )
     ).all()
     counted = sum(1 for row in rows if row.failures or row.locked_until is not None)
-    db.exec(  # type: ignore[call-overload]
-        delete(Throttle).where(col(Throttle.key).in_([row.key for row in rows]))
-    )
+    db.exec(delete(Throttle).where(col(Throttle.key).in_([row.key for row in rows])))
     return counted
 
 
@@ -141,4 +140,4 @@ def _ensure_row(db: Session, key: str, now: datetime) -> None:
     values = {"key": key, "failures": 0, "lockouts": 0, "window_started_at": now}
     dialect = db.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    db.exec(insert(Throttle).values(**values).on_conflict_do_nothing())  # type: ignore[call-overload]
+    db.exec(insert(Throttle).values(**values).on_conflict_do_nothing())

@@ -102,7 +102,7 @@ def revoke_token(db: Session, token: ApiToken, *, now: datetime) -> None:
 
 
 def revoke_all_tokens(db: Session, user_id: int, *, now: datetime) -> int:
-    result = db.exec(  # type: ignore[call-overload]
+    result = db.exec(
         update(ApiToken)
         .where(col(ApiToken.user_id) == user_id)
         .where(col(ApiToken.revoked_at).is_(None))

@@ -142,7 +142,7 @@ def code_submit(request: Request) -> Response:
                 sessions.end_session(db, pending, now=now)
                 db.commit()
                 csrf.renew(request)  # the sign-in form below is for the anonymous pre-session
-                response = render(
+                response: Response = render(
                     request,
                     "accounts/sign_in.html",
                     {"email": "", "errors": {"email": refused.message}},

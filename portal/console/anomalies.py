@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, select
 
 from audit import Action, Outcome, from_us, to_us
 from audit.tables import event_table
@@ -83,7 +83,7 @@ def _rows(
     outcome: Outcome | None = None,
 ) -> list[_Row]:
     """The events of ``actions`` (all of them: None) with ``outcome`` (any: None) in the window."""
-    wanted = []
+    wanted: list[ColumnElement[bool]] = []
     if actions is not None:
         wanted.append(_c.action.in_([a.value for a in actions]))
     if outcome is not None:

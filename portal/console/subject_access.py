@@ -12,6 +12,7 @@ import csv
 import io
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
 from audit import AuditRecord, EventFilter, Target, TargetKind, search
@@ -66,7 +67,7 @@ def _holds(db: Session, document: Document) -> list[dict[str, Any]]:
     """Holds on the document itself, on its case, and on its whole review (which keep it too).
 
     A case hold has no document id: without the case test it read as a hold on the review."""
-    on_case = col(Hold.case_id).is_(None)
+    on_case: ColumnElement[bool] = col(Hold.case_id).is_(None)
     if document.case_id is not None:
         on_case = on_case | (col(Hold.case_id) == document.case_id)
     found = db.exec(

@@ -16,13 +16,20 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from audit import Action
 from portal import filetypes
-from portal.accounts.models import Role
+from portal.accounts.models import Role, User
 from portal.destruction.receipts import receipt_of
 from portal.exchange import documents, reviews, scans
 from portal.exchange.acting import Acting
 from portal.exchange.documents import DocumentFilter, StoredUpload, UploadTarget
-from portal.exchange.errors import ExchangeError, Refused, TooLarge, TypeRefused, WrongBodyType
-from portal.exchange.models import DocumentKind, DocumentState
+from portal.exchange.errors import (
+    ExchangeError,
+    NotFound,
+    Refused,
+    TooLarge,
+    TypeRefused,
+    WrongBodyType,
+)
+from portal.exchange.models import DocumentKind, DocumentState, Review
 from portal.exchange.serialize import (
     case_json,
     document_json,
@@ -94,7 +101,7 @@ async def create_review(request: Request) -> Response:
         )
         with _session(request) as db:
             lead_email = text_field(data, "lead", required=False)
-            own = db.get(reviews.User, acting.user_id)
+            own = db.get(User, acting.user_id)
             if (
                 lead_email
                 and acting.caller is not None
@@ -152,7 +159,7 @@ async def change_review(request: Request) -> Response:
                 user = reviews.team_candidate(db, text_field(data, "email"))
                 reviews.add_member(db, runtime.auditor, acting, review, user)
             else:
-                raise reviews.NotFound()
+                raise NotFound()
             db.commit()
             return review_json(runtime.vault, review)
 
@@ -485,7 +492,7 @@ async def withdraw(request: Request) -> Response:
                 request.path_params["ref"],
                 text_field(data, "reason"),
             )
-            review = db.get(reviews.Review, document.review_id)
+            review = db.get(Review, document.review_id)
             assert review is not None
             return document_json(db, acting, runtime.vault, document, review)
 

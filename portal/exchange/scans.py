@@ -68,7 +68,8 @@ class ScanOutcome:
 
 
 def _retry_delay(attempts: int, policy: ScanPolicy) -> timedelta:
-    return min(policy.first_retry * (2 ** max(attempts - 1, 0)), policy.longest_retry)
+    delay: timedelta = min(policy.first_retry * (2 ** max(attempts - 1, 0)), policy.longest_retry)
+    return delay
 
 
 def _claim(db: Session, now: datetime, reference: str | None) -> Document | None:

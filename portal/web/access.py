@@ -12,7 +12,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -146,9 +146,11 @@ def route(
                     await run_in_threadpool(_audit_csrf_failure, request, principal)
                     raise
         if is_async:
-            response: Response = await handler(request)  # type: ignore[misc]
+            response = await cast(Callable[[Request], Awaitable[Response]], handler)(request)
         else:
-            response = await run_in_threadpool(handler, request)
+            response = await run_in_threadpool(
+                cast(Callable[[Request], Response], handler), request
+            )
         if deferred and not getattr(request.state, "csrf_checked", False):
             raise RuntimeError(f"{path}: a streamed form was handled without its CSRF check")
         csrf.set_cookie(request, response)
