@@ -7,7 +7,8 @@ from typing import Any
 from audit.witness import FileWitness, S3Witness, Witness
 from portal.settings import Settings, StorageLocation
 from storage import BlobStore, LocalFolderStore, S3Store, Vault
-from storage.keyservice import KeyService, open_key_service
+from storage.address import open_key_service
+from storage.keyservice import KeyService
 
 
 def s3_client(settings: Settings) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from storage import InvalidInput
-from storage.keyservice import KeyServiceAddress, parse_key_service_address
+from storage.address import KeyServiceAddress, parse_key_service_address
 
 DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3  # 2 GiB
 DEBIAN_CLAMD_SOCKET = "unix:///var/run/clamav/clamd.ctl"

@@ -4,6 +4,7 @@ Start with ``Vault(store, keys)``; the store is a ``LocalFolderStore`` or an ``S
 a key service (``open_key_service``: a ``FolderKeyService`` or a PKCS#11 token). The blob format is written down in docs/blob-format.md.
 """
 
+from .address import KeyServiceAddress, open_key_service, parse_key_service_address
 from .backend import BlobInfo, BlobStore
 from .errors import (
     BlobNotFound,
@@ -20,10 +21,7 @@ from .keyservice import (
     FolderKeyService,
     Installation,
     KeyService,
-    KeyServiceAddress,
     ReviewKeys,
-    open_key_service,
-    parse_key_service_address,
 )
 from .keystore import KeyStatus, KeyStore
 from .localfolder import LocalFolderStore

@@ -31,7 +31,7 @@ import json
 import secrets
 from collections.abc import Collection
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
@@ -47,14 +47,12 @@ from .errors import (
     KeyNotFound,
     StorageUnavailable,
 )
-from .keyservice import (
-    Installation,
-    KeyServiceAddress,
-    check_secret_name,
-    fingerprint,
-)
+from .keyservice import Installation, check_secret_name, fingerprint
 from .keystore import KeyStatus, check_review_code
 from .token import token_session
+
+if TYPE_CHECKING:
+    from .address import KeyServiceAddress
 
 _PREFIX = "portal:"
 _ED25519_OID = "1.3.101.112"

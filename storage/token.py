@@ -12,12 +12,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pkcs11
 
 from .errors import StorageUnavailable
-from .keyservice import KeyServiceAddress
+
+if TYPE_CHECKING:
+    from .address import KeyServiceAddress
 
 _sessions: dict[tuple[str, str], tuple[Any, threading.RLock]] = {}
 _sessions_lock = threading.Lock()

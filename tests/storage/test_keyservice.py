@@ -23,12 +23,8 @@ from storage import (
     Vault,
     crypto,
 )
-from storage.keyservice import (
-    FolderKeyService,
-    KeyService,
-    open_key_service,
-    parse_key_service_address,
-)
+from storage.address import open_key_service, parse_key_service_address
+from storage.keyservice import FolderKeyService, KeyService
 from tests.harness.softhsm import MODULE, SoftHsm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +48,7 @@ def keys(address: str) -> Iterator[KeyService]:
 def _other_process(address: str, code: str) -> str:
     """Run ``code`` with ``keys`` bound to the same key service in another process (a node)."""
     program = (
-        "from storage.keyservice import open_key_service, parse_key_service_address\n"
+        "from storage.address import open_key_service, parse_key_service_address\n"
         f"keys = open_key_service(parse_key_service_address({address!r}))\n" + code
     )
     done = subprocess.run(
