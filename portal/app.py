@@ -35,7 +35,8 @@ from portal.uploads import api as uploads_api
 from portal.web.access import PUBLIC, route
 from portal.web.errors import HttpProblem
 from portal.web.middleware import SecurityHeaders
-from portal.web.rendering import render
+from portal.web.readiness import may_see_details
+from portal.web.rendering import make_environment, render
 from storage import KeyNotFound
 
 logger = logging.getLogger("portal.app")
@@ -55,7 +56,7 @@ async def readyz(request: Request) -> JSONResponse:
 
     Anyone may ask, and is told ``{"status": ...}`` only; what each check found (folders, the
     database kind, the scanner's version and socket) is for a caller on this machine or an
-    administrator's token (portal/health.py, ``may_see_details``).
+    administrator's token (portal/web/readiness.py, ``may_see_details``).
     """
     runtime: Runtime = request.state.runtime
     probes = [
@@ -65,7 +66,7 @@ async def readyz(request: Request) -> JSONResponse:
         partial(health.check_scanner, Scanner(runtime.settings.clamd, timeout=5)),
     ]
     checks = await run_in_threadpool(health.run_checks, probes)
-    detailed = await run_in_threadpool(health.may_see_details, request)
+    detailed = await run_in_threadpool(may_see_details, request)
     body, status = health.readiness(checks, detailed=detailed)
     return JSONResponse(body, status_code=status)
 
@@ -179,10 +180,11 @@ def create_app(
     runtime = build_runtime(settings, clock=clock, password_hasher=password_hasher)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Runtime]]:
-        # Lifespan state: handlers see it as request.state.runtime; nothing is global.
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
+        # Lifespan state: handlers see it as request.state.runtime (and the page templates as
+        # request.state.templates: the web layer's, not the runtime's); nothing is global.
         try:
-            yield {"runtime": runtime}
+            yield {"runtime": runtime, "templates": make_environment()}
         finally:
             runtime.engine.dispose()
 

@@ -2,7 +2,7 @@
 
 ``/readyz`` is public (load balancers ask it), so it says only ``{"status": "ok"}`` or
 ``{"status": "unavailable"}`` (503). The details name the blob folder, the database kind, the
-scanner's version and socket: an attacker's map. They are given only to a caller on this machine
+scanner's version and socket: an attacker's map. They are given only (``portal.web.readiness``) to a caller on this machine
 (the peer is a loopback address and no forwarded header came with the request, so a request
 through a proxy never counts as local) or to an administrator (a bearer token or a signed-in
 session).
@@ -10,14 +10,12 @@ session).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from starlette.requests import Request
 
 from portal.scanning import ScanError, Scanner
 from portal.settings import Settings
@@ -82,9 +80,6 @@ def run_checks(probes: Sequence[Callable[[], Check]]) -> list[Check]:
         return list(pool.map(lambda probe: probe(), probes))
 
 
-FORWARDED_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip", "x-forwarded-host")
-
-
 def readiness(checks: list[Check], *, detailed: bool) -> tuple[dict[str, object], int]:
     """The body and status of ``/readyz``."""
     ready = all(c.ok for c in checks)
@@ -94,31 +89,3 @@ def readiness(checks: list[Check], *, detailed: bool) -> tuple[dict[str, object]
         if not ready:
             body["down"] = [c.name for c in checks if not c.ok]
     return body, 200 if ready else 503
-
-
-def is_local(request: Request) -> bool:
-    """The direct peer is this machine, and no proxy (nor a caller posing as one) was involved."""
-    if any(name in request.headers for name in FORWARDED_HEADERS):
-        return False
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def may_see_details(request: Request) -> bool:
-    """A local caller, or an administrator (bearer token, or a fully signed-in session).
-
-    Runs in a worker thread (a token is looked up in the database)."""
-    from portal.accounts.models import Role
-    from portal.web.errors import HttpProblem
-    from portal.web.principal import authenticate
-
-    if is_local(request):
-        return True
-    try:
-        principal = authenticate(request, api=bool(request.headers.get("authorization")))
-    except HttpProblem:
-        return False  # a refused token (audited as such): the public answer
-    return principal is not None and principal.mfa_done and principal.role is Role.admin

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import jinja2
 from sqlalchemy.engine import Engine
 
 import audit
@@ -21,7 +20,6 @@ from portal.db import make_engine
 from portal.keys import check_installation, csrf_key, secret_box, signing_key
 from portal.scanning import Scanner
 from portal.settings import Settings
-from portal.web.rendering import make_environment
 from storage import Vault
 from storage.keyservice import KeyService
 
@@ -44,7 +42,6 @@ class Runtime:
     signin: SignIn
     session_policy: SessionPolicy
     csrf_key: bytes
-    templates: jinja2.Environment
     vault: Vault
     keys: KeyService
     witness: audit.Witness  # the audit log's checkpoints, kept outside the database
@@ -83,7 +80,6 @@ def build_runtime(
         ),
         session_policy=SessionPolicy(),
         csrf_key=csrf_key(keys),
-        templates=make_environment(),
         vault=open_vault(settings, keys),
         keys=keys,
         witness=open_witness(settings),

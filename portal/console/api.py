@@ -11,21 +11,24 @@ from typing import Any
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from audit import FORMATS, EventFilter
 from portal.accounts.models import Role
 from portal.console import alerts, display, history, integrity
 from portal.console.anomalies import find_anomalies
 from portal.console.search import cursor, find_events, read_filters, record_search
-from portal.console.streaming import export_response
 from portal.console.subject_access import as_csv, view_subject_access
+from portal.destruction import services
+from portal.exchange.acting import Acting
 from portal.exchange.errors import TooLarge
+from portal.runtime import Runtime
 from portal.web.access import api_roles, route
 from portal.web.bodies import STREAMED
 from portal.web.errors import HttpProblem
 from portal.web.jsonbody import NO_FIELDS, json_body
 from portal.web.requests import acting_of, is_urlencoded, runtime_of
+from portal.web.streaming import stream_from_thread
 
 DPO_API = api_roles(Role.dpo)
 DEFAULT_LIMIT = 50
@@ -250,3 +253,27 @@ ROUTES = [
         methods=["GET"],
     ),
 ]
+
+
+def export_response(
+    runtime: Runtime, acting: Acting, where: EventFilter, chosen: str
+) -> StreamingResponse:
+    """Start an audit export (recorded before its first byte) and stream it as an attachment."""
+    started = integrity.start_export(
+        runtime.engine,
+        runtime.auditor,
+        acting,
+        services.signing_key(runtime.settings),
+        format="csv" if chosen == "csv" else "jsonl",
+        where=where,
+        witness=runtime.witness,
+    )
+    stamp = acting.now.strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        stream_from_thread(started.write),
+        media_type="text/csv; charset=utf-8" if chosen == "csv" else "application/x-ndjson",
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-{stamp}.{chosen}"',
+            "Cache-Control": "no-store",
+        },
+    )

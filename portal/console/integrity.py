@@ -3,7 +3,7 @@
 The work is the command line's (``portal audit export`` / ``verify``): the same library calls, the
 same signing key (``portal.destruction.services.signing_key``) and the same one-snapshot read as
 ``portal.cli.audit`` (which the web app does not import: it is the click program). What differs is where the bytes go: to the
-browser, as they are written, through ``portal.console.streaming``.
+browser, as they are written, through ``portal.web.streaming``.
 """
 
 from __future__ import annotations

@@ -19,11 +19,9 @@ from audit import FORMATS, EventFilter, Outcome, WitnessError, checkpoint_line
 from portal.accounts.models import Role
 from portal.console import alerts, display, history, integrity, overview
 from portal.console.anomalies import WINDOW, find_anomalies
-from portal.console.api import SUBJECT_ACCESS_FORMATS, subject_access_response
+from portal.console.api import SUBJECT_ACCESS_FORMATS, export_response, subject_access_response
 from portal.console.search import cursor, find_events, read_filters, record_search
-from portal.console.streaming import export_response
 from portal.console.subject_access import for_page, view_subject_access
-from portal.console.uploads import read_small_file
 from portal.destruction import api as destruction_api
 from portal.destruction import early, holds, services
 from portal.destruction.models import HoldReason, HoldState, LiftReason
@@ -36,6 +34,7 @@ from portal.web.bodies import STREAMED
 from portal.web.errors import HttpProblem
 from portal.web.rendering import render
 from portal.web.requests import acting_of, runtime_of, submitted_form
+from portal.web.small_files import read_small_file
 
 DPO = roles(Role.dpo)
 PAGE_SIZE = 25

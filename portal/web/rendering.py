@@ -33,7 +33,7 @@ def make_environment() -> jinja2.Environment:
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> HTMLResponse:
-    environment: jinja2.Environment = request.state.runtime.templates
+    environment: jinja2.Environment = request.state.templates
     values = {
         "request": request,
         "principal": getattr(request.state, "principal", None),

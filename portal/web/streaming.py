@@ -1,7 +1,7 @@
 """Bytes written by blocking code in a thread, sent to the browser as they come.
 
-``audit.export_log`` writes to a file object; an export of a large log must not be held in memory
-whole, nor spooled to disk. A bounded queue between a worker thread and the response keeps at most
+A writer such as ``audit.export_log`` writes to a file object; an export of a large log must not
+be held in memory whole, nor spooled to disk. A bounded queue between a worker thread and the response keeps at most
 a few chunks in memory, and a browser that goes away stops the writer (its next write raises).
 """
 
@@ -15,11 +15,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import StreamingResponse
-
-from audit import EventFilter
-from portal.exchange.acting import Acting
-from portal.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +89,7 @@ async def stream_from_thread(work: Callable[[Any], object]) -> AsyncIterator[byt
         with contextlib.suppress(ClientGone):
             pipe.finish(error)
 
-    thread = threading.Thread(target=run, name="console-export", daemon=True)
+    thread = threading.Thread(target=run, name="streamed-response", daemon=True)
     thread.start()
     try:
         while True:
@@ -104,30 +99,3 @@ async def stream_from_thread(work: Callable[[Any], object]) -> AsyncIterator[byt
             yield item
     finally:
         pipe.closed.set()
-
-
-def export_response(
-    runtime: Runtime, acting: Acting, where: EventFilter, chosen: str
-) -> StreamingResponse:
-    """Start an audit export (recorded before its first byte) and stream it as an attachment."""
-    from portal.console import integrity
-    from portal.destruction import services
-
-    started = integrity.start_export(
-        runtime.engine,
-        runtime.auditor,
-        acting,
-        services.signing_key(runtime.settings),
-        format="csv" if chosen == "csv" else "jsonl",
-        where=where,
-        witness=runtime.witness,
-    )
-    stamp = acting.now.strftime("%Y%m%dT%H%M%SZ")
-    return StreamingResponse(
-        stream_from_thread(started.write),
-        media_type="text/csv; charset=utf-8" if chosen == "csv" else "application/x-ndjson",
-        headers={
-            "Content-Disposition": f'attachment; filename="audit-{stamp}.{chosen}"',
-            "Cache-Control": "no-store",
-        },
-    )
