@@ -24,8 +24,6 @@ from portal.settings import ClamdAddress
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 # A marker of our own: any file containing it is reported as Portal.Test.Marker.
 TEST_MARKER = b"PORTAL-TEST-MALWARE-MARKER-0b5e7c1d"
-TEST_MARKER_SIGNATURE = "Portal.Test.Marker.UNOFFICIAL"
-EICAR_SIGNATURE = "Eicar-Test-Signature.UNOFFICIAL"
 
 # clamd refuses limits of 4 GiB and over.
 CLAMD_LIMIT_CEILING = 4000 * 1024 * 1024

@@ -367,12 +367,6 @@ def classified() -> list[ColumnClass]:
     ]
 
 
-def classify(table: str, column: str) -> ColumnClass:
-    """``KeyError`` for a column nobody classified (the test's failure)."""
-    holds, reason = COLUMNS[table][column]
-    return ColumnClass(table, column, holds, reason)
-
-
 def markdown_table() -> str:
     """The table of docs/destruction.md, "What each column holds", one row per column."""
     lines = ["| table | column | holds | why |", "| --- | --- | --- | --- |"]

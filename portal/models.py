@@ -11,10 +11,6 @@ from sqlmodel import Enum, Field, SQLModel
 from portal.text import is_whole_number
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def utc_column(*, nullable: bool = False) -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=nullable)
 

@@ -70,11 +70,3 @@ def parse_reference(typed: str) -> str:
     if _interim([_VALUE[ch] for ch in cleaned]) != 0:
         raise InvalidReference("the check character does not match")
     return _group("".join(cleaned))
-
-
-def is_reference(typed: str) -> bool:
-    try:
-        parse_reference(typed)
-    except InvalidReference:
-        return False
-    return True

@@ -17,8 +17,6 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-SECRETS_KEY_FILE = "accounts-secrets.key"
-
 # Crockford Base32 without the confusable letters, for codes that people type.
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 

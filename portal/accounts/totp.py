@@ -13,7 +13,6 @@ import pyotp
 
 from portal.text import is_whole_number
 
-STEP_SECONDS = 30
 DIGITS = 6
 # One step either side of now: clocks on phones drift, and typing a code takes time.
 WINDOW = 1
@@ -26,10 +25,6 @@ def new_secret() -> str:
 
 def provisioning_uri(secret: str, *, account: str, issuer: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=issuer)
-
-
-def code_at(secret: str, now: datetime) -> str:
-    return pyotp.TOTP(secret).at(now)
 
 
 def matching_step(secret: str, typed: str, now: datetime) -> int | None:

@@ -249,11 +249,3 @@ def hold_view(db: Session, vault: Vault, hold: Hold) -> dict[str, Any]:
         "case": case.reference if case else None,
         "lift_reason": hold.lift_reason.value if hold.lift_reason else None,
     }
-
-
-def active_holds(db: Session, review_id: int) -> list[Hold]:
-    return list(
-        db.exec(
-            select(Hold).where(Hold.review_id == review_id, Hold.state == HoldState.active)
-        ).all()
-    )

@@ -166,9 +166,3 @@ def send_notices(engine: Engine, send: Send, *, now: datetime, sender: str, publ
             db.commit()
             sent += 1
     return sent
-
-
-def notices_for(db: Session, review: Review) -> list[Notice]:
-    return list(
-        db.exec(select(Notice).where(Notice.review_id == review.id).order_by(col(Notice.id))).all()
-    )
