@@ -23,10 +23,7 @@ from portal.accounts.operators import SETUP, has_active_admin
 from portal.accounts.users import AccountError
 from portal.auditing import Action, Auditor, Target, TargetKind
 from portal.cli.context import CliContext, UsageFailure, by_option, operator_for, pass_cli
-from portal.db import make_engine
-from portal.keys import checked_keys
 from portal.models import OrganisationKind, as_utc
-from storage import StorageError
 
 ADMIN = frozenset({Role.admin})
 
@@ -37,25 +34,17 @@ def _database(
 ) -> Iterator[tuple[Session, Auditor, audit.Actor]]:
     """The database, the auditor and the administrator acting (``setup``: or, on a fresh
     installation, the setup itself)."""
-    settings = cli.settings
-    try:
-        auditor = Auditor.from_keys(checked_keys(settings))
-    except (audit.AuditError, StorageError) as exc:
-        raise UsageFailure(f"{exc}") from None
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as db:
-            if setup and not by and not cli.settings.operator and not has_active_admin(db):
-                actor = SETUP
-            else:
-                actor = operator_for(cli, db, by, allowed=ADMIN).actor
-            try:
-                yield db, auditor, actor
-            except AccountError as problem:
-                db.rollback()
-                raise UsageFailure(str(problem)) from None
-    finally:
-        engine.dispose()
+    runtime = cli.runtime
+    with Session(runtime.engine) as db:
+        if setup and not by and not cli.settings.operator and not has_active_admin(db):
+            actor = SETUP
+        else:
+            actor = operator_for(cli, db, by, allowed=ADMIN).actor
+        try:
+            yield db, runtime.auditor, actor
+        except AccountError as problem:
+            db.rollback()
+            raise UsageFailure(str(problem)) from None
 
 
 def _now() -> datetime:

@@ -570,35 +570,30 @@ def subject_access(
 
     from sqlmodel import Session
 
-    from portal.auditing import Auditor, Origin
+    from portal.auditing import Origin
     from portal.cli.server import require_current_schema
     from portal.console.subject_access import as_csv, view_subject_access
     from portal.exchange.acting import Acting
     from portal.exchange.errors import ExchangeError, NotFound
 
-    settings = cli.settings
-    require_current_schema(settings)
-    auditor = Auditor(AuditLog(signing_key(settings)))
-    engine = _engine(settings)
-    try:
-        with Session(engine) as db:
-            person = operator_for(cli, db, by, allowed=DPO)
-            acting = Acting.of(
-                user_id=person.user_id,
-                role=person.role,
-                organisation_id=person.organisation_id,
-                now=datetime.now(UTC),
-                origin=Origin(),
-            )
-            try:
-                found = view_subject_access(db, auditor, acting, case)
-            except NotFound as missing:
-                raise CheckFailure(missing.message) from None
-            except ExchangeError as refused:
-                raise UsageFailure(refused.message) from None
-            db.commit()
-    finally:
-        engine.dispose()
+    require_current_schema(cli.settings)
+    runtime = cli.runtime
+    with Session(runtime.engine) as db:
+        person = operator_for(cli, db, by, allowed=DPO)
+        acting = Acting.of(
+            user_id=person.user_id,
+            role=person.role,
+            organisation_id=person.organisation_id,
+            now=runtime.clock(),
+            origin=Origin(),
+        )
+        try:
+            found = view_subject_access(db, runtime.auditor, acting, case)
+        except NotFound as missing:
+            raise CheckFailure(missing.message) from None
+        except ExchangeError as refused:
+            raise UsageFailure(refused.message) from None
+        db.commit()
     text = as_csv(found) if format_ == "csv" else json.dumps(found, indent=2, sort_keys=True) + "\n"
     with _open_output(output) as out:
         out.write(text.encode("utf-8"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -23,11 +22,13 @@ if TYPE_CHECKING:
     from portal.accounts.operators import Operator, OperatorRefused
     from portal.auditing import Auditor
     from portal.exchange.acting import Acting
+    from portal.runtime import Runtime
 
 
 class CliContext:
     def __init__(self) -> None:
         self._settings: Settings | None = None
+        self._runtime: Runtime | None = None
 
     @property
     def settings(self) -> Settings:
@@ -40,6 +41,24 @@ class CliContext:
 
     def use_settings(self, settings: Settings) -> None:
         self._settings = settings
+
+    @property
+    def runtime(self) -> Runtime:
+        """The database, keys, auditor and vault a command works with: the runtime the web app
+        and the worker use, built on first use (the key service shown to hold this database's
+        keys) and disposed of when the command ends."""
+        if self._runtime is None:
+            from audit import AuditError
+            from portal.runtime import build_runtime
+            from storage import StorageError
+
+            try:
+                runtime = build_runtime(self.settings)
+            except (AuditError, StorageError) as exc:
+                raise UsageFailure(f"{exc} Run 'portal init' first.") from None
+            click.get_current_context().find_root().call_on_close(runtime.engine.dispose)
+            self._runtime = runtime
+        return self._runtime
 
 
 class UsageFailure(click.ClickException):
@@ -88,19 +107,16 @@ def _audit_refusal(cli: CliContext, db: Session, refused: OperatorRefused) -> No
     """Record the refusal, alone: whatever the command's session holds is rolled back first
     (a refused command does nothing), then ``access.denied``, denied, with the account
     named if there is one and never the address typed, is committed."""
-    from datetime import UTC, datetime
-
     from audit import Action, Outcome
-    from portal.auditing import Auditor, Origin
-    from portal.keys import checked_keys
+    from portal.auditing import Origin
 
     db.rollback()  # first: on SQLite the session's transaction holds the write lock
-    auditor = Auditor.from_keys(checked_keys(cli.settings))
-    auditor.record(
+    runtime = cli.runtime
+    runtime.auditor.record(
         db,
         Action.ACCESS_DENIED,
         actor=refused.actor,
-        now=datetime.now(UTC),
+        now=runtime.clock(),
         origin=Origin(),
         outcome=Outcome.DENIED,
         details={"reason": refused.reason, "method": "cli"},
@@ -119,34 +135,22 @@ def acting_session(
     """A database session, the auditor and the named person acting now; errors exit 2."""
     from sqlmodel import Session
 
-    import audit
-    from portal.auditing import Auditor, Origin
-    from portal.db import make_engine
+    from portal.auditing import Origin
     from portal.exchange.acting import Acting
     from portal.exchange.errors import ExchangeError
-    from portal.keys import checked_keys
-    from storage import StorageError
 
-    settings = cli.settings
-    try:
-        auditor = Auditor.from_keys(checked_keys(settings))
-    except (audit.AuditError, StorageError) as exc:
-        raise UsageFailure(f"{exc} Run 'portal init' first.") from None
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as db:
-            person = operator_for(cli, db, by, allowed=allowed)
-            acting = Acting.of(
-                user_id=person.user_id,
-                role=person.role,
-                organisation_id=person.organisation_id,
-                now=datetime.now(UTC),
-                origin=Origin(),
-            )
-            try:
-                yield db, auditor, acting
-            except ExchangeError as problem:
-                db.rollback()
-                raise UsageFailure(problem.message) from None
-    finally:
-        engine.dispose()
+    runtime = cli.runtime
+    with Session(runtime.engine) as db:
+        person = operator_for(cli, db, by, allowed=allowed)
+        acting = Acting.of(
+            user_id=person.user_id,
+            role=person.role,
+            organisation_id=person.organisation_id,
+            now=runtime.clock(),
+            origin=Origin(),
+        )
+        try:
+            yield db, runtime.auditor, acting
+        except ExchangeError as problem:
+            db.rollback()
+            raise UsageFailure(problem.message) from None

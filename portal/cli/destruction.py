@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -55,17 +54,12 @@ def destroy() -> None:
 @pass_cli
 def due(cli: CliContext, as_json: bool) -> None:
     """Reviews on the destruction schedule, soonest first, with what is held."""
-    from portal.db import make_engine
-
     require_current_schema(cli.settings)
-    engine = make_engine(cli.settings.database_url)
-    now = datetime.now(UTC)
-    try:
-        with Session(engine) as db:
-            entries = schedule(db, Acting.operator(now, actor=READ_ONLY), today=now.date())
-            rows = [entry_json(e) for e in entries]
-    finally:
-        engine.dispose()
+    runtime = cli.runtime
+    now = runtime.clock()
+    with Session(runtime.engine) as db:
+        entries = schedule(db, Acting.operator(now, actor=READ_ONLY), today=now.date())
+        rows = [entry_json(e) for e in entries]
     for row in rows:
         if as_json:
             click.echo(json.dumps(row, sort_keys=True))
@@ -90,20 +84,16 @@ def run(cli: CliContext, by: str | None, dry_run: bool, review_code: str | None)
     Needs --by (or PORTAL_OPERATOR): a DPO or an administrator, whom the audit log and the
     certificate name as carrying the destruction out."""
     from portal.destruction.services import destroyer_for
-    from portal.runtime import build_runtime
 
     require_current_schema(cli.settings)
-    runtime = build_runtime(cli.settings)
+    runtime = cli.runtime
+    with Session(runtime.engine) as db:
+        person = operator_for(cli, db, by, allowed=DESTROYERS)
     try:
-        with Session(runtime.engine) as db:
-            person = operator_for(cli, db, by, allowed=DESTROYERS)
-        try:
-            destroyer = destroyer_for(runtime, actor=person.actor)
-        except SigningKeyError as exc:
-            raise UsageFailure(str(exc)) from None
-        report = destroyer.run_due(now=runtime.clock(), review_code=review_code, dry_run=dry_run)
-    finally:
-        runtime.engine.dispose()
+        destroyer = destroyer_for(runtime, actor=person.actor)
+    except SigningKeyError as exc:
+        raise UsageFailure(str(exc)) from None
+    report = destroyer.run_due(now=runtime.clock(), review_code=review_code, dry_run=dry_run)
     for held in report.held:
         what = f"document {held.document}" if held.document else "the whole review"
         click.echo(f"held     {held.review}: {what}")
@@ -160,10 +150,9 @@ def hold_place(
     as_json: bool,
 ) -> None:
     """Place a hold on a review, one of its documents (--document) or one case (--case)."""
-    from portal.blobs import open_vault
     from portal.destruction import holds
 
-    vault = open_vault(cli.settings)
+    vault = cli.runtime.vault
     # A DPO places a hold; a lead's becomes a request for one, as on the web.
     with acting_session(cli, by, frozenset({Role.dpo, Role.lead})) as (db, auditor, acting):
         placed = holds.place_hold(
@@ -190,10 +179,9 @@ def hold_place(
 @pass_cli
 def hold_lift(cli: CliContext, by: str | None, hold_id: str, reason: str, as_json: bool) -> None:
     """Lift hold HOLD_ID (or decline a lead's request), saying why."""
-    from portal.blobs import open_vault
     from portal.destruction import holds
 
-    vault = open_vault(cli.settings)
+    vault = cli.runtime.vault
     with acting_session(cli, by, frozenset({Role.dpo})) as (db, auditor, acting):
         lifted = holds.lift_hold(db, auditor, acting, hold_id, reason=reason)
         db.commit()
@@ -208,10 +196,9 @@ def hold_lift(cli: CliContext, by: str | None, hold_id: str, reason: str, as_jso
 @pass_cli
 def hold_list(cli: CliContext, by: str | None, include_lifted: bool, as_json: bool) -> None:
     """Holds and leads' requests for holds, newest first."""
-    from portal.blobs import open_vault
     from portal.destruction import holds
 
-    vault = open_vault(cli.settings)
+    vault = cli.runtime.vault
     with acting_session(cli, by, frozenset({Role.dpo, Role.lead})) as (db, _auditor, acting):
         views = [
             holds.hold_view(db, vault, h)

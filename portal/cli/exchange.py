@@ -78,7 +78,6 @@ def review_create(
     as_json: bool,
 ) -> None:
     """Create review CODE (e.g. SWG24) as a draft, with its key, organisations and team."""
-    from portal.blobs import open_vault
     from portal.exchange import reviews
     from portal.exchange.serialize import review_json
 
@@ -106,7 +105,7 @@ def review_create(
         # The key is made once every step has passed, just before the commit, so a refused
         # organisation or member leaves no key behind (creating it is idempotent if a retry follows).
         # The title and legal basis are sealed under that key at the same moment.
-        vault = open_vault(cli.settings)
+        vault = cli.runtime.vault
         reviews.seal_new_review(vault, created, plan)
         db.commit()
         body = review_json(vault, created)
@@ -127,7 +126,6 @@ def review_create(
 def _change_state(
     cli: CliContext, by: str | None, code: str, as_json: bool, *, close: bool
 ) -> None:
-    from portal.blobs import open_vault
     from portal.exchange import reviews
     from portal.exchange.serialize import review_json
 
@@ -143,7 +141,7 @@ def _change_state(
             reviews.open_review(db, auditor, acting, found)
             text = f"Review {found.code} is open for uploads until {found.closes_on:%d %B %Y}."
         db.commit()
-        _emit(as_json, review_json(open_vault(cli.settings), found), text)
+        _emit(as_json, review_json(cli.runtime.vault, found), text)
 
 
 @review.command("open")
@@ -172,14 +170,13 @@ def review_close(cli: CliContext, by: str | None, code: str, as_json: bool) -> N
 @pass_cli
 def review_list(cli: CliContext, by: str | None, as_json: bool) -> None:
     """Every review, newest opening date first."""
-    from portal.blobs import open_vault
     from portal.exchange import reviews
     from portal.exchange.review_texts import review_label
     from portal.exchange.serialize import review_json
 
     with acting_session(cli, by, READERS) as (db, _, acting):
         found = reviews.list_reviews(db, acting)
-        vault = open_vault(cli.settings)
+        vault = cli.runtime.vault
         if as_json:
             items = [review_json(vault, r) for r in found]
             click.echo(json.dumps({"items": items}, indent=2))
@@ -225,11 +222,10 @@ def request_create(
     as_json: bool,
 ) -> None:
     """Ask an organisation taking part in review CODE for records; prints the request's number."""
-    from portal.blobs import open_vault
     from portal.exchange import reviews
     from portal.exchange.serialize import request_json
 
-    vault = open_vault(cli.settings)
+    vault = cli.runtime.vault
     with acting_session(cli, by) as (db, auditor, acting):
         found = reviews.managed_review(db, acting, code)
         created = reviews.create_request(

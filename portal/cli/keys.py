@@ -10,15 +10,12 @@ the data keys of its sealed texts (request titles and instructions, hold orders:
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import click
 from sqlmodel import Session, col, select
 
 from audit import Action, Target, TargetKind
 from portal.accounts.models import Role
-from portal.auditing import Auditor
-from portal.blobs import open_vault
 from portal.cli.context import (
     CheckFailure,
     CliContext,
@@ -27,7 +24,6 @@ from portal.cli.context import (
     operator_for,
     pass_cli,
 )
-from portal.db import make_engine
 from portal.exchange.models import Document, Review
 from portal.keys import checked_keys
 from portal.sealing import sealed_texts
@@ -85,13 +81,11 @@ def keys_status(cli: CliContext, as_json: bool) -> None:
 @pass_cli
 def keys_rotate(cli: CliContext, by: str | None, review_code: str | None, remove_old: bool) -> None:
     """Rotate the master key (default) or one review's key; no blob is rewritten."""
-    settings = cli.settings
-    vault = open_vault(settings)
-    auditor = Auditor.from_keys(checked_keys(settings))
-    engine = make_engine(settings.database_url)
-    now = datetime.now(UTC)
+    runtime = cli.runtime
+    vault, auditor = runtime.vault, runtime.auditor
+    now = runtime.clock()
     try:
-        with Session(engine) as db:
+        with Session(runtime.engine) as db:
             actor = operator_for(cli, db, by, allowed=frozenset({Role.admin})).actor
             if review_code is None:
                 new_id = vault.rotate_master_key()
@@ -157,5 +151,3 @@ def keys_rotate(cli: CliContext, by: str | None, review_code: str | None, remove
             )
     except StorageError as problem:
         raise CheckFailure(str(problem)) from None
-    finally:
-        engine.dispose()
