@@ -152,15 +152,8 @@ def admin_user_disable(request: Request) -> Response:
             raise HttpProblem.not_found()
         if user.id == principal.user_id:
             raise HttpProblem(400, "cannot_disable_self", "You cannot disable your own account.")
-        ended_sessions, revoked = users.disable_user(db, user, now=now)
-        runtime.auditor.record(
-            db,
-            Action.USER_DISABLED,
-            actor=principal.actor,
-            now=now,
-            origin=origin_of(request),
-            target=Target(TargetKind.USER, str(user.id)),
-            details={"count": ended_sessions + revoked},
+        users.disable_account(
+            db, runtime.auditor, user, actor=principal.actor, now=now, origin=origin_of(request)
         )
         db.commit()
     return RedirectResponse("/admin/users", status_code=303)
@@ -173,17 +166,10 @@ def admin_user_unlock(request: Request) -> Response:
     now = runtime.clock()
     with Session(runtime.engine) as db:
         user = db.get(User, _path_id(request, "user_id"))
-        if user is None or user.id is None:
+        if user is None:
             raise HttpProblem.not_found()
-        cleared = throttle.unlock(db, email=user.email, user_id=user.id)
-        runtime.auditor.record(
-            db,
-            Action.USER_UPDATED,
-            actor=principal.actor,
-            now=now,
-            origin=origin_of(request),
-            target=Target(TargetKind.USER, str(user.id)),
-            details={"reason": throttle.UNLOCKED, "count": cleared},
+        users.unlock_account(
+            db, runtime.auditor, user, actor=principal.actor, now=now, origin=origin_of(request)
         )
         db.commit()
     return RedirectResponse("/admin/users", status_code=303)

@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from portal.accounts import sessions, tokens, totp
+import audit
+from portal.accounts import sessions, throttle, tokens, totp
 from portal.accounts.models import Enrolment, RecoveryCode, Role, User
 from portal.accounts.passwords import PasswordHasher, password_problem
 from portal.accounts.secrets import SecretBox, digest, new_recovery_code, new_token
+from portal.auditing import Action, Auditor, Origin, Target, TargetKind
 from portal.models import Organisation, OrganisationKind, as_utc
 from portal.text import TextRefused, clean_text
 
@@ -201,6 +203,53 @@ def disable_user(db: Session, user: User, *, now: datetime) -> tuple[int, int]:
         sessions.end_all_sessions(db, user.id, now=now),
         tokens.revoke_all_tokens(db, user.id, now=now),
     )
+
+
+def disable_account(
+    db: Session,
+    auditor: Auditor,
+    user: User,
+    *,
+    actor: audit.Actor,
+    now: datetime,
+    origin: Origin | None = None,
+) -> tuple[int, int]:
+    """An administrator disables ``user`` (``disable_user``), audited; (sessions, tokens) ended."""
+    ended, revoked = disable_user(db, user, now=now)
+    auditor.record(
+        db,
+        Action.USER_DISABLED,
+        actor=actor,
+        now=now,
+        origin=origin or Origin(),
+        target=Target(TargetKind.USER, str(user.id)),
+        details={"count": ended + revoked},
+    )
+    return ended, revoked
+
+
+def unlock_account(
+    db: Session,
+    auditor: Auditor,
+    user: User,
+    *,
+    actor: audit.Actor,
+    now: datetime,
+    origin: Origin | None = None,
+) -> int:
+    """An administrator clears ``user``'s failed sign-in counts, audited; how many were set."""
+    assert user.id is not None
+    cleared = throttle.unlock(db, email=user.email, user_id=user.id)
+    auditor.record(
+        db,
+        Action.USER_UPDATED,
+        actor=actor,
+        now=now,
+        origin=origin or Origin(),
+        target=Target(TargetKind.USER, str(user.id)),
+        details={"reason": throttle.UNLOCKED, "count": cleared},
+    )
+    return cleared
 
 
 def find_user(db: Session, email: str) -> User:

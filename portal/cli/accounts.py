@@ -181,15 +181,7 @@ def user_disable(cli: CliContext, by: str | None, email: str) -> None:
     with _database(cli, by) as (db, auditor, actor):
         now = _now()
         account = users.find_user(db, email)
-        ended, revoked = users.disable_user(db, account, now=now)
-        auditor.record(
-            db,
-            Action.USER_DISABLED,
-            actor=actor,
-            now=now,
-            target=Target(TargetKind.USER, str(account.id)),
-            details={"count": ended + revoked},
-        )
+        ended, revoked = users.disable_account(db, auditor, account, actor=actor, now=now)
         db.commit()
         click.echo(
             f"Disabled {account.email}: {ended} session(s) ended, {revoked} token(s) revoked."
@@ -202,21 +194,9 @@ def user_disable(cli: CliContext, by: str | None, email: str) -> None:
 @pass_cli
 def user_unlock(cli: CliContext, by: str | None, email: str) -> None:
     """Clear EMAIL's failed sign-in counts, so that they need not wait to sign in again."""
-    from portal.accounts import throttle
-
     with _database(cli, by) as (db, auditor, actor):
-        now = _now()
         account = users.find_user(db, email)
-        assert account.id is not None
-        cleared = throttle.unlock(db, email=account.email, user_id=account.id)
-        auditor.record(
-            db,
-            Action.USER_UPDATED,
-            actor=actor,
-            now=now,
-            target=Target(TargetKind.USER, str(account.id)),
-            details={"reason": throttle.UNLOCKED, "count": cleared},
-        )
+        cleared = users.unlock_account(db, auditor, account, actor=actor, now=_now())
         db.commit()
         click.echo(
             f"Unlocked sign-in for {account.email}: {cleared} failure count(s) cleared; "
