@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime
 import http.server
+import ipaddress
 import json
 import re
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -43,6 +45,11 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
         .not_valid_after(now + datetime.timedelta(days=1))
+        # The address the tests connect to, so that the client checks the certificate it pins.
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = folder / "fullchain.pem", folder / "privkey.pem"
@@ -175,9 +182,10 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def running_nginx(tmp_path: Path) -> Iterator[tuple[str, list[tuple[str, int]]]]:
+def running_nginx(tmp_path: Path) -> Iterator[tuple[str, list[tuple[str, int]], ssl.SSLContext]]:
     """The shipped site, unchanged but for its ports, certificate and paths, in front of a
-    stand-in upstream; (the https base URL, what the upstream received)."""
+    stand-in upstream; (the https base URL, what the upstream received, a TLS context that trusts
+    the test's own certificate and nothing else)."""
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
     _Upstream.received = []
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
@@ -210,7 +218,8 @@ def running_nginx(tmp_path: Path) -> Iterator[tuple[str, list[tuple[str, int]]]]
     )
     try:
         wait_until(lambda: listening(port), what="nginx", process=process)
-        yield f"https://127.0.0.1:{port}", _Upstream.received
+        pinned = ssl.create_default_context(cafile=str(tmp_path / "fullchain.pem"))
+        yield f"https://127.0.0.1:{port}", _Upstream.received, pinned
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -219,13 +228,13 @@ def running_nginx(tmp_path: Path) -> Iterator[tuple[str, list[tuple[str, int]]]]
 
 
 def test_nginx_refuses_a_large_body_to_sign_in_and_passes_one_to_an_upload_route(
-    running_nginx: tuple[str, list[tuple[str, int]]],
+    running_nginx: tuple[str, list[tuple[str, int]], ssl.SSLContext],
 ) -> None:
     """Issue 18, item 3: the proxy is the first bound. 2 MiB to /sign-in (or any page, or the
     JSON API) is a 413 from nginx, never sent on; 3 MiB to an upload route arrives whole."""
-    base, received = running_nginx
+    base, received, pinned = running_nginx
     large = b"a=" + b"b" * (2 * 1024 * 1024)
-    with httpx.Client(base_url=base, verify=False, timeout=30) as client:  # noqa: S501 (our own)
+    with httpx.Client(base_url=base, verify=pinned, timeout=30) as client:
         form = {"Content-Type": "application/x-www-form-urlencoded"}
         for path in ("/sign-in", "/reviews/SWG24/cases", "/api/v1/reviews"):
             refused = client.post(path, content=large, headers=form)
