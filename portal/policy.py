@@ -10,11 +10,10 @@ document's review team. DPOs and administrators never read content (separation o
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
+from portal.accounts.caller import Caller
 from portal.accounts.models import Role
 from portal.exchange.models import (
     Document,
@@ -27,17 +26,6 @@ from portal.exchange.models import (
 )
 
 TEAM_ROLES = frozenset({Role.inspector, Role.lead})
-
-
-class Caller(Protocol):
-    @property
-    def user_id(self) -> int: ...
-
-    @property
-    def role(self) -> Role: ...
-
-    @property
-    def organisation_id(self) -> int: ...
 
 
 def is_team_member(db: Session, caller: Caller, review: Review) -> bool:

@@ -15,11 +15,11 @@ into exit 2.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 
 from sqlmodel import Session, col, func, select
 
 import audit
+from portal.accounts.caller import Caller
 from portal.accounts.models import Role, User
 from portal.accounts.users import AccountError
 
@@ -40,25 +40,12 @@ class OperatorRefused(AccountError):
         self.actor = actor or audit.Actor()
 
 
-@dataclass(frozen=True)
-class Operator:
-    user_id: int
-    role: Role
-    organisation_id: int
-
-    @property
-    def actor(self) -> audit.Actor:
-        return audit.Actor(
-            user_id=self.user_id, role=self.role.value, organisation_id=self.organisation_id
-        )
-
-
 def _roles(allowed: Collection[Role]) -> str:
     names = sorted(r.value for r in allowed)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def resolve_operator(db: Session, email: str | None, *, allowed: Collection[Role]) -> Operator:
+def resolve_operator(db: Session, email: str | None, *, allowed: Collection[Role]) -> Caller:
     """The active account behind ``email`` if it holds one of the ``allowed`` roles."""
     if not email or not email.strip():
         raise OperatorRefused(
@@ -87,7 +74,7 @@ def resolve_operator(db: Session, email: str | None, *, allowed: Collection[Role
             reason="wrong_role",
             actor=named,
         )
-    return Operator(user_id=user.id, role=user.role, organisation_id=user.organisation_id)
+    return Caller(user_id=user.id, role=user.role, organisation_id=user.organisation_id)
 
 
 def has_active_admin(db: Session) -> bool:

@@ -580,13 +580,7 @@ def subject_access(
     runtime = cli.runtime
     with Session(runtime.engine) as db:
         person = operator_for(cli, db, by, allowed=DPO)
-        acting = Acting.of(
-            user_id=person.user_id,
-            role=person.role,
-            organisation_id=person.organisation_id,
-            now=runtime.clock(),
-            origin=Origin(),
-        )
+        acting = Acting.as_caller(person, now=runtime.clock(), origin=Origin())
         try:
             found = view_subject_access(db, runtime.auditor, acting, case)
         except NotFound as missing:

@@ -19,7 +19,8 @@ from portal.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from sqlmodel import Session
 
-    from portal.accounts.operators import Operator, OperatorRefused
+    from portal.accounts.caller import Caller
+    from portal.accounts.operators import OperatorRefused
     from portal.auditing import Auditor
     from portal.exchange.acting import Acting
     from portal.runtime import Runtime
@@ -89,7 +90,7 @@ def by_option(command: F) -> F:
 
 def operator_for(
     cli: CliContext, db: Session, by: str | None, *, allowed: Collection[Role]
-) -> Operator:
+) -> Caller:
     """The named person acting, or a usage error (exit 2) that says what to give.
 
     A refusal is itself audited, as a refused sign-in is: someone at a shell tried to act
@@ -142,13 +143,7 @@ def acting_session(
     runtime = cli.runtime
     with Session(runtime.engine) as db:
         person = operator_for(cli, db, by, allowed=allowed)
-        acting = Acting.of(
-            user_id=person.user_id,
-            role=person.role,
-            organisation_id=person.organisation_id,
-            now=runtime.clock(),
-            origin=Origin(),
-        )
+        acting = Acting.as_caller(person, now=runtime.clock(), origin=Origin())
         try:
             yield db, runtime.auditor, acting
         except ExchangeError as problem:

@@ -6,15 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import audit
+from portal.accounts.caller import Caller
 from portal.accounts.models import Role
 from portal.auditing import Auditor, Origin
-
-
-@dataclass(frozen=True)
-class Caller:
-    user_id: int
-    role: Role
-    organisation_id: int
 
 
 @dataclass(frozen=True)
@@ -48,9 +42,18 @@ class Acting:
         origin: Origin,
         refusals: Auditor | None = None,
     ) -> Acting:
-        caller = Caller(user_id=user_id, role=role, organisation_id=organisation_id)
-        actor = audit.Actor(user_id=user_id, role=role.value, organisation_id=organisation_id)
-        return cls(caller=caller, actor=actor, now=now, origin=origin, refusals=refusals)
+        return cls.as_caller(
+            Caller(user_id=user_id, role=role, organisation_id=organisation_id),
+            now=now,
+            origin=origin,
+            refusals=refusals,
+        )
+
+    @classmethod
+    def as_caller(
+        cls, caller: Caller, *, now: datetime, origin: Origin, refusals: Auditor | None = None
+    ) -> Acting:
+        return cls(caller=caller, actor=caller.actor, now=now, origin=origin, refusals=refusals)
 
     @property
     def user_id(self) -> int | None:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from audit import Actor
 from portal.accounts import sessions, tokens
+from portal.accounts.caller import Caller
 from portal.accounts.models import Role, User
 from portal.web.errors import HttpProblem
 
@@ -29,10 +30,12 @@ class Principal:
         return self.session_id is not None
 
     @property
+    def caller(self) -> Caller:
+        return Caller(user_id=self.user_id, role=self.role, organisation_id=self.organisation_id)
+
+    @property
     def actor(self) -> Actor:
-        return Actor(
-            user_id=self.user_id, role=self.role.value, organisation_id=self.organisation_id
-        )
+        return self.caller.actor
 
     @classmethod
     def of(

@@ -55,11 +55,6 @@ def acting_of(request: Request) -> Acting:
 
     principal = request.state.principal
     runtime = runtime_of(request)
-    return Acting.of(
-        user_id=principal.user_id,
-        role=principal.role,
-        organisation_id=principal.organisation_id,
-        now=runtime.clock(),
-        origin=origin_of(request),
-        refusals=runtime.auditor,
+    return Acting.as_caller(
+        principal.caller, now=runtime.clock(), origin=origin_of(request), refusals=runtime.auditor
     )

@@ -16,12 +16,13 @@ from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 from portal import policy
+from portal.accounts.caller import Caller
 from portal.accounts.models import Role, User
 from portal.app import routes
 from portal.auditing import Origin
 from portal.db import make_engine
 from portal.exchange import documents
-from portal.exchange.acting import Acting, Caller
+from portal.exchange.acting import Acting
 from portal.exchange.errors import NotFound
 from portal.exchange.models import Document, Review
 from portal.runtime import build_runtime
