@@ -466,9 +466,16 @@ _LOCK_HEAD = (
     .where(head_table.c.id == HEAD_ID)
     .with_for_update()
 )
+# PostgreSQL's advisory locks are keyed by a number shared by every client of the database: these
+# two are the log's, and nothing else may take them (docs/audit-format.md, "Appending").
+# Writers queue on the append lock for the head row; held until the writer commits.
+APPEND_LOCK = 7283911
+# Chainers of pending events take turns on the chaining lock; at transaction level for
+# chain_pending and checkpoint, at session level for chain_committed.
+CHAIN_LOCK = 7283912
 # PostgreSQL: driver-level SQL, one round trip each. (An advisory lock to queue writers was
 # measured: slower than the row lock alone.)
-_QUEUE_PG = "SELECT pg_advisory_xact_lock(7283911)"  # held until the caller commits
+_QUEUE_PG = f"SELECT pg_advisory_xact_lock({APPEND_LOCK})"  # held until the caller commits
 # The head row, if the append lock is free and no chaining transaction holds the row; else the
 # event is stored pending. Never a wait. FOR UPDATE reads the head as its last writer committed
 # it, whatever the statement's snapshot. The casts give the bound values their columns' types.
@@ -481,7 +488,7 @@ _PENDING_VALUES_PG = ", ".join(
 )
 _HEAD_OR_PENDING_PG = (
     "WITH head AS (SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head "  # noqa: S608
-    "WHERE id = 1 AND pg_try_advisory_xact_lock(7283911) FOR UPDATE SKIP LOCKED), "
+    f"WHERE id = 1 AND pg_try_advisory_xact_lock({APPEND_LOCK}) FOR UPDATE SKIP LOCKED), "
     f"pended AS (INSERT INTO audit_pending ({_PENDING_FIELDS}) SELECT {_PENDING_VALUES_PG} "
     "WHERE NOT EXISTS (SELECT 1 FROM head)) "
     "SELECT seq, hash, checkpoint_seq, checkpoint_us FROM head"
@@ -519,15 +526,14 @@ _PG_CHAIN = (
     f"WHERE id = {HEAD_ID} AND (SELECT count(*) FROM chained) = %(n)s"
 )
 _SELECT_PENDING = select(*pending_table.c).order_by(pending_table.c.id).limit(bindparam("n"))
-# The chaining lock (chainers of pending events take turns), distinct from the append lock above:
-# at transaction level for chain_pending and checkpoint, at session level for chain_committed.
-_CHAIN_LOCK_PG = "SELECT pg_advisory_xact_lock(7283912)"
+_CHAIN_LOCK_PG = f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"
 # NULL when nothing is pending; else whether the lock was taken. One statement, one snapshot,
 # taken after the statement began: it sees every commit made before a holder let the lock go.
 _CHAIN_TRY_PG = (
-    "SELECT CASE WHEN EXISTS (SELECT 1 FROM audit_pending) THEN pg_try_advisory_lock(7283912) END"
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM audit_pending) "  # noqa: S608 (constants only)
+    f"THEN pg_try_advisory_lock({CHAIN_LOCK}) END"
 )
-_CHAIN_UNLOCK_PG = "SELECT pg_advisory_unlock(7283912)"
+_CHAIN_UNLOCK_PG = f"SELECT pg_advisory_unlock({CHAIN_LOCK})"
 _LOCK_HEAD_PG = (
     "SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head WHERE id = 1 FOR UPDATE"
 )
