@@ -39,6 +39,8 @@ from storage.keyservice import KeyService
 SIGNING_KEY_FILE = "audit-signing.pem"
 # Session.info key: the Auditor whose events this session's transaction holds, unchained.
 _TO_CHAIN = "portal.audit.to_chain"
+# Session.info key: set once the session has the listeners that chain after its commits.
+_HOOKED = "portal.audit.hooked"
 
 logger = logging.getLogger("portal.audit")
 
@@ -103,6 +105,7 @@ class Auditor:
             self.log.enqueue(db.connection(), event, now=now)
         elif self.log.record(db.connection(), event, now=now):
             db.info[_TO_CHAIN] = self
+            _chain_when_committed(db)
 
     def chain_committed(self, db: OrmSession) -> int:
         """Chain what has been committed; never raise (the worker is the backstop)."""
@@ -114,13 +117,25 @@ class Auditor:
             return 0
 
 
-@sa_event.listens_for(OrmSession, "after_commit")
+def _chain_when_committed(session: OrmSession) -> None:
+    """Have ``session`` chain its pending events after its commit (and forget them after a
+    rollback): listeners on this session alone, the first time it holds a pending event.
+
+    Not on every ``Session`` of the process: a hook on the class would run for every commit of
+    every session (the CLI's, the tests', another library's) and be installed by importing this
+    module, whatever the importer meant."""
+    if session.info.get(_HOOKED):
+        return
+    session.info[_HOOKED] = True
+    sa_event.listen(session, "after_commit", _chain_after_commit)
+    sa_event.listen(session, "after_rollback", _forget_after_rollback)
+
+
 def _chain_after_commit(session: OrmSession) -> None:
     auditor = session.info.pop(_TO_CHAIN, None)
     if auditor is not None:
         auditor.chain_committed(session)
 
 
-@sa_event.listens_for(OrmSession, "after_rollback")
 def _forget_after_rollback(session: OrmSession) -> None:
     session.info.pop(_TO_CHAIN, None)
