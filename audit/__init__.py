@@ -35,6 +35,7 @@ from .signing import (
     load_public_key,
     load_signing_key,
 )
+from .tables import metadata
 from .tail import Tail, unsigned_tail
 from .verification import (
     Break,
@@ -103,6 +104,7 @@ __all__ = [
     "load_or_create_signing_key",
     "load_public_key",
     "load_signing_key",
+    "metadata",
     "parse_checkpoint_line",
     "parse_receipts",
     "parts_by_default",
