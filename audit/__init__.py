@@ -26,7 +26,7 @@ from .events import DETAIL_KEYS, Actor, AuditEvent, AuditRecord, DetailKind, Tar
 from .exports import FORMATS, ExportFormat, ExportSummary, export_log
 from .log import Appended, AuditLog, CheckpointPolicy, utc_now
 from .offline import ExportCheck, parse_receipts, verify_export
-from .queries import EventFilter, Page, search
+from .queries import MAX_PAGE, EventFilter, Page, count_events, events_between, search, seqs_after
 from .retention import Disposal, disposable_through, dispose
 from .signing import (
     PublicKey,
@@ -59,6 +59,7 @@ from .witness import (
 __all__ = [
     "DETAIL_KEYS",
     "FORMATS",
+    "MAX_PAGE",
     "Action",
     "Actor",
     "Appended",
@@ -96,8 +97,10 @@ __all__ = [
     "WitnessError",
     "check_against_witness",
     "checkpoint_line",
+    "count_events",
     "disposable_through",
     "dispose",
+    "events_between",
     "export_log",
     "from_us",
     "iso",
@@ -109,6 +112,7 @@ __all__ = [
     "parse_receipts",
     "parts_by_default",
     "search",
+    "seqs_after",
     "to_us",
     "unsigned_tail",
     "utc_now",

@@ -6,12 +6,12 @@ paginated by keyset (``before`` = the last sequence number of the previous page)
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from .actions import TargetKind
 from .encoding import from_us, to_us
@@ -128,6 +128,40 @@ def search(
     rows = connection.execute(query.order_by(_c.seq.desc()).limit(limit + 1)).all()
     records = [record_from_row(row) for row in rows[:limit]]
     return Page(records, records[-1].seq if len(rows) > limit else None)
+
+
+def seqs_after(connection: Connection, where: EventFilter, *, after: int, limit: int) -> list[int]:
+    """The sequence numbers of the first ``limit`` events after ``after`` that match ``where``,
+    oldest first: where the page of newer events before a ``search`` page begins."""
+    rows = connection.execute(
+        select(_c.seq).where(*where.clauses(), _c.seq > after).order_by(_c.seq).limit(limit)
+    )
+    return [int(row[0]) for row in rows]
+
+
+def count_events(connection: Connection, where: EventFilter | None = None) -> int:
+    """How many events match ``where`` (all of them: None)."""
+    query = select(func.count()).select_from(event_table)
+    return int(connection.execute(query.where(*(where or EventFilter()).clauses())).scalar_one())
+
+
+def events_between(
+    connection: Connection,
+    since: datetime,
+    through: datetime,
+    *,
+    actions: Collection[str] | None = None,
+    outcome: str | None = None,
+) -> list[AuditRecord]:
+    """Every event from ``since`` up to and including ``through``, oldest first, of one of
+    ``actions`` (any: None) with ``outcome`` (any: None): a window for rules that look at the
+    log as a whole (bursts, times of day). Unpaged: the caller bounds the window."""
+    query = select(*event_table.c).where(_c.at_us >= to_us(since), _c.at_us <= to_us(through))
+    if actions is not None:
+        query = query.where(_c.action.in_([str(action) for action in actions]))
+    if outcome is not None:
+        query = query.where(_c.outcome == str(outcome))
+    return [record_from_row(row) for row in connection.execute(query.order_by(_c.seq))]
 
 
 def record_from_row(row: Sequence[Any]) -> AuditRecord:
