@@ -4,14 +4,13 @@ exports. A library on its own: it knows SQLAlchemy, not the web app.
 Appending, inside the caller's transaction::
 
     key = load_or_create_signing_key(key_dir / "audit-signing.pem")
-    log = AuditLog(key)
+    log = AuditLog(vocabulary, key)             # vocabulary: the application's words
     with engine.begin() as connection:          # or: session.connection()
         ...                                     # the action
-        log.append(connection, AuditEvent(Action.DOCUMENT_DOWNLOADED, Actor(7, "inspector", 2),
+        log.append(connection, AuditEvent("document.downloaded", Actor(7, "inspector", 2),
                                           document="7KQ2-M9XD-4", review="SWG24"))
 """
 
-from .actions import Action, Outcome, TargetKind
 from .encoding import from_us, iso, to_us
 from .errors import (
     AuditError,
@@ -22,7 +21,7 @@ from .errors import (
     SignatureInvalid,
     SigningKeyError,
 )
-from .events import DETAIL_KEYS, Actor, AuditEvent, AuditRecord, DetailKind, Target
+from .events import Actor, AuditEvent, AuditRecord, DetailKind, Outcome, Target
 from .exports import FORMATS, ExportFormat, ExportSummary, export_log
 from .log import Appended, AuditLog, CheckpointPolicy, utc_now
 from .offline import ExportCheck, parse_receipts, verify_export
@@ -45,6 +44,7 @@ from .verification import (
     parts_by_default,
     verify_log,
 )
+from .vocabulary import Vocabulary
 from .witness import (
     FileWitness,
     S3Witness,
@@ -57,10 +57,8 @@ from .witness import (
 )
 
 __all__ = [
-    "DETAIL_KEYS",
     "FORMATS",
     "MAX_PAGE",
-    "Action",
     "Actor",
     "Appended",
     "AuditError",
@@ -91,8 +89,8 @@ __all__ = [
     "SigningKeyError",
     "Tail",
     "Target",
-    "TargetKind",
     "Verification",
+    "Vocabulary",
     "Witness",
     "WitnessError",
     "check_against_witness",

@@ -41,6 +41,7 @@ from .events import AuditEvent
 from .signing import PublicKey, SigningKey
 from .tables import HEAD_ID, checkpoint_table, event_table, head_table, pending_table
 from .verification import Break, BreakKind, CheckpointRow, load_checkpoints, walk
+from .vocabulary import Vocabulary
 
 Clock = Callable[[], datetime]
 RandomBytes = Callable[[int], bytes]
@@ -76,12 +77,14 @@ class Appended:
 class AuditLog:
     """The writer's handle on the log: one per process, holding the signing key.
 
-    ``clock`` and ``random_bytes`` are there so that tests set time and randomness instead of
-    patching them.
+    ``vocabulary``: the application's words; every event is checked against it before it is
+    stored. ``clock`` and ``random_bytes`` are there so that tests set time and randomness
+    instead of patching them.
     """
 
     def __init__(
         self,
+        vocabulary: Vocabulary,
         signing_key: SigningKey,
         *,
         policy: CheckpointPolicy | None = None,
@@ -89,6 +92,7 @@ class AuditLog:
         random_bytes: RandomBytes = os.urandom,
         trusted_keys: tuple[PublicKey, ...] = (),
     ) -> None:
+        self.vocabulary = vocabulary
         self._key = signing_key
         self.policy = policy or CheckpointPolicy()
         self._clock = clock
@@ -119,9 +123,8 @@ class AuditLog:
         Any exception leaves the transaction to be rolled back by the caller, with its action.
         """
         at_us = to_us(now if now is not None else self._clock())
-        return self._append_at(
-            connection, _lock_head(connection), self._fields(event, at_us), at_us
-        )
+        fields = self._fields(event, at_us)  # checked before the lock is taken
+        return self._append_at(connection, _lock_head(connection), fields, at_us)
 
     def record(
         self, connection: Connection, event: AuditEvent, *, now: datetime | None = None
@@ -331,7 +334,9 @@ class AuditLog:
         )
 
     def _fields(self, event: AuditEvent, at_us: int) -> dict[str, object]:
-        """An event's stored fields after ``seq`` (EVENT_FIELDS[1:]), by name."""
+        """An event's stored fields after ``seq`` (EVENT_FIELDS[1:]), by name; raise
+        ``EventRejected`` or ``ForbiddenDetail`` if the vocabulary does not have its words."""
+        event = self.vocabulary.check(event)
         actor, target = event.actor, event.target
         values = (
             at_us,
@@ -339,8 +344,8 @@ class AuditLog:
             actor.user_id,
             actor.role,
             actor.organisation_id,
-            event.action.value,
-            target.kind.value if target else None,
+            str(event.action),
+            str(target.kind) if target else None,
             target.ref if target else None,
             event.review,
             event.document,

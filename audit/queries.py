@@ -13,12 +13,13 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
-from .actions import TargetKind
 from .encoding import from_us, to_us
 from .events import Actor, AuditRecord, Target
 from .tables import event_table
 
 MAX_PAGE = 1000
+# The kind of target of a case (``EventFilter.case``).
+CASE = "case"
 
 _c = event_table.c
 
@@ -64,7 +65,7 @@ class EventFilter:
         if self.until is not None:
             found.append(_c.at_us < to_us(self.until))
         if self.case is not None:
-            about_case = and_(_c.target_kind == str(TargetKind.CASE), _c.target_ref == self.case)
+            about_case = and_(_c.target_kind == CASE, _c.target_ref == self.case)
             if self.case_documents:
                 found.append(or_(about_case, _c.document.in_(self.case_documents)))
             else:
@@ -94,7 +95,7 @@ class EventFilter:
 
         def matches(row: Sequence[Any]) -> bool:
             if case is not None and not (
-                (row[7] == str(TargetKind.CASE) and row[8] == case) or row[10] in case_documents
+                (row[7] == CASE and row[8] == case) or row[10] in case_documents
             ):
                 return False
             if since is not None and row[1] < since:
@@ -168,7 +169,7 @@ def record_from_row(row: Sequence[Any]) -> AuditRecord:
     (seq, at_us, _nonce, user_id, role, organisation_id, action, target_kind, target_ref) = row[:9]
     target = None
     if target_kind is not None and target_ref is not None:
-        target = Target(TargetKind(target_kind), target_ref)
+        target = Target(target_kind, target_ref)
     return AuditRecord(
         seq=seq,
         at=from_us(at_us),

@@ -47,7 +47,6 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audit import (
-    Action,
     Actor,
     AuditEvent,
     AuditLog,
@@ -60,6 +59,7 @@ from audit import (
     witness_checkpoints,
 )
 from audit.encoding import GENESIS, chain_hash, checkpoint_message, encode_details, event_digest
+from portal.audit_vocabulary import VOCABULARY, Action
 from portal.db import make_engine
 from portal.migrate import upgrade_database
 
@@ -96,6 +96,7 @@ def _writer(
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     log = AuditLog(
+        VOCABULARY,
         SigningKey(load_pem_private_key(pem, password=None)),  # type: ignore[arg-type]
         policy=CheckpointPolicy(every_seconds=every_seconds),
     )

@@ -24,16 +24,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
-from audit import (
-    Action,
-    Actor,
-    AuditEvent,
-    AuditLog,
-    Outcome,
-    Target,
-    TargetKind,
-    load_or_create_signing_key,
-)
+from audit import Actor, AuditEvent, AuditLog, Outcome, Target, load_or_create_signing_key
+from portal.audit_vocabulary import VOCABULARY, Action, TargetKind
 from storage.keyservice import KeyService
 
 SIGNING_KEY_FILE = "audit-signing.pem"
@@ -64,14 +56,14 @@ class Auditor:
     @classmethod
     def from_key_dir(cls, key_dir: Path) -> Auditor:
         """For tests and tools on a key folder: its keys, created if it holds none."""
-        return cls(AuditLog(load_or_create_signing_key(key_dir / SIGNING_KEY_FILE)))
+        return cls(AuditLog(VOCABULARY, load_or_create_signing_key(key_dir / SIGNING_KEY_FILE)))
 
     @classmethod
     def from_keys(cls, keys: KeyService) -> Auditor:
         """The portal's own: signed by the key service every node shares."""
         from portal.keys import signing_key
 
-        return cls(AuditLog(signing_key(keys)))
+        return cls(AuditLog(VOCABULARY, signing_key(keys)))
 
     def record(
         self,
@@ -110,7 +102,7 @@ class Auditor:
     def chain_committed(self, db: OrmSession) -> int:
         """Chain what has been committed; never raise (the worker is the backstop)."""
         try:
-            return self.log.chain_committed(db.get_bind())  # type: ignore[arg-type]
+            return self.log.chain_committed(db.get_bind())
         except Exception as exc:  # the action has committed: never fail it now
             # No personal data: the exception's type only (a driver message may quote values).
             logger.warning("audit events left for the worker to chain (%s)", type(exc).__name__)

@@ -90,7 +90,8 @@ def _audit_refusal(cli: CliContext, db: Session, refused: OperatorRefused) -> No
     named if there is one and never the address typed, is committed."""
     from datetime import UTC, datetime
 
-    from audit import Action, Outcome
+    from audit import Outcome
+    from portal.audit_vocabulary import Action
     from portal.auditing import Auditor, Origin
     from portal.keys import checked_keys
 

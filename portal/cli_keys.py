@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 import click
 from sqlmodel import Session, col, select
 
-from audit import Action, Target, TargetKind
+from audit import Target
 from portal.accounts.models import Role
+from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.blobs import open_vault
 from portal.cli import CheckFailure, CliContext, UsageFailure, by_option, operator_for, pass_cli

@@ -26,7 +26,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from audit import Action, AuditRecord, Outcome, events_between
+from audit import AuditRecord, Outcome, events_between
+from portal.audit_vocabulary import Action
 from portal.settings import AlertThresholds
 
 # The defaults of PORTAL_ALERT_BULK_DOWNLOADS, _BULK_DOCUMENTS, _FAILED_SIGN_INS and _REFUSALS.

@@ -10,8 +10,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from audit import Action, AuditRecord, Outcome
+from audit import AuditRecord, Outcome
 from portal.accounts.models import User
+from portal.audit_vocabulary import Action
 from portal.console.anomalies import Anomaly
 from portal.models import Organisation
 

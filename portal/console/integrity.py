@@ -21,7 +21,6 @@ from sqlmodel import Session
 
 import audit
 from audit import (
-    Action,
     EventFilter,
     ExportCheck,
     ExportFormat,
@@ -31,6 +30,7 @@ from audit import (
     SigningKey,
     Verification,
 )
+from portal.audit_vocabulary import Action
 from portal.auditing import Auditor
 from portal.console.search import AUDIT_LOG
 from portal.exchange.acting import Acting

@@ -11,19 +11,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from audit import (
-    Action,
-    EventFilter,
-    Outcome,
-    Page,
-    Target,
-    TargetKind,
-    search,
-    seqs_after,
-    to_us,
-)
-from audit.events import REVIEW_CODE
+from audit import EventFilter, Outcome, Page, Target, search, seqs_after, to_us
 from portal.accounts.models import User
+from portal.audit_vocabulary import REVIEW_CODE, Action, TargetKind
 from portal.auditing import Auditor
 from portal.exchange.acting import Acting
 from portal.exchange.models import Case, Document

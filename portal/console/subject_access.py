@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from audit import MAX_PAGE, AuditRecord, EventFilter, Target, TargetKind, search
+from audit import MAX_PAGE, AuditRecord, EventFilter, Target, search
+from portal.audit_vocabulary import TargetKind
 from portal.auditing import Auditor
 from portal.console.display import event_rows, people
 from portal.console.history import iso_time

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from audit import Action, Target, TargetKind
+from audit import Target
 from portal.accounts.models import Role
+from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.destruction.errors import Conflict, SecondPersonRequired
 from portal.destruction.models import EarlyDestruction, EarlyState
