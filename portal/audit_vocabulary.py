@@ -45,6 +45,7 @@ class Action(enum.StrEnum):
     # Holds and destruction
     HOLD_PLACED = "hold.placed"
     HOLD_LIFTED = "hold.lifted"
+    DESTRUCTION_REQUESTED = "destruction.requested"  # early: a DPO asks, a second person approves
     DESTRUCTION_APPROVED = "destruction.approved"
     DESTRUCTION_RUN = "destruction.run"
     CERTIFICATE_ISSUED = "destruction.certificate_issued"

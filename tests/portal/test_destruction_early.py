@@ -136,13 +136,19 @@ def test_bringing_destruction_forward_needs_a_second_person(
     for ref in refs:
         gone = client.get(f"/api/v1/documents/{ref}/content", headers=tokens["inspector"])
         assert gone.status_code == 410
+    # The request and the approval, each under its own action.
+    requests = exchange_events(exchange, Action.DESTRUCTION_REQUESTED)
     approvals = exchange_events(exchange, Action.DESTRUCTION_APPROVED)
-    done = [e for e in approvals if e.outcome == audit.Outcome.SUCCESS.value]
-    assert sorted(str(e.details["state"]) for e in done) == ["approved", "pending"]
-    # Every refusal is an event too (issue 17): the requester's own approval, and the roles the
-    # routes refuse (the lead's request; the lead's, inspector's and uploader's approvals).
+    for events, state in ((requests, "pending"), (approvals, "approved")):
+        done = [e for e in events if e.outcome == audit.Outcome.SUCCESS.value]
+        assert [str(e.details["state"]) for e in done] == [state]
+        assert all(e.details["early"] is True for e in done)
+    # Every refusal is an event too (issue 17): the lead's request, which the route refuses; the
+    # requester's own approval, and the lead's, inspector's and uploader's approvals.
+    refused = [e for e in requests if e.outcome == audit.Outcome.DENIED.value]
+    assert [str(e.details["reason"]) for e in refused] == ["role"]
     refused = [e for e in approvals if e.outcome == audit.Outcome.DENIED.value]
-    assert sorted(str(e.details["reason"]) for e in refused) == ["own_request"] + ["role"] * 4
+    assert sorted(str(e.details["reason"]) for e in refused) == ["own_request"] + ["role"] * 3
 
 
 def exchange_events(exchange: Exchange, action: Action) -> list[audit.AuditRecord]:
