@@ -4,14 +4,13 @@ exports. A library on its own: it knows SQLAlchemy, not the web app.
 Appending, inside the caller's transaction::
 
     key = load_or_create_signing_key(key_dir / "audit-signing.pem")
-    log = AuditLog(key)
+    log = AuditLog(vocabulary, key)             # vocabulary: the application's words
     with engine.begin() as connection:          # or: session.connection()
         ...                                     # the action
-        log.append(connection, AuditEvent(Action.DOCUMENT_DOWNLOADED, Actor(7, "inspector", 2),
+        log.append(connection, AuditEvent("document.downloaded", Actor(7, "inspector", 2),
                                           document="7KQ2-M9XD-4", review="SWG24"))
 """
 
-from .actions import Action, Outcome, TargetKind
 from .encoding import from_us, iso, to_us
 from .errors import (
     AuditError,
@@ -22,11 +21,11 @@ from .errors import (
     SignatureInvalid,
     SigningKeyError,
 )
-from .events import DETAIL_KEYS, Actor, AuditEvent, AuditRecord, DetailKind, Target
+from .events import Actor, AuditEvent, AuditRecord, DetailKind, Outcome, Target
 from .exports import FORMATS, ExportFormat, ExportSummary, export_log
 from .log import Appended, AuditLog, CheckpointPolicy, utc_now
 from .offline import ExportCheck, parse_receipts, verify_export
-from .queries import EventFilter, Page, search
+from .queries import MAX_PAGE, EventFilter, Page, count_events, events_between, search, seqs_after
 from .retention import Disposal, disposable_through, dispose
 from .signing import (
     PublicKey,
@@ -35,6 +34,7 @@ from .signing import (
     load_public_key,
     load_signing_key,
 )
+from .tables import metadata
 from .tail import Tail, unsigned_tail
 from .verification import (
     Break,
@@ -44,6 +44,7 @@ from .verification import (
     parts_by_default,
     verify_log,
 )
+from .vocabulary import Vocabulary
 from .witness import (
     FileWitness,
     S3Witness,
@@ -56,9 +57,8 @@ from .witness import (
 )
 
 __all__ = [
-    "DETAIL_KEYS",
     "FORMATS",
-    "Action",
+    "MAX_PAGE",
     "Actor",
     "Appended",
     "AuditError",
@@ -89,24 +89,28 @@ __all__ = [
     "SigningKeyError",
     "Tail",
     "Target",
-    "TargetKind",
     "Verification",
+    "Vocabulary",
     "Witness",
     "WitnessError",
     "check_against_witness",
     "checkpoint_line",
+    "count_events",
     "disposable_through",
     "dispose",
+    "events_between",
     "export_log",
     "from_us",
     "iso",
     "load_or_create_signing_key",
     "load_public_key",
     "load_signing_key",
+    "metadata",
     "parse_checkpoint_line",
     "parse_receipts",
     "parts_by_default",
     "search",
+    "seqs_after",
     "to_us",
     "unsigned_tail",
     "utc_now",

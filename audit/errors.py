@@ -36,7 +36,7 @@ class EventRejected(AuditError, ValueError):
 
 
 class ForbiddenDetail(EventRejected):
-    """A details key or value is not allowed (see ``audit.events.DETAIL_KEYS``)."""
+    """A details key or value is not allowed (see ``Vocabulary.detail_keys``)."""
 
 
 class SigningKeyError(AuditError):

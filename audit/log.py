@@ -14,7 +14,9 @@ so the action and its event commit together or not at all:
   otherwise, deciding in one statement without waiting. Why pending events keep the log as
   tamper-evident as ``append`` does is in docs/audit-format.md.
 
-Either way there is one chain: no fork, no gap, no duplicate sequence number."""
+Either way there is one chain: no fork, no gap, no duplicate sequence number. What differs on
+PostgreSQL (its locks and one-round-trip statements) is in ``audit.postgresql``; the statements
+here are portable, and are what SQLite runs."""
 
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql
 
+from . import postgresql as pg
 from .encoding import (
     EVENT_FIELDS,
     GENESIS,
@@ -41,6 +43,7 @@ from .events import AuditEvent
 from .signing import PublicKey, SigningKey
 from .tables import HEAD_ID, checkpoint_table, event_table, head_table, pending_table
 from .verification import Break, BreakKind, CheckpointRow, load_checkpoints, walk
+from .vocabulary import Vocabulary
 
 Clock = Callable[[], datetime]
 RandomBytes = Callable[[int], bytes]
@@ -76,12 +79,14 @@ class Appended:
 class AuditLog:
     """The writer's handle on the log: one per process, holding the signing key.
 
-    ``clock`` and ``random_bytes`` are there so that tests set time and randomness instead of
-    patching them.
+    ``vocabulary``: the application's words; every event is checked against it before it is
+    stored. ``clock`` and ``random_bytes`` are there so that tests set time and randomness
+    instead of patching them.
     """
 
     def __init__(
         self,
+        vocabulary: Vocabulary,
         signing_key: SigningKey,
         *,
         policy: CheckpointPolicy | None = None,
@@ -89,6 +94,7 @@ class AuditLog:
         random_bytes: RandomBytes = os.urandom,
         trusted_keys: tuple[PublicKey, ...] = (),
     ) -> None:
+        self.vocabulary = vocabulary
         self._key = signing_key
         self.policy = policy or CheckpointPolicy()
         self._clock = clock
@@ -119,9 +125,8 @@ class AuditLog:
         Any exception leaves the transaction to be rolled back by the caller, with its action.
         """
         at_us = to_us(now if now is not None else self._clock())
-        return self._append_at(
-            connection, _lock_head(connection), self._fields(event, at_us), at_us
-        )
+        fields = self._fields(event, at_us)  # checked before the lock is taken
+        return self._append_at(connection, _lock_head(connection), fields, at_us)
 
     def record(
         self, connection: Connection, event: AuditEvent, *, now: datetime | None = None
@@ -141,7 +146,7 @@ class AuditLog:
             return False  # SQLite admits one writer at a time: nothing to gain
         # One round trip: take the append lock and the head row if both are free, else store
         # the event pending (the statement does one or the other, never waiting).
-        row = _driver_row(connection, _HEAD_OR_PENDING_PG, fields)
+        row = pg.head_or_pending(connection, fields)
         if row is None:
             return True
         self._append_at(connection, _Head(*row), fields, at_us)
@@ -167,7 +172,7 @@ class AuditLog:
                 _UPDATE_HEAD_CHECKPOINT, {"s": seq, "h": link, "cs": seq, "cu": at_us}
             )
         elif connection.dialect.name == "postgresql":
-            _driver_row(connection, _PG_APPEND, values, returns_rows=False)
+            pg.append(connection, values)
         else:
             connection.execute(_INSERT_EVENT, values)
             connection.execute(_UPDATE_HEAD, {"s": seq, "h": link})
@@ -195,7 +200,7 @@ class AuditLog:
         as ``append`` does.
         """
         if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(_CHAIN_LOCK_PG)
+            pg.lock_chaining(connection)
         return self._chain_locked(connection, now=now, batch=batch)[0]
 
     def chain_committed(self, bind: Engine | Connection, *, now: datetime | None = None) -> int:
@@ -228,8 +233,7 @@ class AuditLog:
         while True:
             # The chaining lock at session level, so that trying it costs no transaction; and
             # only if something is pending (a holder may have chained this writer's events).
-            taken = _outside_transaction(connection, _CHAIN_TRY_PG)
-            if taken is None or not taken[0]:
+            if not pg.try_chaining_lock(connection):
                 # Nothing pending, or the holder will look again after letting the lock go.
                 return total
             try:
@@ -241,7 +245,7 @@ class AuditLog:
                         )
                     total += chained
             finally:
-                _release_chain_lock(connection)
+                pg.release_chain_lock(connection)
             # Then look again (the loop's next try): events whose writers found the lock taken
             # while this connection held it are committed, and are ours to chain.
 
@@ -259,8 +263,7 @@ class AuditLog:
         if postgres:
             # Round trips are what a chaining transaction costs: driver-level SQL, two here
             # (the head is locked in the same statement that reads the pending events).
-            query = _PENDING_AND_HEAD_PG if flush else _PENDING_AND_HEAD_NO_FLUSH_PG
-            rows = connection.exec_driver_sql(query, {"n": batch}).all()
+            rows = pg.pending_and_head(connection, batch, flush=flush)
             if not rows:
                 return 0, False
             if rows[0][-1] is None:
@@ -287,20 +290,8 @@ class AuditLog:
             seqs.append(seq)
             links.append(link.hex())
         if postgres:
-            # Copy the events from the pending table with their sequence numbers and links,
-            # delete them there and move the head: one trip, one statement text for any batch.
-            moved = connection.exec_driver_sql(
-                _PG_CHAIN,
-                {
-                    "ids": ids,
-                    "seqs": seqs,
-                    "links": links,
-                    "n": len(ids),
-                    "s": seq,
-                    "h": link.hex(),
-                },
-            )
-            if moved.rowcount != 1:  # a pending row vanished under the chaining lock
+            if not pg.move_pending(connection, ids, seqs, links, link.hex()):
+                # A pending row vanished under the chaining lock.
                 raise ChainBroken(
                     Break(head.seq + 1, BreakKind.HEAD_MISMATCH, "pending events changed")
                 )
@@ -331,7 +322,9 @@ class AuditLog:
         )
 
     def _fields(self, event: AuditEvent, at_us: int) -> dict[str, object]:
-        """An event's stored fields after ``seq`` (EVENT_FIELDS[1:]), by name."""
+        """An event's stored fields after ``seq`` (EVENT_FIELDS[1:]), by name; raise
+        ``EventRejected`` or ``ForbiddenDetail`` if the vocabulary does not have its words."""
+        event = self.vocabulary.check(event)
         actor, target = event.actor, event.target
         values = (
             at_us,
@@ -339,8 +332,8 @@ class AuditLog:
             actor.user_id,
             actor.role,
             actor.organisation_id,
-            event.action.value,
-            target.kind.value if target else None,
+            str(event.action),
+            str(target.kind) if target else None,
             target.ref if target else None,
             event.review,
             event.document,
@@ -359,8 +352,8 @@ class AuditLog:
         """
         if connection.dialect.name == "postgresql":
             # The lock order: chaining, append, head (the head row: in _chain_locked/_read_head).
-            connection.exec_driver_sql(_CHAIN_LOCK_PG)
-            connection.exec_driver_sql(_QUEUE_PG)
+            pg.lock_chaining(connection)
+            pg.queue_for_head(connection)
         while self._chain_locked(connection, now=now, batch=1000)[1]:
             pass
         at_us = to_us(now if now is not None else self._clock())
@@ -453,12 +446,6 @@ _UPDATE_HEAD = (
 _UPDATE_HEAD_CHECKPOINT = _UPDATE_HEAD.values(
     checkpoint_seq=bindparam("cs"), checkpoint_us=bindparam("cu")
 )
-# Built from constant column names only; the values are bound parameters.
-_PG_APPEND = (
-    f"WITH appended AS (INSERT INTO audit_event ({', '.join(EVENT_FIELDS)}, hash) "  # noqa: S608
-    f"VALUES ({', '.join(f'%({name})s' for name in EVENT_FIELDS)}, %(hash)s)) "
-    f"UPDATE audit_head SET seq = %(seq)s, hash = %(hash)s WHERE id = {HEAD_ID}"
-)
 _LOCK_HEAD = (
     select(
         head_table.c.seq, head_table.c.hash, head_table.c.checkpoint_seq, head_table.c.checkpoint_us
@@ -466,78 +453,12 @@ _LOCK_HEAD = (
     .where(head_table.c.id == HEAD_ID)
     .with_for_update()
 )
-# PostgreSQL: driver-level SQL, one round trip each. (An advisory lock to queue writers was
-# measured: slower than the row lock alone.)
-_QUEUE_PG = "SELECT pg_advisory_xact_lock(7283911)"  # held until the caller commits
-# The head row, if the append lock is free and no chaining transaction holds the row; else the
-# event is stored pending. Never a wait. FOR UPDATE reads the head as its last writer committed
-# it, whatever the statement's snapshot. The casts give the bound values their columns' types.
-# Built from constant column names and types only; every value is a bound parameter.
-_PENDING_FIELDS = ", ".join(EVENT_FIELDS[1:])
-_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
-_PENDING_VALUES_PG = ", ".join(
-    f"%({name})s::{pending_table.c[name].type.compile(dialect=_POSTGRESQL)}"
-    for name in EVENT_FIELDS[1:]
-)
-_HEAD_OR_PENDING_PG = (
-    "WITH head AS (SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head "  # noqa: S608
-    "WHERE id = 1 AND pg_try_advisory_xact_lock(7283911) FOR UPDATE SKIP LOCKED), "
-    f"pended AS (INSERT INTO audit_pending ({_PENDING_FIELDS}) SELECT {_PENDING_VALUES_PG} "
-    "WHERE NOT EXISTS (SELECT 1 FROM head)) "
-    "SELECT seq, hash, checkpoint_seq, checkpoint_us FROM head"
-)
-
-
-# The oldest pending events with the head row, locked, on each (a missing head: NULLs). FOR
-# UPDATE waits for an append holding the row and reads the head as that append left it; the
-# pending rows cannot change meanwhile (only the chaining lock's holder deletes them).
-def _pending_and_head_sql(also: str = "") -> str:
-    """``also``: one more item for the FROM list (constant text)."""
-    return (
-        f"SELECT waiting.id, {_PENDING_FIELDS}, head.seq, head.hash, "  # noqa: S608
-        "head.checkpoint_seq, head.checkpoint_us "
-        f"FROM (SELECT id, {_PENDING_FIELDS} FROM audit_pending ORDER BY id LIMIT %(n)s) "
-        "AS waiting LEFT JOIN (SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head "
-        f"WHERE id = 1 FOR UPDATE) AS head ON true{also} ORDER BY waiting.id"
-    )
-
-
-_PENDING_AND_HEAD_PG = _pending_and_head_sql()
-# The same, turning synchronous_commit off for the transaction (whenever it has rows to chain).
-_PENDING_AND_HEAD_NO_FLUSH_PG = _pending_and_head_sql(
-    ", set_config('synchronous_commit', 'off', true)"
-)
-# Every value a bound parameter (arrays of ids, sequence numbers and links); the head moves only
-# if every pending row was found (else rowcount 0 and the caller raises, rolling back).
-_PG_CHAIN = (
-    f"WITH chained AS (INSERT INTO audit_event ({', '.join(EVENT_FIELDS)}, hash) "  # noqa: S608
-    f"SELECT link.seq, {', '.join(f'pending.{name}' for name in EVENT_FIELDS[1:])}, link.hash "
-    "FROM unnest(%(ids)s::bigint[], %(seqs)s::bigint[], %(links)s::text[]) "
-    "AS link(id, seq, hash) JOIN audit_pending AS pending ON pending.id = link.id RETURNING 1), "
-    "taken AS (DELETE FROM audit_pending WHERE id = ANY(%(ids)s::bigint[])) "
-    "UPDATE audit_head SET seq = %(s)s, hash = %(h)s "
-    f"WHERE id = {HEAD_ID} AND (SELECT count(*) FROM chained) = %(n)s"
-)
 _SELECT_PENDING = select(*pending_table.c).order_by(pending_table.c.id).limit(bindparam("n"))
-# The chaining lock (chainers of pending events take turns), distinct from the append lock above:
-# at transaction level for chain_pending and checkpoint, at session level for chain_committed.
-_CHAIN_LOCK_PG = "SELECT pg_advisory_xact_lock(7283912)"
-# NULL when nothing is pending; else whether the lock was taken. One statement, one snapshot,
-# taken after the statement began: it sees every commit made before a holder let the lock go.
-_CHAIN_TRY_PG = (
-    "SELECT CASE WHEN EXISTS (SELECT 1 FROM audit_pending) THEN pg_try_advisory_lock(7283912) END"
-)
-_CHAIN_UNLOCK_PG = "SELECT pg_advisory_unlock(7283912)"
-_LOCK_HEAD_PG = (
-    "SELECT seq, hash, checkpoint_seq, checkpoint_us FROM audit_head WHERE id = 1 FOR UPDATE"
-)
 
 
 def _lock_head(connection: Connection) -> _Head:
     if connection.dialect.name == "postgresql":
-        # Writers queue on an advisory lock (granted one at a time, first come first served)
-        # rather than all waking whenever the head row's lock is released and racing for it.
-        connection.exec_driver_sql(_QUEUE_PG)
+        pg.queue_for_head(connection)
     return _read_head(connection)
 
 
@@ -545,7 +466,7 @@ def _read_head(connection: Connection) -> _Head:
     """The head row, locked (``FOR UPDATE`` on PostgreSQL: this waits for an ``append`` that holds
     it, then reads the head as that append left it)."""
     if connection.dialect.name == "postgresql":
-        row = connection.exec_driver_sql(_LOCK_HEAD_PG).one_or_none()
+        row = pg.lock_head(connection)
     else:
         row = connection.execute(_LOCK_HEAD).one_or_none()
     if row is None:
@@ -559,52 +480,6 @@ def _head_missing() -> ChainBroken:
     return ChainBroken(
         Break(1, BreakKind.HEAD_MISMATCH, "the audit_head row is missing: run `portal init`")
     )
-
-
-def _driver_row(
-    connection: Connection,
-    statement: str,
-    params: dict[str, object] | None = None,
-    *,
-    returns_rows: bool = True,
-) -> tuple[Any, ...] | None:
-    """PostgreSQL, for the statements every event runs: execute on the driver's cursor in the
-    connection's transaction, and return the first row (None if none, or if the statement
-    returns no rows). SQLAlchemy's statement machinery measured about 100 µs of CPU a
-    statement, a tenth of a writer's CPU per event with 8 writers on 2 cores; the driver
-    prepares the statement all the same."""
-    driver = connection.connection.dbapi_connection
-    assert driver is not None
-    cursor = driver.cursor()
-    try:
-        cursor.execute(statement, params)
-        return cursor.fetchone() if returns_rows else None
-    finally:
-        cursor.close()
-
-
-def _outside_transaction(connection: Connection, statement: str) -> tuple[Any, ...] | None:
-    """PostgreSQL: run one statement in autocommit mode (one round trip: no BEGIN, no COMMIT)
-    on a connection with no transaction open; return its first row."""
-    driver = connection.connection.dbapi_connection
-    assert driver is not None
-    before = driver.autocommit
-    driver.autocommit = True
-    try:
-        return _driver_row(connection, statement)
-    finally:
-        if not driver.closed:  # a lost connection: nothing to restore
-            driver.autocommit = before
-
-
-def _release_chain_lock(connection: Connection) -> None:
-    """Let the session-level chaining lock go; if that fails, close the connection, which lets
-    it go too (a pooled connection must never keep it: chaining would stop)."""
-    try:
-        _outside_transaction(connection, _CHAIN_UNLOCK_PG)
-    except BaseException:
-        connection.invalidate()
-        raise
 
 
 def _last_checkpoint(connection: Connection) -> CheckpointRow | None:

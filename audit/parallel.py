@@ -10,20 +10,20 @@ only if every part verified from its first event to its last. If any part did no
 failed), ``walk_in_parts`` returns None and the caller walks the range in one process, which
 finds and names the first break exactly as always.
 
-A part's process gets its job as JSON on stdin (the database address, the exported snapshot's
-id, the public keys, the part's bounds) and answers with JSON on stdout: counts and hashes only.
+Each part is a task of a ``concurrent.futures.ProcessPoolExecutor`` of spawned processes (never
+forked: a child of this process would hold copies of its database connections, and closing one
+there would end the parent's session). The task is the job as plain data (the database address,
+the exported snapshot's id, the public keys, the part's bounds) and its answer is counts and
+hashes only.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
-import os
+import multiprocessing
 import re
-import subprocess
-import sys
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 
 from sqlalchemy import Connection, NullPool, create_engine
 
@@ -32,7 +32,8 @@ from .verification import CheckpointRow, Verification, load_checkpoints, walk_st
 
 # PostgreSQL's exported snapshot ids look like 00000003-0000001B-1.
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{8}-[0-9]{1,10}")
-_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+Job = dict[str, object]
+Answer = dict[str, object]
 
 
 def walk_in_parts(
@@ -64,8 +65,14 @@ def walk_in_parts(
         "batch": batch,
     }
     bounds = [start, *cuts]
-    running = [_start({**job, "part": [a, b]}) for a, b in zip(bounds, cuts, strict=False)]
+    walker = _part_walker()
+    pool = ProcessPoolExecutor(
+        max_workers=len(cuts), mp_context=multiprocessing.get_context("spawn")
+    )
     try:
+        running = [
+            pool.submit(walker, {**job, "part": [a, b]}) for a, b in zip(bounds, cuts, strict=False)
+        ]
         tail = walk_stored(
             connection,
             keys,
@@ -75,12 +82,13 @@ def walk_in_parts(
             anchor_cp=checkpoints[cuts[-1]],
             batch=batch,
         )
-        answers = [_answer(process) for process in running]
-    finally:
-        for process in running:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        answers = [_answer(future) for future in running]
+    except BaseException:
+        # Parts not started yet are dropped; those walking end on their own (a part only
+        # reads) and the pool's processes exit after them, without holding this caller up.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()  # every part has answered: this only sees the processes out
     events = tail.events
     passed = tail.checkpoints
     for (a, b), answer in zip(zip(bounds, cuts, strict=False), answers, strict=True):
@@ -134,44 +142,20 @@ def _part_verified(answer: dict[str, object], a: int, b: int, at_b: CheckpointRo
     )
 
 
-def _command() -> list[str]:
-    return [sys.executable, "-m", "audit.parallel"]
+def _part_walker() -> Callable[[Job], Answer]:
+    """What a part's process runs (the tests put a failing or a lying one in its place)."""
+    return walk_part
 
 
-def _start(job: dict[str, object]) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        part for part in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if part
-    )
-    process = subprocess.Popen(  # our own interpreter and module, no shell
-        _command(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    assert process.stdin is not None
+def _answer(future: Future[Answer]) -> Answer | None:
     try:
-        process.stdin.write(json.dumps(job).encode("utf-8"))
-        process.stdin.close()
-    except OSError:
-        pass  # it exited at once: _answer sees that
-    process.stdin = None  # sent and closed: communicate() has nothing more to write
-    return process
-
-
-def _answer(process: subprocess.Popen[bytes]) -> dict[str, object] | None:
-    output, _errors = process.communicate()  # both pipes at once: neither can fill and block
-    if process.returncode != 0:
-        return None
-    try:
-        answer = json.loads(output)
-    except ValueError:
+        answer = future.result()
+    except Exception:  # the part failed or its process died: the range is walked in one
         return None
     return answer if isinstance(answer, dict) else None
 
 
-def walk_part(job: dict[str, object]) -> dict[str, object]:
+def walk_part(job: Job) -> Answer:
     """In a part's process: import the snapshot and walk (a, b]."""
     snapshot = job["snapshot"]
     if not isinstance(snapshot, str) or not _SNAPSHOT_ID.fullmatch(snapshot):
@@ -211,17 +195,3 @@ def walk_part(job: dict[str, object]) -> dict[str, object]:
         "checkpoints": result.checkpoints,
         "last_hash": result.last_hash,
     }
-
-
-def main() -> int:
-    try:
-        answer = walk_part(json.loads(sys.stdin.buffer.read()))
-    except Exception as exc:  # reported by type only: no data in messages
-        print(f"part not verified: {type(exc).__name__}", file=sys.stderr)
-        return 1
-    sys.stdout.write(json.dumps(answer))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,19 +6,20 @@ paginated by keyset (``before`` = the last sequence number of the previous page)
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
-from .actions import TargetKind
 from .encoding import from_us, to_us
 from .events import Actor, AuditRecord, Target
 from .tables import event_table
 
 MAX_PAGE = 1000
+# The kind of target of a case (``EventFilter.case``).
+CASE = "case"
 
 _c = event_table.c
 
@@ -64,7 +65,7 @@ class EventFilter:
         if self.until is not None:
             found.append(_c.at_us < to_us(self.until))
         if self.case is not None:
-            about_case = and_(_c.target_kind == str(TargetKind.CASE), _c.target_ref == self.case)
+            about_case = and_(_c.target_kind == CASE, _c.target_ref == self.case)
             if self.case_documents:
                 found.append(or_(about_case, _c.document.in_(self.case_documents)))
             else:
@@ -94,7 +95,7 @@ class EventFilter:
 
         def matches(row: Sequence[Any]) -> bool:
             if case is not None and not (
-                (row[7] == str(TargetKind.CASE) and row[8] == case) or row[10] in case_documents
+                (row[7] == CASE and row[8] == case) or row[10] in case_documents
             ):
                 return False
             if since is not None and row[1] < since:
@@ -130,11 +131,45 @@ def search(
     return Page(records, records[-1].seq if len(rows) > limit else None)
 
 
+def seqs_after(connection: Connection, where: EventFilter, *, after: int, limit: int) -> list[int]:
+    """The sequence numbers of the first ``limit`` events after ``after`` that match ``where``,
+    oldest first: where the page of newer events before a ``search`` page begins."""
+    rows = connection.execute(
+        select(_c.seq).where(*where.clauses(), _c.seq > after).order_by(_c.seq).limit(limit)
+    )
+    return [int(row[0]) for row in rows]
+
+
+def count_events(connection: Connection, where: EventFilter | None = None) -> int:
+    """How many events match ``where`` (all of them: None)."""
+    query = select(func.count()).select_from(event_table)
+    return int(connection.execute(query.where(*(where or EventFilter()).clauses())).scalar_one())
+
+
+def events_between(
+    connection: Connection,
+    since: datetime,
+    through: datetime,
+    *,
+    actions: Collection[str] | None = None,
+    outcome: str | None = None,
+) -> list[AuditRecord]:
+    """Every event from ``since`` up to and including ``through``, oldest first, of one of
+    ``actions`` (any: None) with ``outcome`` (any: None): a window for rules that look at the
+    log as a whole (bursts, times of day). Unpaged: the caller bounds the window."""
+    query = select(*event_table.c).where(_c.at_us >= to_us(since), _c.at_us <= to_us(through))
+    if actions is not None:
+        query = query.where(_c.action.in_([str(action) for action in actions]))
+    if outcome is not None:
+        query = query.where(_c.outcome == str(outcome))
+    return [record_from_row(row) for row in connection.execute(query.order_by(_c.seq))]
+
+
 def record_from_row(row: Sequence[Any]) -> AuditRecord:
     (seq, at_us, _nonce, user_id, role, organisation_id, action, target_kind, target_ref) = row[:9]
     target = None
     if target_kind is not None and target_ref is not None:
-        target = Target(TargetKind(target_kind), target_ref)
+        target = Target(target_kind, target_ref)
     return AuditRecord(
         seq=seq,
         at=from_us(at_us),

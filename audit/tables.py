@@ -1,4 +1,5 @@
-"""The audit tables, registered on ``SQLModel.metadata`` (migration 0002_audit creates them).
+"""The audit tables, on a ``MetaData`` of their own (the portal's migration 0002_audit creates
+them; an application lists ``metadata`` beside its own for its migrations).
 
 * ``audit_event``: one row per event, ``seq`` its primary key; times are microseconds since the
   epoch (UTC) so that the hashed value is exactly the stored one on every database.
@@ -11,10 +12,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
-from sqlmodel import SQLModel
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
 
 HEAD_ID = 1
+
+# The library's own: importing it registers nothing on an application's metadata (SQLModel's is
+# one global object), and its tables are where its queries expect them whatever the app does.
+metadata = MetaData()
 
 
 def _event_fields() -> list[Column[object]]:
@@ -40,7 +44,7 @@ def _event_fields() -> list[Column[object]]:
 
 event_table = Table(
     "audit_event",
-    SQLModel.metadata,
+    metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     *_event_fields(),
     Column("hash", String(64), nullable=False),
@@ -56,7 +60,7 @@ event_table = Table(
 
 checkpoint_table = Table(
     "audit_checkpoint",
-    SQLModel.metadata,
+    metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", String(64), nullable=False),
     Column("at_us", BigInteger, nullable=False),
@@ -68,7 +72,7 @@ checkpoint_table = Table(
 
 head_table = Table(
     "audit_head",
-    SQLModel.metadata,
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
@@ -78,7 +82,7 @@ head_table = Table(
 
 pending_table = Table(
     "audit_pending",
-    SQLModel.metadata,
+    metadata,
     # Order of arrival only (never shown, never hashed): the chain gives the sequence number.
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -88,7 +92,7 @@ pending_table = Table(
 
 epoch_table = Table(
     "audit_epoch",
-    SQLModel.metadata,
+    metadata,
     # The log starts after ``seq``: events up to it were disposed of at the end of their
     # retention period; the checkpoint at ``seq`` is kept as the anchor (docs/audit-format.md).
     Column("seq", BigInteger, primary_key=True, autoincrement=False),

@@ -24,21 +24,15 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
-from audit import (
-    Action,
-    Actor,
-    AuditEvent,
-    AuditLog,
-    Outcome,
-    Target,
-    TargetKind,
-    load_or_create_signing_key,
-)
+from audit import Actor, AuditEvent, AuditLog, Outcome, Target, load_or_create_signing_key
+from portal.audit_vocabulary import VOCABULARY, Action, TargetKind
 from storage.keyservice import KeyService
 
 SIGNING_KEY_FILE = "audit-signing.pem"
 # Session.info key: the Auditor whose events this session's transaction holds, unchained.
 _TO_CHAIN = "portal.audit.to_chain"
+# Session.info key: set once the session has the listeners that chain after its commits.
+_HOOKED = "portal.audit.hooked"
 
 logger = logging.getLogger("portal.audit")
 
@@ -62,14 +56,14 @@ class Auditor:
     @classmethod
     def from_key_dir(cls, key_dir: Path) -> Auditor:
         """For tests and tools on a key folder: its keys, created if it holds none."""
-        return cls(AuditLog(load_or_create_signing_key(key_dir / SIGNING_KEY_FILE)))
+        return cls(AuditLog(VOCABULARY, load_or_create_signing_key(key_dir / SIGNING_KEY_FILE)))
 
     @classmethod
     def from_keys(cls, keys: KeyService) -> Auditor:
         """The portal's own: signed by the key service every node shares."""
         from portal.keys import signing_key
 
-        return cls(AuditLog(signing_key(keys)))
+        return cls(AuditLog(VOCABULARY, signing_key(keys)))
 
     def record(
         self,
@@ -103,6 +97,7 @@ class Auditor:
             self.log.enqueue(db.connection(), event, now=now)
         elif self.log.record(db.connection(), event, now=now):
             db.info[_TO_CHAIN] = self
+            _chain_when_committed(db)
 
     def chain_committed(self, db: OrmSession) -> int:
         """Chain what has been committed; never raise (the worker is the backstop)."""
@@ -114,13 +109,25 @@ class Auditor:
             return 0
 
 
-@sa_event.listens_for(OrmSession, "after_commit")
+def _chain_when_committed(session: OrmSession) -> None:
+    """Have ``session`` chain its pending events after its commit (and forget them after a
+    rollback): listeners on this session alone, the first time it holds a pending event.
+
+    Not on every ``Session`` of the process: a hook on the class would run for every commit of
+    every session (the CLI's, the tests', another library's) and be installed by importing this
+    module, whatever the importer meant."""
+    if session.info.get(_HOOKED):
+        return
+    session.info[_HOOKED] = True
+    sa_event.listen(session, "after_commit", _chain_after_commit)
+    sa_event.listen(session, "after_rollback", _forget_after_rollback)
+
+
 def _chain_after_commit(session: OrmSession) -> None:
     auditor = session.info.pop(_TO_CHAIN, None)
     if auditor is not None:
         auditor.chain_committed(session)
 
 
-@sa_event.listens_for(OrmSession, "after_rollback")
 def _forget_after_rollback(session: OrmSession) -> None:
     session.info.pop(_TO_CHAIN, None)

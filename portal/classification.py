@@ -55,7 +55,7 @@ _AUDIT_COMMON: dict[str, tuple[Holds, str]] = {
     "user_id": (Holds.audit, "who acted: a user's row id"),
     "role": (Holds.audit, "the actor's role: a fixed set"),
     "organisation_id": (Holds.audit, "the actor's organisation: a row id"),
-    "action": (Holds.audit, "the action: a fixed set (audit.Action)"),
+    "action": (Holds.audit, "the action: a fixed set (portal.audit_vocabulary.Action)"),
     "target_kind": (Holds.audit, "kind of target: a fixed set"),
     "target_ref": (Holds.audit, "target reference: a reference, code or row id, never a name"),
     "review": (Holds.audit, "review code"),
@@ -63,7 +63,10 @@ _AUDIT_COMMON: dict[str, tuple[Holds, str]] = {
     "outcome": (Holds.audit, "outcome: a fixed set"),
     "client": (Holds.audit, "client address, kept as SPEC §5 asks"),
     "request_id": (Holds.audit, "random request id"),
-    "details": (Holds.audit, "JSON of allow-listed keys only (audit.events.DETAIL_KEYS)"),
+    "details": (
+        Holds.audit,
+        "JSON of allow-listed keys only (portal.audit_vocabulary.DETAIL_KEYS)",
+    ),
 }
 
 COLUMNS: dict[str, dict[str, tuple[Holds, str]]] = {

@@ -25,7 +25,8 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from audit import Action, Actor, Outcome, Target
+from audit import Actor, Outcome, Target
+from portal.audit_vocabulary import Action
 from portal.auditing import Auditor, Origin
 from portal.exchange.acting import Acting
 

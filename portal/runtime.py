@@ -14,6 +14,7 @@ from portal.accounts.devices import DeviceCookies
 from portal.accounts.passwords import PasswordHasher
 from portal.accounts.sessions import SessionPolicy
 from portal.accounts.signin import SignIn
+from portal.audit_vocabulary import VOCABULARY
 from portal.auditing import Auditor
 from portal.blobs import open_keys, open_vault, open_witness
 from portal.db import make_engine
@@ -65,7 +66,7 @@ def build_runtime(
     except BaseException:
         engine.dispose()
         raise
-    auditor = Auditor(audit.AuditLog(signing_key(keys), clock=clock))
+    auditor = Auditor(audit.AuditLog(VOCABULARY, signing_key(keys), clock=clock))
     return Runtime(
         settings=settings,
         engine=engine,

@@ -28,7 +28,6 @@ from sqlalchemy.engine import Engine
 
 from audit import (
     FORMATS,
-    Action,
     Actor,
     AuditEvent,
     AuditLog,
@@ -41,7 +40,6 @@ from audit import (
     SigningKey,
     SigningKeyError,
     Target,
-    TargetKind,
     Verification,
     WitnessError,
     check_against_witness,
@@ -55,6 +53,7 @@ from audit import (
     witness_checkpoints,
 )
 from portal.accounts.models import Role
+from portal.audit_vocabulary import VOCABULARY, Action, TargetKind
 from portal.blobs import open_witness
 from portal.cli.context import (
     CheckFailure,
@@ -161,7 +160,7 @@ def verify(
     if first is not None and last is not None and first > last:
         raise UsageFailure(f"--from {first} is after --to {last}.")
     settings = cli.settings
-    log = AuditLog(signing_key(settings))
+    log = AuditLog(VOCABULARY, signing_key(settings))
     engine = _engine(settings)
     try:
         actor = _person(cli, engine, by, CHECKERS)
@@ -252,7 +251,7 @@ def dispose(cli: CliContext, by: str | None, before: datetime | None) -> None:
         if before is not None
         else datetime.now(UTC) - timedelta(days=settings.audit_retention_days)
     )
-    log = AuditLog(signing_key(settings))
+    log = AuditLog(VOCABULARY, signing_key(settings))
     engine = _engine(settings)
     try:
         actor = _person(cli, engine, by, DPO)
@@ -406,7 +405,7 @@ def export(
     )
     settings = cli.settings
     key = signing_key(settings)
-    log = AuditLog(key)
+    log = AuditLog(VOCABULARY, key)
     engine = _engine(settings)
     try:
         person = _person(cli, engine, by, DPO)

@@ -108,7 +108,8 @@ def _audit_refusal(cli: CliContext, db: Session, refused: OperatorRefused) -> No
     """Record the refusal, alone: whatever the command's session holds is rolled back first
     (a refused command does nothing), then ``access.denied``, denied, with the account
     named if there is one and never the address typed, is committed."""
-    from audit import Action, Outcome
+    from audit import Outcome
+    from portal.audit_vocabulary import Action
     from portal.auditing import Origin
 
     db.rollback()  # first: on SQLite the session's transaction holds the write lock

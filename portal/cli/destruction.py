@@ -225,7 +225,8 @@ def export(cli: CliContext, by: str | None, reference: str, output: Path | None)
 
     Needs --by (or PORTAL_OPERATOR): a DPO, or a lead of the certificate's review. The export
     is audited (``destruction.certificate_exported``, target the certificate)."""
-    from audit import Action, Target, TargetKind
+    from audit import Target
+    from portal.audit_vocabulary import Action, TargetKind
     from portal.destruction.services import find_certificate, signed
 
     require_current_schema(cli.settings)

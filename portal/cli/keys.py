@@ -14,8 +14,9 @@ import json
 import click
 from sqlmodel import Session, col, select
 
-from audit import Action, Target, TargetKind
+from audit import Target
 from portal.accounts.models import Role
+from portal.audit_vocabulary import Action, TargetKind
 from portal.cli.context import (
     CheckFailure,
     CliContext,

@@ -35,7 +35,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from audit import Action, Target, TargetKind, from_us
+from audit import Target, from_us
+from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.console.anomalies import Anomaly, find_anomalies, night_of
 from portal.console.display import RULE_WORDS, people

@@ -24,10 +24,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import Connection
 
-from audit import Action, Outcome, from_us, to_us
-from audit.tables import event_table
+from audit import AuditRecord, Outcome, events_between
+from portal.audit_vocabulary import Action
 from portal.settings import AlertThresholds
 
 # The defaults of PORTAL_ALERT_BULK_DOWNLOADS, _BULK_DOCUMENTS, _FAILED_SIGN_INS and _REFUSALS.
@@ -42,7 +42,6 @@ WORKDAY_STARTS = time(8, 0)
 WORKDAY_ENDS = time(18, 0)
 MAX_FINDINGS = 500  # per rule: enough to act on; the audit search has the rest
 
-_c = event_table.c
 ACCESS_ACTIONS = (Action.DOCUMENT_DOWNLOADED, Action.DOCUMENT_METADATA_VIEWED)
 FAILED_ACTIONS = (Action.SIGN_IN_FAILED, Action.MFA_FAILED)
 
@@ -83,24 +82,35 @@ def _rows(
     outcome: Outcome | None = None,
 ) -> list[_Row]:
     """The events of ``actions`` (all of them: None) with ``outcome`` (any: None) in the window."""
-    wanted: list[ColumnElement[bool]] = []
-    if actions is not None:
-        wanted.append(_c.action.in_([a.value for a in actions]))
-    if outcome is not None:
-        wanted.append(_c.outcome == outcome.value)
-    query = (
-        select(_c.seq, _c.at_us, _c.user_id, _c.action, _c.review, _c.document, _c.client)
-        .where(
-            *wanted,
-            _c.at_us >= to_us(since),
-            _c.at_us <= to_us(until),  # up to and including now
-        )
-        .order_by(_c.seq)
+    return [_row(record) for record in _records(connection, actions, since, until, outcome)]
+
+
+def _records(
+    connection: Connection,
+    actions: Iterable[Action] | None,
+    since: datetime,
+    until: datetime,
+    outcome: Outcome | None,
+) -> list[AuditRecord]:
+    return events_between(
+        connection,
+        since,
+        until,  # up to and including now
+        actions=None if actions is None else [action.value for action in actions],
+        outcome=None if outcome is None else outcome.value,
     )
-    return [
-        _Row(row[0], from_us(row[1]), row[2], row[3], row[4], row[5], row[6])
-        for row in connection.execute(query)
-    ]
+
+
+def _row(record: AuditRecord) -> _Row:
+    return _Row(
+        record.seq,
+        record.at,
+        record.actor.user_id,
+        record.action,
+        record.review,
+        record.document,
+        record.client,
+    )
 
 
 def _bursts(
@@ -280,21 +290,10 @@ def refusals(
 
     A team member asking for a document still being scanned (reason ``not_available``) is
     waiting, not probing: those refusals do not count."""
-    not_yet = {
-        row[0]
-        for row in connection.execute(
-            select(_c.seq).where(
-                _c.outcome == Outcome.DENIED.value,
-                _c.at_us >= to_us(now - window),
-                _c.at_us <= to_us(now),
-                _c.details.contains('"reason":"not_available"'),
-            )
-        )
-    }
     per_user: dict[int, list[_Row]] = defaultdict(list)
-    for row in _rows(connection, None, now - window, now, outcome=Outcome.DENIED):
-        if row.user_id is not None and row.seq not in not_yet:
-            per_user[row.user_id].append(row)
+    for record in _records(connection, None, now - window, now, Outcome.DENIED):
+        if record.actor.user_id is not None and record.details.get("reason") != "not_available":
+            per_user[record.actor.user_id].append(_row(record))
     return _newest_first(_burst_findings("refusals", per_user, more_than=limit, key="user_id"))
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from audit import Action, AuditRecord, Outcome
+from audit import AuditRecord, Outcome
 from portal.accounts.models import User
+from portal.audit_vocabulary import Action
 from portal.console.anomalies import Anomaly
 from portal.models import Organisation
 
@@ -36,7 +37,8 @@ ACTION_WORDS: dict[Action, str] = {
     Action.DOCUMENT_DESTROYED: "Document destroyed",
     Action.HOLD_PLACED: "Placed or requested a hold",
     Action.HOLD_LIFTED: "Lifted a hold",
-    Action.DESTRUCTION_APPROVED: "Early destruction requested or approved",
+    Action.DESTRUCTION_REQUESTED: "Early destruction requested",
+    Action.DESTRUCTION_APPROVED: "Early destruction approved",
     Action.DESTRUCTION_RUN: "Destruction run",
     Action.CERTIFICATE_ISSUED: "Destruction certificate issued",
     Action.CERTIFICATE_EXPORTED: "Destruction certificate exported",

@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from audit import Action, EventFilter, Target, TargetKind
+from audit import EventFilter, Target
 from portal.accounts.models import User
+from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.console.display import people
 from portal.destruction.models import Hold

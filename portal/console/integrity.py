@@ -20,7 +20,6 @@ from sqlmodel import Session
 
 import audit
 from audit import (
-    Action,
     EventFilter,
     ExportCheck,
     ExportFormat,
@@ -30,6 +29,7 @@ from audit import (
     SigningKey,
     Verification,
 )
+from portal.audit_vocabulary import Action
 from portal.auditing import Auditor
 from portal.console.search import AUDIT_LOG
 from portal.exchange.acting import Acting

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from audit import Action, Outcome
+from audit import Outcome
+from portal.audit_vocabulary import Action
 from portal.openapi_parts import Json
 from portal.openapi_parts import errors as _errors
 from portal.openapi_parts import json_response as _json

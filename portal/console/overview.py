@@ -8,11 +8,9 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import Connection, func
-from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from audit import to_us
-from audit.tables import event_table
+from audit import EventFilter, count_events
 from portal.console.anomalies import find_anomalies
 from portal.destruction.models import Hold, HoldState, Notice
 from portal.destruction.schedule import Entry, schedule
@@ -39,11 +37,7 @@ def _count(db: Session, query: Any) -> int:
 def overview(db: Session, connection: Connection, acting: Acting) -> Overview:
     now = acting.now
     midnight = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
-    events_today = connection.execute(
-        core_select(func.count())
-        .select_from(event_table)
-        .where(event_table.c.at_us >= to_us(midnight))
-    ).scalar_one()
+    events_today = count_events(connection, EventFilter(since=midnight))
     pending = Document.state == DocumentState.pending_scan
     return Overview(
         events_today=int(events_today),

@@ -8,22 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlmodel import Session
 
-from audit import (
-    Action,
-    EventFilter,
-    Outcome,
-    Page,
-    Target,
-    TargetKind,
-    search,
-    to_us,
-)
-from audit.events import REVIEW_CODE
-from audit.tables import event_table
+from audit import EventFilter, Outcome, Page, Target, search, seqs_after, to_us
 from portal.accounts.models import User
+from portal.audit_vocabulary import REVIEW_CODE, Action, TargetKind
 from portal.auditing import Auditor
 from portal.exchange.acting import Acting
 from portal.exchange.models import Case, Document
@@ -168,15 +158,10 @@ def find_events(
         # The ``limit`` events just newer than this page, oldest first: the previous page ends
         # with the newest of them.
         start = page.records[0].seq if page.records else before - 1
-        rows = connection.execute(
-            select(event_table.c.seq)
-            .where(*where.clauses(), event_table.c.seq > start)
-            .order_by(event_table.c.seq)
-            .limit(limit + 1)
-        ).all()
-        newer = bool(rows)
-        if len(rows) > limit:
-            newer_before = rows[limit - 1][0] + 1
+        seqs = seqs_after(connection, where, after=start, limit=limit + 1)
+        newer = bool(seqs)
+        if len(seqs) > limit:
+            newer_before = seqs[limit - 1] + 1
     return EventPage(page, newer, newer_before)
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
-from audit import AuditRecord, EventFilter, Target, TargetKind, search
-from audit.queries import MAX_PAGE
+from audit import MAX_PAGE, AuditRecord, EventFilter, Target, search
+from portal.audit_vocabulary import TargetKind
 from portal.auditing import Auditor
 from portal.console.display import event_rows, people
 from portal.console.history import iso_time

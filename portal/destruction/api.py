@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portal.accounts.models import Role
+from portal.audit_vocabulary import Action
 from portal.destruction import early, holds, services
 from portal.destruction.models import EarlyDestruction
 from portal.destruction.record import certificate_summary, entry_json
@@ -142,12 +143,22 @@ async def approve_early(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(work))
 
 
-def approval_refused(request: Request) -> None:
-    """An early-destruction route (request or approval) refused the caller's role: audited as a
-    denied ``destruction.approved`` (the registry's one action for both steps) if the review
-    exists."""
+def request_refused(request: Request) -> None:
+    """The early-destruction request route refused the caller's role: audited as a denied
+    ``destruction.requested`` if the review exists."""
     with _session(request) as db:
-        early.audit_role_refusal(db, acting_of(request), request.path_params["code"])
+        early.audit_role_refusal(
+            db, acting_of(request), request.path_params["code"], Action.DESTRUCTION_REQUESTED
+        )
+
+
+def approval_refused(request: Request) -> None:
+    """The early-destruction approval route refused the caller's role: audited as a denied
+    ``destruction.approved`` if the review exists."""
+    with _session(request) as db:
+        early.audit_role_refusal(
+            db, acting_of(request), request.path_params["code"], Action.DESTRUCTION_APPROVED
+        )
 
 
 def certificate_refused(request: Request) -> None:
@@ -182,7 +193,7 @@ ROUTES = [
         request_early,
         rule=api_roles(Role.dpo),
         methods=["POST"],
-        on_role_refusal=approval_refused,
+        on_role_refusal=request_refused,
     ),
     route(
         "/api/v1/reviews/{code}/destruction/approve",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from audit import Action, Target, TargetKind
+from audit import Target
 from portal.accounts.models import Role
+from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.destruction.errors import Conflict, SecondPersonRequired
 from portal.destruction.models import EarlyDestruction, EarlyState
@@ -72,7 +73,7 @@ def request_early(
     )
     db.add(early)
     db.flush()
-    _audit(db, auditor, acting, review, early)
+    _audit(db, auditor, acting, Action.DESTRUCTION_REQUESTED, review, early)
     return early
 
 
@@ -99,24 +100,28 @@ def approve_early(
     early.approved_by = acting.user_id
     early.approved_at = acting.now
     db.add(early)
-    _audit(db, auditor, acting, review, early)
+    _audit(db, auditor, acting, Action.DESTRUCTION_APPROVED, review, early)
     return early
 
 
-def audit_role_refusal(db: Session, acting: Acting, review_code: str) -> None:
-    """A route refused the caller's role (a lead, an inspector or an uploader approving): audit it
-    if the review exists (portal.web.access)."""
-    reviews.audit_role_refusal(db, acting, review_code, Action.DESTRUCTION_APPROVED)
+def audit_role_refusal(db: Session, acting: Acting, review_code: str, attempt: Action) -> None:
+    """A route refused the caller's role (a lead requesting; a lead, an inspector or an uploader
+    approving): audit ``attempt`` (the request or the approval) as denied if the review exists
+    (portal.web.access)."""
+    reviews.audit_role_refusal(db, acting, review_code, attempt)
 
 
 def _audit(
-    db: Session, auditor: Auditor, acting: Acting, review: Review, early: EarlyDestruction
+    db: Session,
+    auditor: Auditor,
+    acting: Acting,
+    action: Action,
+    review: Review,
+    early: EarlyDestruction,
 ) -> None:
-    # The registry has no "destruction requested" action: a request is the first step of the
-    # approval, told apart by its state detail (pending, then approved).
     auditor.record(
         db,
-        Action.DESTRUCTION_APPROVED,
+        action,
         actor=acting.actor,
         now=acting.now,
         origin=acting.origin,

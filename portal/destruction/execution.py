@@ -41,7 +41,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from audit import Action, Actor, SigningKey, Target, TargetKind
+from audit import Actor, SigningKey, Target
+from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.destruction import certificates
 from portal.destruction.early import open_request

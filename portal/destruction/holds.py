@@ -19,9 +19,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from audit import Action, Target, TargetKind
+from audit import Target
 from portal import policy
 from portal.accounts.models import Role
+from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.destruction.models import Hold, HoldReason, HoldState, LiftReason
 from portal.destruction.record import hold_json, order_place

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 import audit
 from portal import keys, policy, refusals
 from portal.accounts.models import Role
+from portal.audit_vocabulary import Action, TargetKind
 from portal.destruction.certificates import Signed
 from portal.destruction.execution import DESTRUCTION, Destroyer
 from portal.destruction.models import Certificate
@@ -64,8 +65,8 @@ def _refuse(db: Session, acting: Acting, certificate: Certificate, reason: str) 
     refusals.record(
         db,
         acting,
-        audit.Action.ACCESS_DENIED,
-        target=audit.Target(audit.TargetKind.CERTIFICATE, certificate.reference),
+        Action.ACCESS_DENIED,
+        target=audit.Target(TargetKind.CERTIFICATE, certificate.reference),
         review=review.code if review is not None else None,
         reason=reason,
     )

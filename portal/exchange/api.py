@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from audit import Action
 from portal import filetypes
 from portal.accounts.models import Role, User
+from portal.audit_vocabulary import Action
 from portal.destruction.receipts import receipt_of
 from portal.exchange import documents, reviews, scans
 from portal.exchange.acting import Acting

@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from audit import Action, Outcome, Target, TargetKind
+from audit import Outcome, Target
 from portal import filetypes, policy, refusals
+from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.exchange.acting import Acting
 from portal.exchange.errors import (

@@ -9,9 +9,10 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from audit import Action, Target, TargetKind
+from audit import Target
 from portal import policy, refusals
 from portal.accounts.models import Role, User
+from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.exchange.acting import Acting
 from portal.exchange.asking import RequestView, seal_request_texts

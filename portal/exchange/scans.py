@@ -24,8 +24,9 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 
-from audit import Action, Actor, Outcome, Target, TargetKind
+from audit import Actor, Outcome, Target
 from portal import filetypes
+from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.exchange.documents import BlobFile, key_of
 from portal.exchange.models import Document, DocumentState, Review

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlmodel import SQLModel
 
-import audit.tables  # noqa: F401  (registers the audit tables on SQLModel.metadata)
-import portal.accounts.models
-import portal.console.alerts
-import portal.destruction.models
-import portal.exchange.models
-import portal.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from portal.uploads import models as upload_models  # noqa: F401  (the upload tables)
+from portal.schema import METADATA
 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
-    target_metadata=SQLModel.metadata,
+    target_metadata=list(METADATA),
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )

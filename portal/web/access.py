@@ -192,8 +192,9 @@ def principal_of_request(request: Request) -> Principal | None:
 
 
 def _audit_csrf_failure(request: Request, principal: Principal | None) -> None:
-    from audit import Action, Actor
+    from audit import Actor
     from portal import refusals
+    from portal.audit_vocabulary import Action
     from portal.web.requests import origin_of, runtime_of
 
     runtime = runtime_of(request)

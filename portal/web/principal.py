@@ -98,7 +98,8 @@ def authenticate(request: Request, *, api: bool) -> Principal | None:
 def _audit_refused_token(db: Session, request: Request, raw: str, now: datetime) -> None:
     """A refused bearer token is a failed sign-in (outcome denied), with the client's address as
     the others have; the token's id and owner when it is one of ours, never the token itself."""
-    from audit import Action, Outcome, Target, TargetKind
+    from audit import Outcome, Target
+    from portal.audit_vocabulary import Action, TargetKind
     from portal.web.requests import origin_of
 
     reason, token, user = tokens.why_refused(db, raw, now=now)

@@ -13,7 +13,6 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 
 from audit import (
-    Action,
     Actor,
     AuditEvent,
     AuditLog,
@@ -21,11 +20,11 @@ from audit import (
     Outcome,
     SigningKey,
     Target,
-    TargetKind,
     Verification,
     verify_log,
 )
 from audit.verification import pending_count
+from portal.audit_vocabulary import VOCABULARY, Action, TargetKind
 from portal.db import make_engine
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -57,7 +56,10 @@ def signing_key() -> SigningKey:
 @pytest.fixture
 def log(signing_key: SigningKey, clock: Clock) -> AuditLog:
     return AuditLog(
-        signing_key, policy=CheckpointPolicy(every_events=EVERY, every_seconds=86_400), clock=clock
+        VOCABULARY,
+        signing_key,
+        policy=CheckpointPolicy(every_events=EVERY, every_seconds=86_400),
+        clock=clock,
     )
 
 
@@ -159,7 +161,7 @@ def _process_writer(url: str, pem: bytes, worker: int, count: int, way: str) -> 
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     key = load_pem_private_key(pem, password=None)
-    log = AuditLog(SigningKey(key), policy=CheckpointPolicy(every_events=100))  # type: ignore[arg-type]
+    log = AuditLog(VOCABULARY, SigningKey(key), policy=CheckpointPolicy(every_events=100))  # type: ignore[arg-type]
     engine = make_engine(url, pool_size=1)
     for i in range(count):
         event = AuditEvent(

@@ -14,11 +14,12 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 from sqlmodel import Session
 
-from audit import Action, SigningKey, checkpoint_line, parse_checkpoint_line
+from audit import SigningKey, checkpoint_line, parse_checkpoint_line
 from audit.encoding import checkpoint_message
 from audit.tables import event_table
 from portal.accounts import users
 from portal.accounts.models import Role
+from portal.audit_vocabulary import Action
 from portal.cli import main
 from portal.db import make_engine
 from portal.models import OrganisationKind

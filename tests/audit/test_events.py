@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from audit import (
-    DETAIL_KEYS,
-    Action,
-    Actor,
-    AuditEvent,
-    DetailKind,
-    EventRejected,
-    ForbiddenDetail,
-    Outcome,
-    Target,
-    TargetKind,
-)
+from audit import Actor, AuditEvent, DetailKind, EventRejected, ForbiddenDetail, Outcome, Target
+from portal.audit_vocabulary import DETAIL_KEYS, VOCABULARY, Action, TargetKind
 
 
 def event(**kwargs: object) -> AuditEvent:
+    """An event as a log with the portal's vocabulary stores it (checked on construction, then
+    against the vocabulary)."""
     fields: dict[str, object] = {"action": Action.SIGN_IN, "actor": Actor(1, "uploader", 3)}
     fields.update(kwargs)
-    return AuditEvent(**fields)  # type: ignore[arg-type]
+    return VOCABULARY.check(AuditEvent(**fields))  # type: ignore[arg-type]
 
 
 def test_a_valid_event_is_normalised() -> None:

@@ -34,6 +34,7 @@ from audit import (
     witness_checkpoints,
 )
 from audit.encoding import GENESIS, checkpoint_message
+from portal.audit_vocabulary import VOCABULARY
 from tests.audit.conftest import START, Clock, fill, sql
 from tests.audit.test_witness import cut_back_to_a_checkpoint
 
@@ -216,7 +217,9 @@ def test_an_export_signed_by_another_key_with_its_own_keys_fails_against_a_recei
     verifies with the keys it carries; the DPO's receipt, signed by the real key, refuses it."""
     latest = _sealed_and_witnessed(filled, log, witness)
     forger = SigningKey.generate()
-    forged_log = AuditLog(forger, policy=CheckpointPolicy(every_events=10), clock=Clock())
+    forged_log = AuditLog(
+        VOCABULARY, forger, policy=CheckpointPolicy(every_events=10), clock=Clock()
+    )
     with filled.begin() as connection:
         sql(connection, "DELETE FROM audit_checkpoint")
         sql(connection, "DELETE FROM audit_event")

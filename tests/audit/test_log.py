@@ -11,7 +11,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from audit import (
-    Action,
     Actor,
     AuditEvent,
     AuditLog,
@@ -22,6 +21,7 @@ from audit import (
     SigningKey,
 )
 from audit.tables import checkpoint_table, event_table, head_table
+from portal.audit_vocabulary import VOCABULARY, Action
 from portal.db import make_engine
 from portal.models import Organisation, OrganisationKind
 
@@ -123,7 +123,10 @@ def test_checkpoints_every_n_events_and_every_m_seconds(
 ) -> None:
     clock = Clock(step=timedelta(seconds=1))
     log = AuditLog(
-        signing_key, policy=CheckpointPolicy(every_events=5, every_seconds=60), clock=clock
+        VOCABULARY,
+        signing_key,
+        policy=CheckpointPolicy(every_events=5, every_seconds=60),
+        clock=clock,
     )
     fill(engine, log, 12)  # 1 (first), 6, 11 by count
     clock.now += timedelta(seconds=120)
@@ -176,7 +179,7 @@ def test_concurrent_threads_on_sqlite_give_one_chain(
     sqlite_database_url: str, signing_key: SigningKey
 ) -> None:
     engine = make_engine(sqlite_database_url)
-    log = AuditLog(signing_key, policy=CheckpointPolicy(every_events=25))
+    log = AuditLog(VOCABULARY, signing_key, policy=CheckpointPolicy(every_events=25))
     write_from_threads(engine, log, 6, 60, "append")
     _assert_one_chain(engine, log, 360)
     engine.dispose()
@@ -190,7 +193,7 @@ def test_eight_processes_on_postgresql_give_one_chain(
     write_from_processes(pg_database_url, signing_key, 8, 500, way)
     engine = make_engine(pg_database_url)
     _assert_one_chain(
-        engine, AuditLog(signing_key, policy=CheckpointPolicy(every_events=100)), 4000
+        engine, AuditLog(VOCABULARY, signing_key, policy=CheckpointPolicy(every_events=100)), 4000
     )
     engine.dispose()
 
@@ -201,5 +204,7 @@ def test_concurrent_processes_on_sqlite_give_one_chain(
 ) -> None:
     write_from_processes(sqlite_database_url, signing_key, 4, 50, way)
     engine = make_engine(sqlite_database_url)
-    _assert_one_chain(engine, AuditLog(signing_key, policy=CheckpointPolicy(every_events=100)), 200)
+    _assert_one_chain(
+        engine, AuditLog(VOCABULARY, signing_key, policy=CheckpointPolicy(every_events=100)), 200
+    )
     engine.dispose()

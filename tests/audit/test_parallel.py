@@ -3,7 +3,7 @@ any part that does not verify (or a process that fails or lies) sends it back to
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -68,10 +68,30 @@ def test_a_tail_cut_off_is_found_in_parts_too(pg_filled: Engine, log: AuditLog) 
     assert parts.broken is not None and parts.broken.sequence == 281
 
 
+def dying_part(job: dict[str, object]) -> dict[str, object]:
+    """A part's process that exits at once, answering nothing."""
+    os._exit(3)
+
+
+def lying_part(job: dict[str, object]) -> dict[str, object]:
+    """A part's process that answers "verified" for its part, with a made-up last hash."""
+    part = job["part"]
+    assert isinstance(part, list)
+    a, b = part
+    return {
+        "broken": False,
+        "first_seq": a + 1,
+        "last_seq": b,
+        "events": b - a,
+        "checkpoints": (b - a) // 10,
+        "last_hash": "00" * 32,
+    }
+
+
 def test_a_failing_process_means_one_walk(
     pg_filled: Engine, log: AuditLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(parallel, "_command", lambda: [sys.executable, "-c", "raise SystemExit(3)"])
+    monkeypatch.setattr(parallel, "_part_walker", lambda: dying_part)
     result = _in_parts(pg_filled, log)
     assert result.ok and result.parts == 1 and result.events == EVENTS
 
@@ -80,13 +100,7 @@ def test_a_part_that_claims_more_than_it_proves_is_not_believed(
     pg_filled: Engine, log: AuditLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The answers are checked: a "verified" part must end at its checkpoint's signed hash."""
-    # Each process answers for the part it was given: "verified", with a made-up last hash.
-    script = (
-        "import json, sys; job = json.load(sys.stdin); a, b = job['part']; "
-        "print(json.dumps({'broken': False, 'first_seq': a + 1, 'last_seq': b, "
-        "'events': b - a, 'checkpoints': (b - a) // 10, 'last_hash': '00' * 32}))"
-    )
-    monkeypatch.setattr(parallel, "_command", lambda: [sys.executable, "-c", script])
+    monkeypatch.setattr(parallel, "_part_walker", lambda: lying_part)
     with pg_filled.begin() as connection:
         sql(connection, "UPDATE audit_event SET role = 'admin' WHERE seq = 50")
     result = _in_parts(pg_filled, log)

@@ -15,6 +15,7 @@ from audit import AuditLog, ChainBroken, CheckpointPolicy, ForbiddenDetail, Sign
 from audit.encoding import GENESIS
 from audit.events import AuditEvent
 from audit.tables import checkpoint_table, event_table, pending_table
+from portal.audit_vocabulary import VOCABULARY
 from portal.db import make_engine
 from portal.models import Organisation, OrganisationKind
 
@@ -140,11 +141,11 @@ def test_events_left_by_a_crash_after_commit_are_chained_later(
 ) -> None:
     """The writer committed and died before chaining: another process chains the events."""
     engine = make_engine(database_url)
-    writer = AuditLog(signing_key, policy=CheckpointPolicy(every_events=EVERY))
+    writer = AuditLog(VOCABULARY, signing_key, policy=CheckpointPolicy(every_events=EVERY))
     enqueue(engine, writer, 4)
     engine.dispose()  # the writer's process is gone
     survivor_engine = make_engine(database_url)
-    survivor = AuditLog(signing_key, policy=CheckpointPolicy(every_events=EVERY))
+    survivor = AuditLog(VOCABULARY, signing_key, policy=CheckpointPolicy(every_events=EVERY))
     assert survivor.chain_committed(survivor_engine) == 4
     assert _seqs(survivor_engine) == [1, 2, 3, 4]
     assert verify(survivor_engine, survivor).ok
@@ -178,7 +179,7 @@ def test_concurrent_threads_enqueue_and_chain_into_one_chain(
     database_url: str, signing_key: SigningKey
 ) -> None:
     engine = make_engine(database_url)
-    log = AuditLog(signing_key, policy=CheckpointPolicy(every_events=25))
+    log = AuditLog(VOCABULARY, signing_key, policy=CheckpointPolicy(every_events=25))
     write_from_threads(engine, log, 6, 40, "enqueue")
     assert _seqs(engine) == list(range(1, 241))
     assert pending_count_of(engine) == 0
@@ -195,7 +196,10 @@ def test_chaining_after_a_quiet_spell_signs_a_checkpoint(
 ) -> None:
     clock = Clock(step=timedelta(seconds=1))
     log = AuditLog(
-        signing_key, policy=CheckpointPolicy(every_events=100, every_seconds=60), clock=clock
+        VOCABULARY,
+        signing_key,
+        policy=CheckpointPolicy(every_events=100, every_seconds=60),
+        clock=clock,
     )
     for i in range(3):
         with engine.begin() as connection:
@@ -222,7 +226,7 @@ def test_record_stores_pending_while_another_append_holds_the_head(
 ) -> None:
     """A second writer does not wait for the first one's commit: its event goes pending."""
     engine = make_engine(pg_database_url)
-    log = AuditLog(signing_key, policy=CheckpointPolicy(every_events=EVERY))
+    log = AuditLog(VOCABULARY, signing_key, policy=CheckpointPolicy(every_events=EVERY))
     with engine.begin() as first:
         assert log.record(first, sample_event(1)) is False  # holds the append lock
         with engine.begin() as second:
@@ -242,7 +246,7 @@ def test_chaining_without_the_head_row_keeps_the_events_pending(
     wait, none lost, and the chaining lock is let go (another connection chains them later)."""
     policy = CheckpointPolicy(every_events=EVERY)
     engine = make_engine(database_url)
-    log = AuditLog(signing_key, policy=policy)
+    log = AuditLog(VOCABULARY, signing_key, policy=policy)
     enqueue(engine, log, 2)
     with engine.begin() as connection:
         sql(connection, "DELETE FROM audit_head")
@@ -257,7 +261,7 @@ def test_chaining_without_the_head_row_keeps_the_events_pending(
             genesis=GENESIS.hex(),
         )
     other = make_engine(database_url)  # a session-level lock left held would stop this one
-    assert AuditLog(signing_key, policy=policy).chain_committed(other) == 2
+    assert AuditLog(VOCABULARY, signing_key, policy=policy).chain_committed(other) == 2
     assert _seqs(engine) == [1, 2] and verify(engine, log).ok
     other.dispose()
     engine.dispose()
@@ -271,7 +275,7 @@ def test_a_pending_event_gone_under_the_chaining_lock_moves_nothing(
     the chain never gets a gap (PostgreSQL; SQLite inserts the values it read)."""
     policy = CheckpointPolicy(every_events=EVERY)
     engine = make_engine(pg_database_url)
-    log = AuditLog(signing_key, policy=policy)
+    log = AuditLog(VOCABULARY, signing_key, policy=policy)
     enqueue(engine, log, 3)
 
     def delete_one_first(_conn, cursor, statement, _params, _context, _many):  # type: ignore[no-untyped-def]
@@ -286,7 +290,7 @@ def test_a_pending_event_gone_under_the_chaining_lock_moves_nothing(
     sa_event.remove(engine, "before_cursor_execute", delete_one_first)
     assert pending_count_of(engine) == 3 and _seqs(engine) == []  # the delete rolled back too
     other = make_engine(pg_database_url)
-    assert AuditLog(signing_key, policy=policy).chain_committed(other) == 3
+    assert AuditLog(VOCABULARY, signing_key, policy=policy).chain_committed(other) == 3
     assert _seqs(engine) == [1, 2, 3] and verify(engine, log).ok
     other.dispose()
     engine.dispose()
@@ -315,8 +319,8 @@ def test_a_writer_that_finds_the_chaining_lock_taken_is_chained_by_the_holder(
     chained by it, although its own writer gave up at once."""
     engine = make_engine(pg_database_url)
     policy = CheckpointPolicy(every_events=EVERY)
-    holder = _PausingLog(signing_key, policy=policy)
-    writer = AuditLog(signing_key, policy=policy)
+    holder = _PausingLog(VOCABULARY, signing_key, policy=policy)
+    writer = AuditLog(VOCABULARY, signing_key, policy=policy)
     with engine.begin() as connection:
         holder.enqueue(connection, sample_event(1))
     counted: list[int] = []
@@ -345,7 +349,9 @@ def test_eight_processes_enqueueing_on_postgresql_leave_nothing_unchained(
     engine = make_engine(pg_database_url)
     assert pending_count_of(engine) == 0
     assert _seqs(engine) == list(range(1, 1201))
-    assert verify(engine, AuditLog(signing_key, policy=CheckpointPolicy(every_events=100))).ok
+    assert verify(
+        engine, AuditLog(VOCABULARY, signing_key, policy=CheckpointPolicy(every_events=100))
+    ).ok
     engine.dispose()
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from audit import Action, AuditLog, EventFilter, Outcome, Target, TargetKind, search
+from audit import AuditLog, EventFilter, Outcome, Target, search
+from portal.audit_vocabulary import Action, TargetKind
 
 from .conftest import START
 

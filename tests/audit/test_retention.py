@@ -17,6 +17,7 @@ from audit import AuditLog, BreakKind, ChainBroken, Disposal, SigningKey, dispos
 from audit.encoding import from_us
 from audit.exports import export_log
 from audit.tables import checkpoint_table, epoch_table, event_table
+from portal.audit_vocabulary import VOCABULARY
 
 from .conftest import START, fill, sample_event, sql, verify
 
@@ -121,7 +122,7 @@ def test_a_later_start_without_a_signed_epoch_is_named(filled: Engine, log: Audi
 
 
 def test_an_epoch_signed_by_another_key_is_named(filled: Engine, log: AuditLog) -> None:
-    forger = AuditLog(SigningKey.generate(), policy=log.policy)
+    forger = AuditLog(VOCABULARY, SigningKey.generate(), policy=log.policy)
     before = _time_of(filled, 26)
     with filled.begin() as connection:
         dispose(forger, connection, before=before, keys=log.public_keys)

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from audit import Action, Outcome
+from audit import Outcome
+from portal.audit_vocabulary import Action
 from portal.uploads.models import UploadSession, UploadState
 
 from .test_failover import node_b_back_afterwards  # noqa: F401 (fixture)

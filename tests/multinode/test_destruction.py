@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import distinct
 from sqlmodel import Session, col, func, select
 
-from audit import Action
+from portal.audit_vocabulary import Action
 from portal.blobs import open_vault
 from portal.destruction.models import Certificate, DestructionItem, DestructionRun
 from portal.exchange.models import Document, DocumentState, Review, ReviewState

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from audit import Action, Outcome
+from audit import Outcome
+from portal.audit_vocabulary import Action
 
 from .topology import Topology, new_review_code
 from .traffic import (

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from audit import Action, Outcome
+from audit import Outcome
+from portal.audit_vocabulary import Action
 
 from .topology import Topology, new_review_code
 from .traffic import (

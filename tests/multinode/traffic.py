@@ -14,8 +14,9 @@ import httpx
 from sqlalchemy import func, literal_column, select, union_all
 from sqlalchemy.engine import Engine
 
-from audit import Action, Outcome
+from audit import Outcome
 from audit.tables import event_table, pending_table
+from portal.audit_vocabulary import Action
 from tests.portal.conftest import Person
 
 from .topology import wait_for

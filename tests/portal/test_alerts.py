@@ -23,8 +23,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 import audit
-from audit import Action, Actor, AuditEvent, Outcome, Target, TargetKind
+from audit import Actor, AuditEvent, Outcome, Target
 from audit.tables import checkpoint_table
+from portal.audit_vocabulary import VOCABULARY, Action, TargetKind
 from portal.auditing import SIGNING_KEY_FILE
 from portal.console import alerts
 from portal.db import make_engine
@@ -223,7 +224,9 @@ def _append(
 def test_a_late_night_is_one_alert_however_the_days_window_moves(
     world: World, engine: Engine
 ) -> None:
-    log = audit.AuditLog(audit.load_signing_key(world.settings.key_dir / SIGNING_KEY_FILE))
+    log = audit.AuditLog(
+        VOCABULARY, audit.load_signing_key(world.settings.key_dir / SIGNING_KEY_FILE)
+    )
     limits = AlertThresholds()
     for minutes in (0, 60, 240, 500):  # 21:00 to 05:20 UK time: one night
         _append(engine, log, Action.DOCUMENT_DOWNLOADED, NIGHT + timedelta(minutes=minutes))
@@ -238,7 +241,9 @@ def test_a_late_night_is_one_alert_however_the_days_window_moves(
 def test_refusals_by_one_user_are_an_alert(world: World, engine: Engine) -> None:
     """A signed-in user probing for references they may not see: every refusal is an event
     (outcome denied), and more than PORTAL_ALERT_REFUSALS of them within an hour an alert."""
-    log = audit.AuditLog(audit.load_signing_key(world.settings.key_dir / SIGNING_KEY_FILE))
+    log = audit.AuditLog(
+        VOCABULARY, audit.load_signing_key(world.settings.key_dir / SIGNING_KEY_FILE)
+    )
     monday = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
     limits = AlertThresholds(refusals=3)
     for n in range(3):

@@ -13,9 +13,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from audit import Action, Actor, AuditEvent, verify_log
+from audit import Actor, AuditEvent, verify_log
 from audit.tables import event_table
 from audit.verification import pending_count
+from portal.audit_vocabulary import Action
 from portal.auditing import Auditor
 from portal.db import make_engine
 from portal.runtime import build_runtime

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 import audit
 from portal.accounts.models import Role
+from portal.audit_vocabulary import Action
 from portal.cli import main
 from portal.db import make_engine
 from portal.destruction.models import Certificate
@@ -36,7 +37,7 @@ def portal(settings: Settings, *args: str, operator: str | None = None) -> Resul
     return CliRunner().invoke(main, list(args), env=_env(settings, operator))
 
 
-def _events(settings: Settings, action: audit.Action) -> list[audit.AuditRecord]:
+def _events(settings: Settings, action: Action) -> list[audit.AuditRecord]:
     engine = make_engine(settings.database_url)
     try:
         with engine.connect() as connection:
@@ -85,13 +86,13 @@ def test_review_close_is_refused_without_a_named_active_allowed_person(
         f"The account '{other_lead.email}' is disabled",
     )
     assert _state(settings, "SWG24") is ReviewState.open  # nothing changed
-    assert not _events(settings, audit.Action.REVIEW_CLOSED)
+    assert not _events(settings, Action.REVIEW_CLOSED)
 
     # The review's lead, by the configured identity: audited as that person.
     closed = portal(settings, "review", "close", "SWG24", operator=people["lead"].email)
     assert closed.exit_code == 0, closed.output
     assert _state(settings, "SWG24") is ReviewState.closed
-    [event] = _events(settings, audit.Action.REVIEW_CLOSED)
+    [event] = _events(settings, Action.REVIEW_CLOSED)
     assert (event.actor.user_id, event.actor.role) == (people["lead"].user_id, "lead")
     assert event.actor.organisation_id is not None
 
@@ -102,7 +103,7 @@ def test_a_command_refused_for_its_operator_is_itself_audited(exchange: Exchange
     ``access.denied``, denied, with a reason code, the account when there is one, and no
     address (as a refused sign-in records it)."""
     settings, people = exchange.world.settings, exchange.world.people
-    before = len(_events(settings, audit.Action.ACCESS_DENIED))
+    before = len(_events(settings, Action.ACCESS_DENIED))
     _refused(portal(settings, "review", "close", "SWG24"), "Say who you are")
     _refused(portal(settings, "review", "close", "SWG24", "--by", "nobody@x.example"), "No account")
     _refused(
@@ -114,8 +115,8 @@ def test_a_command_refused_for_its_operator_is_itself_audited(exchange: Exchange
         == 0
     )
     _refused(portal(settings, "review", "close", "SWG24", "--by", other.email), "is disabled")
-    events = _events(settings, audit.Action.ACCESS_DENIED)[
-        : len(_events(settings, audit.Action.ACCESS_DENIED)) - before
+    events = _events(settings, Action.ACCESS_DENIED)[
+        : len(_events(settings, Action.ACCESS_DENIED)) - before
     ]
     events.reverse()  # oldest first
     assert [e.details for e in events] == [
@@ -133,7 +134,7 @@ def test_a_command_refused_for_its_operator_is_itself_audited(exchange: Exchange
     ]
     assert (events[2].actor.role, events[3].actor.role) == ("uploader", "lead")
     assert _state(settings, "SWG24") is ReviewState.open  # and still nothing else changed
-    assert not _events(settings, audit.Action.REVIEW_CLOSED)
+    assert not _events(settings, Action.REVIEW_CLOSED)
     assert "nobody@x.example" not in json.dumps([e.details for e in events])
 
 
@@ -155,17 +156,17 @@ def test_destroy_run_is_carried_out_by_a_named_dpo_and_the_certificate_says_so(
             "this command needs the role admin or dpo",
         )
     _refused(portal(settings, "destroy", "run"), "Say who you are")
-    assert not _events(settings, audit.Action.DOCUMENT_DESTROYED)  # nothing was destroyed
+    assert not _events(settings, Action.DOCUMENT_DESTROYED)  # nothing was destroyed
 
     # --by wins over PORTAL_OPERATOR.
     ran = portal(
         settings, "destroy", "run", "--by", people["dpo"].email, operator=people["admin"].email
     )
     assert ran.exit_code == 0, ran.output
-    [destroyed] = _events(settings, audit.Action.DOCUMENT_DESTROYED)
+    [destroyed] = _events(settings, Action.DOCUMENT_DESTROYED)
     assert destroyed.document == reference
     assert (destroyed.actor.user_id, destroyed.actor.role) == (people["dpo"].user_id, "dpo")
-    for action in (audit.Action.KEY_DESTROYED, audit.Action.CERTIFICATE_ISSUED):
+    for action in (Action.KEY_DESTROYED, Action.CERTIFICATE_ISSUED):
         assert [e.actor.user_id for e in _events(settings, action)] == [people["dpo"].user_id]
     engine = make_engine(settings.database_url)
     try:
@@ -194,7 +195,7 @@ def test_audit_export_and_verify_record_the_named_person(
         portal(settings, "audit", "export", "--format", "jsonl", "--by", people["admin"].email),
         "needs the role dpo",
     )
-    assert not out.exists() and not _events(settings, audit.Action.AUDIT_EXPORTED)
+    assert not out.exists() and not _events(settings, Action.AUDIT_EXPORTED)
     exported = portal(
         settings,
         "audit",
@@ -209,8 +210,8 @@ def test_audit_export_and_verify_record_the_named_person(
     assert exported.exit_code == 0, exported.output
     verified = portal(settings, "audit", "verify", operator=people["admin"].email)
     assert verified.exit_code == 0, verified.output
-    [export_event] = _events(settings, audit.Action.AUDIT_EXPORTED)
-    [verify_event] = _events(settings, audit.Action.AUDIT_VERIFIED)
+    [export_event] = _events(settings, Action.AUDIT_EXPORTED)
+    [verify_event] = _events(settings, Action.AUDIT_VERIFIED)
     assert (export_event.actor.user_id, export_event.actor.role) == (people["dpo"].user_id, "dpo")
     assert (verify_event.actor.user_id, verify_event.actor.role) == (
         people["admin"].user_id,
@@ -264,7 +265,7 @@ def test_a_fresh_installation_makes_its_first_admin_without_by(fresh: Settings) 
         "Fran Hale",
     )
     assert first.exit_code == 0, first.output
-    assert {e.actor.role for e in _events(fresh, audit.Action.USER_CREATED)} == {"setup"}
+    assert {e.actor.role for e in _events(fresh, Action.USER_CREATED)} == {"setup"}
     # From then on, a named administrator.
     _refused(
         portal(

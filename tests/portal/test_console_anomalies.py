@@ -11,7 +11,8 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
 import audit
-from audit import Action, Actor, AuditEvent, Outcome, Target, TargetKind
+from audit import Actor, AuditEvent, Outcome, Target
+from portal.audit_vocabulary import VOCABULARY, Action, TargetKind
 from portal.auditing import SIGNING_KEY_FILE
 from portal.console import anomalies
 from portal.db import make_engine
@@ -32,7 +33,9 @@ def engine(world: World) -> Iterator[Engine]:
 
 @pytest.fixture
 def log(world: World) -> audit.AuditLog:
-    return audit.AuditLog(audit.load_signing_key(world.settings.key_dir / SIGNING_KEY_FILE))
+    return audit.AuditLog(
+        VOCABULARY, audit.load_signing_key(world.settings.key_dir / SIGNING_KEY_FILE)
+    )
 
 
 def _append(

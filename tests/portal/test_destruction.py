@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 import audit
+from portal.audit_vocabulary import Action
 from portal.auditing import SIGNING_KEY_FILE
 from portal.blobs import open_vault
 from portal.db import make_engine
@@ -32,7 +33,7 @@ def inbox() -> Iterator[tuple[Inbox, SmtpAddress]]:
         yield served
 
 
-def _events(exchange: Exchange, action: audit.Action) -> list[audit.AuditRecord]:
+def _events(exchange: Exchange, action: Action) -> list[audit.AuditRecord]:
     engine = make_engine(exchange.world.settings.database_url)
     try:
         with engine.connect() as connection:
@@ -216,18 +217,18 @@ def test_a_review_closes_its_date_comes_and_the_worker_destroys_it(
     assert not list(open_vault(settings).store.list_blobs())
 
     # The audit log outlives the documents: their whole history, and it still verifies.
-    destroyed = _events(exchange, audit.Action.DOCUMENT_DESTROYED)
+    destroyed = _events(exchange, Action.DOCUMENT_DESTROYED)
     assert sorted(e.document for e in destroyed if e.document) == sorted(refs)
-    assert len(_events(exchange, audit.Action.DOCUMENT_UPLOADED)) == 3
+    assert len(_events(exchange, Action.DOCUMENT_UPLOADED)) == 3
     for action, count in [
-        (audit.Action.REVIEW_DESTROYED, 1),
-        (audit.Action.KEY_DESTROYED, 1),
-        (audit.Action.CERTIFICATE_ISSUED, 2),
-        (audit.Action.HOLD_PLACED, 2),
-        (audit.Action.HOLD_LIFTED, 1),
+        (Action.REVIEW_DESTROYED, 1),
+        (Action.KEY_DESTROYED, 1),
+        (Action.CERTIFICATE_ISSUED, 2),
+        (Action.HOLD_PLACED, 2),
+        (Action.HOLD_LIFTED, 1),
     ]:
         assert len(_events(exchange, action)) == count, action
-    assert "Jane" not in str([e.details for e in _events(exchange, audit.Action.HOLD_PLACED)])
+    assert "Jane" not in str([e.details for e in _events(exchange, Action.HOLD_PLACED)])
     verification = _verify_log(exchange)
     assert verification.ok, verification
 

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 import audit
 from portal.accounts.models import Role
+from portal.audit_vocabulary import Action, TargetKind
 from portal.blobs import open_vault
 from portal.cli import main
 from portal.db import make_engine
@@ -135,16 +136,22 @@ def test_bringing_destruction_forward_needs_a_second_person(
     for ref in refs:
         gone = client.get(f"/api/v1/documents/{ref}/content", headers=tokens["inspector"])
         assert gone.status_code == 410
-    approvals = exchange_events(exchange, audit.Action.DESTRUCTION_APPROVED)
-    done = [e for e in approvals if e.outcome == audit.Outcome.SUCCESS.value]
-    assert sorted(str(e.details["state"]) for e in done) == ["approved", "pending"]
-    # Every refusal is an event too (issue 17): the requester's own approval, and the roles the
-    # routes refuse (the lead's request; the lead's, inspector's and uploader's approvals).
+    # The request and the approval, each under its own action.
+    requests = exchange_events(exchange, Action.DESTRUCTION_REQUESTED)
+    approvals = exchange_events(exchange, Action.DESTRUCTION_APPROVED)
+    for events, state in ((requests, "pending"), (approvals, "approved")):
+        done = [e for e in events if e.outcome == audit.Outcome.SUCCESS.value]
+        assert [str(e.details["state"]) for e in done] == [state]
+        assert all(e.details["early"] is True for e in done)
+    # Every refusal is an event too (issue 17): the lead's request, which the route refuses; the
+    # requester's own approval, and the lead's, inspector's and uploader's approvals.
+    refused = [e for e in requests if e.outcome == audit.Outcome.DENIED.value]
+    assert [str(e.details["reason"]) for e in refused] == ["role"]
     refused = [e for e in approvals if e.outcome == audit.Outcome.DENIED.value]
-    assert sorted(str(e.details["reason"]) for e in refused) == ["own_request"] + ["role"] * 4
+    assert sorted(str(e.details["reason"]) for e in refused) == ["own_request"] + ["role"] * 3
 
 
-def exchange_events(exchange: Exchange, action: audit.Action) -> list[audit.AuditRecord]:
+def exchange_events(exchange: Exchange, action: Action) -> list[audit.AuditRecord]:
     engine = make_engine(exchange.world.settings.database_url)
     try:
         with engine.connect() as connection:
@@ -185,7 +192,7 @@ def test_the_certificate_verifies_offline_and_fails_with_one_byte_changed(
             ).records
     finally:
         engine.dispose()
-    assert event.target == audit.Target(audit.TargetKind.CERTIFICATE, reference)
+    assert event.target == audit.Target(TargetKind.CERTIFICATE, reference)
     assert event.actor.user_id == exchange.world.people["dpo"].user_id
     assert event.review == "SWG24" and event.outcome == "success"
     assert event.details == {"format": "certificate", "size_bytes": len(data) - 1}

@@ -23,6 +23,7 @@ import audit
 from audit.tables import event_table
 from portal.accounts import users
 from portal.accounts.models import Role
+from portal.audit_vocabulary import Action
 from portal.auditing import SIGNING_KEY_FILE, Auditor
 from portal.blobs import open_vault
 from portal.db import make_engine
@@ -187,7 +188,7 @@ def _items(engine: Engine, code: str) -> int:
 
 def _check_destroyed_once(engine: Engine, code: str, count: int) -> None:
     assert _items(engine, code) == count
-    destroyed = (event_table.c.action == audit.Action.DOCUMENT_DESTROYED.value) & (
+    destroyed = (event_table.c.action == Action.DOCUMENT_DESTROYED.value) & (
         event_table.c.review == code
     )
     events = select(func.count()).select_from(event_table).where(destroyed)

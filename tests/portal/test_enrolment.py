@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from sqlalchemy import select as sa_select
 from starlette.testclient import TestClient
 
-from audit import Action
 from audit.tables import event_table
 from portal.accounts.passwords import password_problem
+from portal.audit_vocabulary import Action
 from portal.cli import main
 from portal.db import make_engine
 from tests.portal.conftest import SettableClock, World, csrf_from

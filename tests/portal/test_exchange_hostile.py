@@ -19,9 +19,9 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from audit import Action
 from audit.tables import event_table
 from portal.app import create_app
+from portal.audit_vocabulary import Action
 from portal.blobs import open_vault
 from portal.clamd_local import EICAR, start_local_clamd
 from portal.db import make_engine

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 import audit
+from portal.audit_vocabulary import Action
 from portal.cli import main
 from portal.db import make_engine
 from portal.destruction.models import EarlyDestruction, EarlyState
@@ -79,7 +80,7 @@ def _state(exchange: Exchange, reference: str) -> str:
     return state
 
 
-def _events(exchange: Exchange, action: audit.Action) -> list[audit.AuditRecord]:
+def _events(exchange: Exchange, action: Action) -> list[audit.AuditRecord]:
     engine = make_engine(exchange.world.settings.database_url)
     try:
         with engine.connect() as connection:
@@ -134,7 +135,7 @@ def test_a_hold_on_a_case_keeps_its_documents_even_those_uploaded_later(
     assert _state(exchange, other) == "destroyed"
     assert _state(exchange, before) == "available" and _state(exchange, later) == "available"
 
-    (event,) = _events(exchange, audit.Action.HOLD_PLACED)
+    (event,) = _events(exchange, Action.HOLD_PLACED)
     assert event.details["scope"] == "case" and event.details["case"] == case
     assert "order_reference" not in event.details and "CO/27/1" not in str(event.details)
 
@@ -190,7 +191,7 @@ def test_a_case_hold_refuses_what_it_cannot_name(exchange: Exchange) -> None:
     # Nothing was placed by any of these.
     listed = exchange.client.get("/api/v1/holds", headers=exchange.tokens["dpo"])
     assert listed.json()["items"] == []
-    assert _events(exchange, audit.Action.HOLD_PLACED) == []
+    assert _events(exchange, Action.HOLD_PLACED) == []
 
 
 # --- Lifting with a reason ---------------------------------------------------------------------
@@ -219,7 +220,7 @@ def test_lifting_needs_a_reason_which_is_recorded(exchange: Exchange) -> None:
     assert lifted.json()["state"] == "lifted" and lifted.json()["lift_reason"] == "placed_in_error"
     again = _lift(exchange, placed["id"], reason="placed_in_error")
     assert again.status_code == 400 and again.json()["error"]["code"] == "invalid_state"
-    (event,) = _events(exchange, audit.Action.HOLD_LIFTED)
+    (event,) = _events(exchange, Action.HOLD_LIFTED)
     assert event.details["lift_reason"] == "placed_in_error"
     assert event.details["scope"] == "document" and event.details["reason"] == "legal"
 
@@ -354,7 +355,7 @@ def test_the_command_line_places_a_case_hold_and_lifts_it_with_a_reason(
     assert "lifted (proceedings_concluded)" in lifted.output
     again = _portal(exchange, "destroy", "hold", "lift", hold_id, "--reason", "other")
     assert again.exit_code == 2 and "lifted already" in again.output
-    (event,) = _events(exchange, audit.Action.HOLD_LIFTED)
+    (event,) = _events(exchange, Action.HOLD_LIFTED)
     assert event.details["lift_reason"] == "proceedings_concluded"
     assert event.details["scope"] == "case"
 

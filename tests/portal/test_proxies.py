@@ -14,10 +14,10 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from starlette.testclient import TestClient
 
-from audit import Action
 from audit.tables import event_table
 from portal.accounts.models import Throttle
 from portal.app import create_app
+from portal.audit_vocabulary import Action
 from portal.db import make_engine
 from portal.settings import Settings, SettingsError
 from tests.portal.conftest import World, cheap_hasher, csrf_from

@@ -18,6 +18,7 @@ import audit
 from portal.accounts import tokens
 from portal.accounts.models import ApiToken, Role, User
 from portal.app import routes
+from portal.audit_vocabulary import Action, TargetKind
 from portal.db import make_engine
 from portal.references import new_reference
 from portal.runtime import build_runtime
@@ -68,7 +69,7 @@ def _uploaded(exchange: Exchange) -> str:
 
 
 def _one_refusal(
-    world: World, before: int, *, action: audit.Action, who: str, target: str, reason: str
+    world: World, before: int, *, action: Action, who: str, target: str, reason: str
 ) -> audit.AuditRecord:
     denied = _denied(world)
     assert len(denied) == before + 1, [(e.action, e.details) for e in denied]
@@ -96,7 +97,7 @@ def test_refused_content_is_audited_and_answers_as_a_missing_document(
     _one_refusal(
         world,
         before,
-        action=audit.Action.DOCUMENT_DOWNLOADED,
+        action=Action.DOCUMENT_DOWNLOADED,
         who=who,
         target=reference,
         reason=reason,
@@ -119,7 +120,7 @@ def test_refused_content_on_the_page_address_answers_as_a_missing_document(
     _one_refusal(
         world,
         before,
-        action=audit.Action.DOCUMENT_DOWNLOADED,
+        action=Action.DOCUMENT_DOWNLOADED,
         who="dpo",
         target=reference,
         reason="role",
@@ -143,7 +144,7 @@ def test_refused_metadata_is_audited_and_answers_as_a_missing_document(
         _one_refusal(
             world,
             before,
-            action=audit.Action.DOCUMENT_METADATA_VIEWED,
+            action=Action.DOCUMENT_METADATA_VIEWED,
             who=who,
             target=reference,
             reason=reason,
@@ -164,7 +165,7 @@ def test_refused_metadata_page_answers_as_a_missing_document(
     _one_refusal(
         world,
         before,
-        action=audit.Action.DOCUMENT_METADATA_VIEWED,
+        action=Action.DOCUMENT_METADATA_VIEWED,
         who="other_uploader",
         target=reference,
         reason="other_organisation",
@@ -182,12 +183,12 @@ def test_a_refused_review_is_audited_and_answers_as_a_missing_review(
     event = _one_refusal(
         world,
         before,
-        action=audit.Action.ACCESS_DENIED,
+        action=Action.ACCESS_DENIED,
         who="outside_inspector",
         target="SWG24",
         reason="not_member",
     )
-    assert event.target is not None and event.target.kind == audit.TargetKind.REVIEW.value
+    assert event.target is not None and event.target.kind == TargetKind.REVIEW.value
     assert event.review == "SWG24"
     _same_answer(refused, client.get("/api/v1/reviews/NOPE99", headers=headers))
     assert len(_denied(world)) == before + 1
@@ -199,7 +200,7 @@ def test_a_refused_review_is_audited_and_answers_as_a_missing_review(
     _one_refusal(
         world,
         before,
-        action=audit.Action.ACCESS_DENIED,
+        action=Action.ACCESS_DENIED,
         who="outside_inspector",
         target="SWG24",
         reason="not_member",
@@ -244,13 +245,13 @@ def test_a_refused_certificate_is_audited_and_answers_as_a_missing_one(
         event = _one_refusal(
             world,
             before,
-            action=audit.Action.ACCESS_DENIED,
+            action=Action.ACCESS_DENIED,
             who=who,
             target=reference,
             reason=reason,
         )
         assert event.target is not None
-        assert event.target.kind == audit.TargetKind.CERTIFICATE.value
+        assert event.target.kind == TargetKind.CERTIFICATE.value
         missing = client.get(f"/api/v1/certificates/{new_reference()}", headers=headers)
         _same_answer(refused, missing)
         assert len(_denied(world)) == before + 1
@@ -262,7 +263,7 @@ def test_a_refused_certificate_is_audited_and_answers_as_a_missing_one(
     _one_refusal(
         world,
         before,
-        action=audit.Action.ACCESS_DENIED,
+        action=Action.ACCESS_DENIED,
         who="lead",
         target=reference,
         reason="role",
@@ -284,7 +285,7 @@ def test_refused_approvals_of_early_destruction_are_audited(exchange: Exchange) 
     event = _one_refusal(
         world,
         before,
-        action=audit.Action.DESTRUCTION_APPROVED,
+        action=Action.DESTRUCTION_APPROVED,
         who="dpo",
         target="SWG24",
         reason="own_request",
@@ -296,7 +297,7 @@ def test_refused_approvals_of_early_destruction_are_audited(exchange: Exchange) 
     _one_refusal(
         world,
         before,
-        action=audit.Action.DESTRUCTION_APPROVED,
+        action=Action.DESTRUCTION_APPROVED,
         who="lead",
         target="SWG24",
         reason="role",
@@ -318,7 +319,7 @@ def test_a_csrf_failure_is_audited(world: World, second_client: Callable[[], Tes
     denied = _denied(world)
     assert len(denied) == before + 1
     event = denied[0]
-    assert event.action == audit.Action.ACCESS_DENIED.value
+    assert event.action == Action.ACCESS_DENIED.value
     assert event.actor.user_id == world.people["uploader"].user_id
     assert dict(event.details) == {"reason": "csrf", "method": "post"}
     # A real token passes the check (the form's own answer follows), and records no refusal.
@@ -360,10 +361,10 @@ def test_refused_tokens_are_audited_with_the_address_never_the_token(
             (expired, "expired", expired_id),
         ]
         for raw, reason, token_id in cases:
-            before = _events(world, action=audit.Action.SIGN_IN_FAILED.value)
+            before = _events(world, action=Action.SIGN_IN_FAILED.value)
             answer = far.get("/api/v1/me", headers={"Authorization": f"Bearer {raw}"})
             assert answer.status_code == 401
-            after = _events(world, action=audit.Action.SIGN_IN_FAILED.value)
+            after = _events(world, action=Action.SIGN_IN_FAILED.value)
             assert len(after) == len(before) + 1
             event = after[0]
             assert event.outcome == audit.Outcome.DENIED.value
@@ -373,7 +374,7 @@ def test_refused_tokens_are_audited_with_the_address_never_the_token(
                 assert event.actor.user_id is None and event.target is None
             else:
                 assert event.actor.user_id == world.people["inspector"].user_id
-                assert event.target == audit.Target(audit.TargetKind.TOKEN, str(token_id))
+                assert event.target == audit.Target(TargetKind.TOKEN, str(token_id))
             assert raw not in repr(event)
         assert far.get("/api/v1/me", headers={"Authorization": f"Bearer {live}"}).is_success
 
@@ -397,15 +398,15 @@ def test_head_on_content_is_refused_and_is_not_a_download(
     world, client = exchange.world, exchange.client
     reference = _uploaded(exchange)
     headers = exchange.tokens["inspector"]
-    before = _events(world, action=audit.Action.DOCUMENT_DOWNLOADED.value)
+    before = _events(world, action=Action.DOCUMENT_DOWNLOADED.value)
     head = client.head(f"/api/v1/documents/{reference}/content", headers=headers)
     assert head.status_code == 405 and head.headers["allow"] == "GET"
     browser = second_client()
     sign_in(browser, world.people["inspector"], world.clock)
     page_head = browser.head(f"/documents/{reference}/download")
     assert page_head.status_code == 405 and page_head.headers["allow"] == "GET"
-    assert _events(world, action=audit.Action.DOCUMENT_DOWNLOADED.value) == before
+    assert _events(world, action=Action.DOCUMENT_DOWNLOADED.value) == before
     # GET still downloads, and is recorded.
     got = client.get(f"/api/v1/documents/{reference}/content", headers=headers)
     assert got.status_code == 200 and got.content == MINUTES
-    assert len(_events(world, action=audit.Action.DOCUMENT_DOWNLOADED.value)) == len(before) + 1
+    assert len(_events(world, action=Action.DOCUMENT_DOWNLOADED.value)) == len(before) + 1

@@ -13,13 +13,14 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from audit import Action, Outcome
+from audit import Outcome
 from audit.tables import event_table
 from portal.accounts import users
 from portal.accounts.models import RecoveryCode, User, WebSession
 from portal.accounts.secrets import SecretBox, digest
 from portal.accounts.signin import SignIn, SignInRefused
 from portal.app import create_app
+from portal.audit_vocabulary import Action
 from portal.auditing import Auditor, Origin
 from portal.db import make_engine
 from tests.portal.conftest import (

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 import audit
+from portal.audit_vocabulary import Action, TargetKind
 from portal.cli import main
 from portal.db import make_engine
 from portal.exchange.models import Case, Document
@@ -193,7 +194,7 @@ def test_the_api_answers_what_was_held_and_who_opened_it(exchange: Exchange) -> 
 
     # The look itself is an access, on the case.
     looked = _events(exchange, audit.EventFilter(action="audit.searched"))[0]
-    assert looked.target == audit.Target(audit.TargetKind.CASE, case)
+    assert looked.target == audit.Target(TargetKind.CASE, case)
     assert looked.actor.user_id == exchange.world.people["dpo"].user_id
     assert looked.details["filter_case"] == case and looked.details["filtered"] is True
 
@@ -253,7 +254,7 @@ def test_the_api_refuses_what_it_should(exchange: Exchange) -> None:
         assert answer.status_code == 404, who
     assert exchange.client.get(f"/api/v1/cases/{case}/subject-access").status_code == 401
     # A refused look is not recorded as a look at the case.
-    looks = _events(exchange, audit.EventFilter(target=audit.Target(audit.TargetKind.CASE, case)))
+    looks = _events(exchange, audit.EventFilter(target=audit.Target(TargetKind.CASE, case)))
     assert [e.action for e in looks] == ["case.created"]
 
 
@@ -277,7 +278,7 @@ def test_the_console_page_searches_shows_and_exports(
     assert "<script>" not in shown.text and "style=" not in shown.text
     assert SECRET_NAME not in shown.text and "Case notes" not in shown.text
     looked = _events(exchange, audit.EventFilter(action="audit.searched"))[0]
-    assert looked.target == audit.Target(audit.TargetKind.CASE, case)
+    assert looked.target == audit.Target(TargetKind.CASE, case)
 
     exported = dpo.get("/console/subject-access/export", params={"case": case, "format": "json"})
     assert exported.status_code == 200
@@ -309,10 +310,10 @@ def _many_downloads(exchange: Exchange, document: str, count: int) -> None:
         for _ in range(count):
             runtime.auditor.record(
                 db,
-                audit.Action.DOCUMENT_DOWNLOADED,
+                Action.DOCUMENT_DOWNLOADED,
                 actor=actor,
                 now=world.clock.now,
-                target=audit.Target(audit.TargetKind.DOCUMENT, document),
+                target=audit.Target(TargetKind.DOCUMENT, document),
                 review="SWG24",
                 document=document,
             )
@@ -371,7 +372,7 @@ def test_the_cli_answers_in_json_and_csv_and_refuses_bad_cases(exchange: Exchang
     as_csv = _cli(exchange, case.lower(), "--format", "csv")
     assert as_csv.exit_code == 0 and as_csv.stdout.startswith("document,state,size")
     looked = _events(exchange, audit.EventFilter(action="audit.searched"))[0]
-    assert looked.target == audit.Target(audit.TargetKind.CASE, case)
+    assert looked.target == audit.Target(TargetKind.CASE, case)
     assert _cli(exchange, UNKNOWN).exit_code == 1
     assert _cli(exchange, MISTYPED).exit_code == 2
     assert _cli(exchange, case, "--format", "xml").exit_code == 2

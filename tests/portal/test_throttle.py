@@ -18,11 +18,11 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session
 from starlette.testclient import TestClient
 
-from audit import Action
 from audit.tables import event_table
 from portal.accounts.secrets import SecretBox
 from portal.accounts.signin import SignIn, SignInRefused
 from portal.app import create_app
+from portal.audit_vocabulary import Action
 from portal.auditing import Auditor, Origin
 from portal.cli import main
 from portal.db import make_engine

@@ -1,13 +1,21 @@
-"""The registry of what can be audited: action names, outcomes and kinds of target.
+"""What the portal says in its audit log: the registry of actions and kinds of target, the
+shape of review codes and references, and the details keys; ``VOCABULARY`` hands them to the
+audit library (``audit.Vocabulary``), which checks every event against them.
 
-To audit something new, add a member here (and, if it needs details, a key to
-``audit.events.DETAIL_KEYS``): nothing else accepts an action name, so a typo cannot create a new
-kind of event that a DPO's search would miss.
+To audit something new, add a member here (and, if it needs details, a key to ``DETAIL_KEYS``):
+nothing else accepts an action name, so a typo cannot create a new kind of event that a DPO's
+search would miss. Renaming or removing a member is a change of the log's format: stored events
+keep the names they were written with (docs/audit-format.md).
 """
 
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from audit import DetailKind, Vocabulary
 
 
 class Action(enum.StrEnum):
@@ -37,6 +45,7 @@ class Action(enum.StrEnum):
     # Holds and destruction
     HOLD_PLACED = "hold.placed"
     HOLD_LIFTED = "hold.lifted"
+    DESTRUCTION_REQUESTED = "destruction.requested"  # early: a DPO asks, a second person approves
     DESTRUCTION_APPROVED = "destruction.approved"
     DESTRUCTION_RUN = "destruction.run"
     CERTIFICATE_ISSUED = "destruction.certificate_issued"
@@ -73,12 +82,6 @@ class Action(enum.StrEnum):
     ALERT_ACKNOWLEDGED = "audit.alert_acknowledged"
 
 
-class Outcome(enum.StrEnum):
-    SUCCESS = "success"
-    FAILURE = "failure"  # attempted and failed (wrong password, scanner error, broken chain)
-    DENIED = "denied"  # refused by an authorisation check
-
-
 class TargetKind(enum.StrEnum):
     DOCUMENT = "document"
     CASE = "case"
@@ -93,3 +96,62 @@ class TargetKind(enum.StrEnum):
     KEY = "key"
     AUDIT_LOG = "audit_log"
     ALERT = "alert"
+
+
+REVIEW_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
+# Crockford Base32 groups with hyphens and the check character (which may be * ~ $ = U).
+REFERENCE = re.compile(r"[0-9A-Z][0-9A-Z*~$=-]{0,47}")
+
+# The allow-list of details keys: THE place to extend. A key must name a fact, never carry
+# user-chosen text; pick the narrowest kind that fits.
+DETAIL_KEYS: Mapping[str, DetailKind] = MappingProxyType(
+    {
+        "attempts": DetailKind.COUNT,
+        "failures": DetailKind.COUNT,
+        "count": DetailKind.COUNT,
+        "events": DetailKind.COUNT,
+        "size_bytes": DetailKind.COUNT,
+        "first_sequence": DetailKind.COUNT,
+        "last_sequence": DetailKind.COUNT,
+        "broken_sequence": DetailKind.COUNT,
+        "approved_by": DetailKind.COUNT,
+        "key_version": DetailKind.COUNT,
+        "retention_days": DetailKind.COUNT,
+        "expires_in_days": DetailKind.COUNT,
+        "filter_actor": DetailKind.COUNT,
+        "since_us": DetailKind.COUNT,
+        "until_us": DetailKind.COUNT,
+        "broken_kind": DetailKind.WORD,
+        "reason": DetailKind.WORD,
+        "verdict": DetailKind.WORD,
+        "method": DetailKind.WORD,
+        "format": DetailKind.WORD,
+        "factor": DetailKind.WORD,
+        "state": DetailKind.WORD,
+        "previous_state": DetailKind.WORD,
+        "granted_role": DetailKind.WORD,
+        "scope": DetailKind.WORD,
+        "lift_reason": DetailKind.WORD,
+        "rule": DetailKind.WORD,
+        "mfa": DetailKind.FLAG,
+        "filtered": DetailKind.FLAG,
+        "early": DetailKind.FLAG,
+        "dry_run": DetailKind.FLAG,
+        "offline": DetailKind.FLAG,
+        "content_type": DetailKind.CONTENT_TYPE,
+        "malware_signature": DetailKind.MALWARE_NAME,
+        "filter_action": DetailKind.ACTION,
+        "filter_review": DetailKind.REVIEW,
+        "filter_document": DetailKind.REFERENCE,
+        "case": DetailKind.REFERENCE,
+        "filter_case": DetailKind.REFERENCE,
+    }
+)
+
+VOCABULARY = Vocabulary(
+    actions=Action,
+    target_kinds=TargetKind,
+    review_code=REVIEW_CODE,
+    reference=REFERENCE,
+    detail_keys=DETAIL_KEYS,
+)
