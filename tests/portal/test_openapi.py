@@ -85,6 +85,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
 ) -> None:
     """Schemathesis generates requests from the document for every operation."""
     import schemathesis
+    from schemathesis.core.result import Ok
 
     @schemathesis.serializer("application/offset+octet-stream")
     def tus_chunk(ctx: Any, value: Any) -> bytes:  # tus PATCH bodies are raw bytes
@@ -94,6 +95,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     failures: list[str] = []
     calls: dict[int, int] = {}
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result.err()
         operation = result.ok()
         _exercise(operation.label, operation.as_strategy(), exchange.tokens[who], calls, failures)
     assert not failures, "\n".join(failures[:10])

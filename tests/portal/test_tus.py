@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 import uvicorn
 from sqlmodel import Session, select
@@ -59,7 +60,7 @@ def create(
     name: str = NAME,
     length: int | None = None,
     **extra: str,
-) -> Any:
+) -> httpx2.Response:
     values = {"filename": name, "filetype": "text/plain", "review": "SWG24", **extra}
     return exchange.client.post(
         "/api/v1/uploads",
@@ -72,8 +73,9 @@ def create(
     )
 
 
-def start(exchange: Exchange, body: bytes, **extra: str) -> str:
-    created = create(exchange, body, **extra)
+def start(exchange: Exchange, body: bytes, *, name: str = NAME, **extra: str) -> str:
+    # ``extra`` is upload metadata only: the uploader and the announced length are the defaults.
+    created = create(exchange, body, name=name, who="uploader", length=None, **extra)
     assert created.status_code == 201, created.text
     found = LOCATION.match(created.headers["location"])
     assert found, created.headers["location"]
@@ -547,7 +549,7 @@ def test_tuspy_resumes_from_a_new_client_after_an_interruption(
             chunk_size=64 * 1024,
             metadata=values,
             store_url=True,
-            url_storage=FileStorage(store),
+            url_storage=FileStorage(store),  # type: ignore[no-untyped-call]  # tuspy is untyped
             upload_checksum=True,
         )
 
