@@ -18,8 +18,9 @@ from click.testing import CliRunner, Result
 from portal.app import create_app
 from portal.cli import main
 from tests.harness.ports import free_port
+from tests.harness.serving import serving
 from tests.portal.conftest import Exchange, cheap_hasher
-from tests.portal.test_tus import ELF, RECORD, serving
+from tests.portal.test_tus import ELF, RECORD
 
 CHUNK = 64 * 1024
 

@@ -11,19 +11,15 @@ import base64
 import hashlib
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
 from sqlmodel import Session, select
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from portal.app import create_app
@@ -33,7 +29,7 @@ from portal.db import make_engine
 from portal.exchange.sweep import sweep_orphan_blobs
 from portal.uploads.models import UploadPart, UploadSession
 from portal.uploads.sweep import expire_uploads, part_blob_ids
-from tests.harness.ports import free_port
+from tests.harness.serving import serving
 from tests.harness.waiting import PATIENCE
 from tests.portal.conftest import Exchange, cheap_hasher, sign_in
 
@@ -486,24 +482,6 @@ def test_a_smaller_limit_is_enforced_at_creation(exchange: Exchange) -> None:
 
 
 # --- Against a live server, with tuspy ----------------------------------------------------------
-
-
-@contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port, in a thread."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + PATIENCE
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture
