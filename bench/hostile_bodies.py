@@ -52,9 +52,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import httpx  # noqa: E402
 
-from bench.upload import PORTAL, Server, free_port  # noqa: E402
+from bench.servers import PORTAL, Server, free_port, start_server  # noqa: E402
 
 MiB = 1024 * 1024
 RESULTS = REPO / "bench" / "results" / "hostile_bodies.json"
@@ -77,23 +76,9 @@ def chunks(size: int) -> Iterator[bytes]:
 
 
 def start_portal(tree: Path, port: int, env: dict[str, str], log: Path) -> Server:
-    """``portal serve`` run in ``tree`` (``python -c`` puts the working folder first on sys.path,
-    so that checkout's portal is the one served)."""
-    url = f"http://127.0.0.1:{port}"
+    """``portal serve`` run in ``tree``: that checkout's portal is the one served."""
     argv = [*PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tree)
-    server = Server("portal", process, url, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(url + "/healthz", timeout=2).is_success:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"the portal did not start: {log.read_text(errors='replace')[-2000:]}")
+    return start_server("portal", argv, env=env, url=f"http://127.0.0.1:{port}", log=log, cwd=tree)
 
 
 def prepare(env: dict[str, str], tree: Path) -> dict[str, str]:

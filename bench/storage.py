@@ -264,14 +264,14 @@ def main() -> None:
         child_rss(args.child_rss, args.size_mib, args.endpoint)
         return
 
-    from tests.harness.ports import wait_for_port
     from tests.harness.seaweedfs import stop_process
+    from tests.harness.waiting import wait_for_listener
 
     work = Path(tempfile.mkdtemp(prefix="bench-storage-", dir=REPO / "bench"))
     (work / "weed").mkdir()
     weed, endpoint = start_seaweedfs(work / "weed")
     try:
-        wait_for_port(int(endpoint.rsplit(":", 1)[1]), timeout=60, what="SeaweedFS")
+        wait_for_listener(int(endpoint.rsplit(":", 1)[1]), timeout=60, what="SeaweedFS")
         _wait_writable(endpoint)
         size = args.size_mib
         print(f"sealing {size} MiB; best of {args.repeat} runs each")

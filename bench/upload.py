@@ -41,8 +41,6 @@ import os
 import platform
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,13 +57,12 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
+from bench.servers import PORTAL, Server, free_port, start_server  # noqa: E402
+
 R = TypeVar("R")
 MiB = 1024 * 1024
 RESULTS = REPO / "bench" / "results" / "upload.json"
 REVIEW = "BENCH"
-# ``portal`` as the installed script runs it (``python -m portal.cli`` would load the module twice:
-# once as __main__, once when the command modules import it).
-PORTAL = [sys.executable, "-c", "import sys; from portal.cli import main; sys.exit(main())"]
 TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "8388608", "MALLOC_TRIM_THRESHOLD_": "67108864"}
 TARGETS = {
     "upload_vs_bare_min": 0.5,
@@ -150,70 +147,6 @@ def run_bare_server(port: int) -> None:
 
 
 # --- Processes ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def status_kib(self, field: str) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        raise RuntimeError(f"no {field} for {self.name}")
-
-    def reset_peak(self) -> None:
-        # "5" resets VmHWM to the current RSS (Linux >= 4.0): a peak per measurement, no sampling.
-        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
-
-    def peak_mib(self) -> float:
-        return self.status_kib("VmHWM") / 1024
-
-    def rss_mib(self) -> float:
-        return self.status_kib("VmRSS") / 1024
-
-    def cpu_s(self) -> float:
-        """User and system CPU seconds of the server process so far (all its threads)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
-
-
-def start_server(name: str, argv: list[str], env: dict[str, str], url: str, log: Path) -> Server:
-    with open(log, "wb") as out:
-        # In this checkout's folder: ``python -c`` puts the working folder first on sys.path, so
-        # started elsewhere (in another checkout) the server would run that folder's portal.
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    server = Server(name, process, url, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            if httpx.get(url + ("/healthz" if name != "copyparty" else "/"), timeout=2).is_success:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{name} did not start: {log.read_text(errors='replace')[-2000:]}")
 
 
 # --- Set-up through the services ---------------------------------------------------------------
@@ -472,18 +405,18 @@ def measure_variant(
     portal = start_server(
         "portal",
         [*PORTAL, "serve", "--host", "127.0.0.1", "--port", str(portal_port)],
-        env,
-        f"http://127.0.0.1:{portal_port}",
-        work / f"portal-{tag}.log",
+        env=env,
+        url=f"http://127.0.0.1:{portal_port}",
+        log=work / f"portal-{tag}.log",
     )
     servers = [portal]
     try:
         bare = start_server(
             "bare",
             [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(bare_port)],
-            env,
-            f"http://127.0.0.1:{bare_port}",
-            work / f"bare-{tag}.log",
+            env=env,
+            url=f"http://127.0.0.1:{bare_port}",
+            log=work / f"bare-{tag}.log",
         )
         servers.append(bare)
         shared = work / f"copyparty-{tag}"
@@ -504,9 +437,10 @@ def measure_variant(
                 "-v",
                 f"{shared}::rw",
             ],
-            {**env, "XDG_CONFIG_HOME": str(work / f"copyparty-config-{tag}")},
-            f"http://127.0.0.1:{copy_port}",
-            work / f"copyparty-{tag}.log",
+            env={**env, "XDG_CONFIG_HOME": str(work / f"copyparty-config-{tag}")},
+            url=f"http://127.0.0.1:{copy_port}",
+            log=work / f"copyparty-{tag}.log",
+            ready="/",
         )
         servers.append(copyparty)
         return _measure(plan, portal, bare, copyparty, shared, tokens)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Iterator
 
 
 class Abandoned(Exception):
@@ -123,7 +123,7 @@ class Handover(Iterator[bytes]):
         self._loop.call_soon_threadsafe(self._space.set)
 
 
-async def read_ahead(chunks: Iterator[bytes], *, limit: int) -> AsyncIterator[bytes]:
+async def read_ahead(chunks: Iterator[bytes], *, limit: int) -> AsyncGenerator[bytes]:
     """The other way round: a blocking iterator (a blob being read and opened) read in a thread of
     its own, up to ``limit`` bytes ahead of the loop that consumes it (a response being sent).
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,8 @@ _QUEUE = 2  # segments waiting for the hashing thread: bounds memory while it ru
 
 # fetch(offset, length) -> the blob's bytes from offset, length bytes or to the end when None.
 Fetch = Callable[[int, "int | None"], Iterator[bytes]]
+# A chunk of plaintext: the cut copies it into its own buffer, so a caller may reuse its own.
+Chunk = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class Tally:
 
 
 def seal_stream(
-    chunks: Iterable[bytes],
+    chunks: Iterable[Chunk],
     *,
     ikm: bytes,
     key_id: bytes,
@@ -105,7 +107,7 @@ def seal_stream(
     tally: Tally,
     random_bytes: RandomBytes,
     segment_size: int = SEGMENT_SIZE,
-) -> Iterator[bytes]:
+) -> Generator[bytes]:
     """Yield the blob for the plaintext ``chunks``; ``tally`` holds size and SHA-256 at the end."""
     check_segment_size(segment_size)
     if len(key_id) != KEY_ID_SIZE or len(ikm) != KEY_SIZE:
@@ -203,7 +205,7 @@ class _Segments:
             self._made += 1
             return bytearray(self._rest)
 
-    def cut(self, chunks: Iterable[bytes]) -> Iterator[tuple[memoryview, bytearray, bool]]:
+    def cut(self, chunks: Iterable[Chunk]) -> Iterator[tuple[memoryview, bytearray, bool]]:
         """(segment plaintext, its buffer, is it the last); an empty last one only if all is."""
         buffer, filled, want = self._buffer(), 0, self._first
         for chunk in chunks:

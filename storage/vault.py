@@ -22,7 +22,7 @@ from collections.abc import AsyncIterable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, replace
 
-from . import crypto
+from . import crypto, stream
 from .backend import BlobStore, check_blob_id, new_blob_id
 from .errors import IntegrityError, InvalidInput, KeyNotFound, StorageError
 from .handover import Handover
@@ -172,7 +172,7 @@ class Vault:
         wrapped = self._wrap(key, version, self._random(KEY_ID_SIZE), self._random(crypto.KEY_SIZE))
         return replace(key, wrapped=wrapped)
 
-    def write(self, key: DocumentKey, chunks: Iterable[bytes]) -> StoredBlob:
+    def write(self, key: DocumentKey, chunks: Iterable[stream.Chunk]) -> StoredBlob:
         """Seal and store the plaintext ``chunks`` as a new blob, in constant memory.
 
         All or nothing: if ``chunks`` raises (or the process dies) no blob appears.

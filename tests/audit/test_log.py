@@ -40,7 +40,7 @@ from .conftest import (
 
 def _organisations(engine: Engine) -> int:
     with engine.connect() as connection:
-        return connection.execute(text("SELECT count(*) FROM organisation")).scalar_one()
+        return int(connection.execute(text("SELECT count(*) FROM organisation")).scalar_one())
 
 
 def _events(engine: Engine) -> int:

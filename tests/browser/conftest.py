@@ -4,7 +4,6 @@ against the portal served by uvicorn on a free loopback port."""
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,14 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from playwright.sync_api import Page
 
 from portal.app import create_app
 from portal.settings import ClamdAddress, Settings
 from portal.setup import initialise
-from tests.harness.ports import free_port
-from tests.harness.waiting import wait_until
+from tests.harness.serving import serving
 from tests.portal.conftest import SettableClock, cheap_hasher
 
 CHROMIUM = next(
@@ -68,17 +65,8 @@ def live_server(
         }
     )
     list(initialise(settings))
-    port = free_port()
-    app = create_app(settings, password_hasher=cheap_hasher())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, what="uvicorn's start", every=0.05)
-    try:
-        yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(settings, password_hasher=cheap_hasher())) as url:
+        yield LiveServer(url=url, settings=settings)
 
 
 def screenshot(page: Page, name: str) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Browser, FilePayload, Page, Route, expect
 from starlette.testclient import TestClient
 
 from audit import EventFilter, search
@@ -111,12 +111,11 @@ def test_two_files_up_from_an_authority_and_down_to_the_team(
     expect(page.get_by_label("Choose files")).to_be_attached()  # enhanced: several at once
     page.get_by_label("Which request is this for?").select_option(str(review))
     assert_accessible(page, "upload")
-    page.get_by_label("Choose files").set_input_files(
-        [
-            {"name": "chronology.txt", "mimeType": "text/plain", "buffer": FIRST},
-            {"name": "child's plan.txt", "mimeType": "text/plain", "buffer": SECOND},
-        ]
-    )
+    files: list[FilePayload] = [
+        {"name": "chronology.txt", "mimeType": "text/plain", "buffer": FIRST},
+        {"name": "child's plan.txt", "mimeType": "text/plain", "buffer": SECOND},
+    ]
+    page.get_by_label("Choose files").set_input_files(files)
     expect(page.locator("#upload-list progress")).to_have_count(2)
 
     # Send 1 MiB at a time and cut the connection under the first PATCH past the start: the

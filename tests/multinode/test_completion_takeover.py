@@ -68,7 +68,8 @@ def test_an_upload_left_completing_by_a_killed_node_is_finished_by_another(
 
         def reference() -> str | None:
             status = on_a.head(path, headers={**TUS, **token})
-            return status.headers.get("upload-document-reference")
+            found: str | None = status.headers.get("upload-document-reference")
+            return found
 
         found = wait_for("the upload taken over", reference, timeout=TAKEOVER_SECONDS)
         document = wait_until_scanned(on_a, token, found)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine, RootTransaction
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -54,7 +54,9 @@ def _record(auditor: Auditor, db: Session, clock: SettableClock, n: int) -> None
     auditor.record(db, Action.REVIEW_OPENED, actor=ADMIN, now=clock(), review=f"RV{n:03d}")
 
 
-def _hold_the_append_lock(auditor: Auditor, engine: Engine, clock: SettableClock) -> object:
+def _hold_the_append_lock(
+    auditor: Auditor, engine: Engine, clock: SettableClock
+) -> tuple[Connection, RootTransaction]:
     """Another request in the middle of an audited action (PostgreSQL): its transaction holds
     the append lock until it commits, so the next event goes pending."""
     connection = engine.connect()
@@ -79,7 +81,7 @@ def test_under_concurrency_the_event_goes_pending_and_is_chained_after_the_commi
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite admits one writer at a time: events are always chained at once")
     before = len(_seqs(engine))
-    connection, transaction = _hold_the_append_lock(auditor, engine, clock)  # type: ignore[misc]
+    connection, transaction = _hold_the_append_lock(auditor, engine, clock)
     with Session(engine) as db:
         _record(auditor, db, clock, 1)
         db.flush()
@@ -98,7 +100,7 @@ def test_a_rolled_back_request_leaves_nothing_pending(
 ) -> None:
     before = _seqs(engine)
     if engine.dialect.name == "postgresql":
-        connection, transaction = _hold_the_append_lock(auditor, engine, clock)  # type: ignore[misc]
+        connection, transaction = _hold_the_append_lock(auditor, engine, clock)
     with Session(engine) as db:
         _record(auditor, db, clock, 1)
         db.rollback()
@@ -133,12 +135,12 @@ def test_a_chaining_that_fails_after_the_commit_is_finished_by_the_worker(
     def database_gone(*args: object, **kwargs: object) -> int:
         raise failure
 
-    connection, transaction = _hold_the_append_lock(auditor, engine, clock)  # type: ignore[misc]
+    connection, transaction = _hold_the_append_lock(auditor, engine, clock)
     transaction.commit()
     connection.close()
     monkeypatch.setattr(auditor.log, "chain_committed", database_gone)
     # Force the pending path: the append lock is taken by a transaction of ours meanwhile.
-    connection, transaction = _hold_the_append_lock(auditor, engine, clock)  # type: ignore[misc]
+    connection, transaction = _hold_the_append_lock(auditor, engine, clock)
     with caplog.at_level(logging.WARNING, logger="portal.audit"), Session(engine) as db:
         _record(auditor, db, clock, 1)
         db.flush()
@@ -159,7 +161,7 @@ def test_the_events_of_one_transaction_keep_their_order_in_the_chain(
 ) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite chains in the action's transaction")
-    connection, transaction = _hold_the_append_lock(auditor, engine, clock)  # type: ignore[misc]
+    connection, transaction = _hold_the_append_lock(auditor, engine, clock)
     with Session(engine) as db:
         _record(auditor, db, clock, 1)  # pending: the lock is taken
         transaction.commit()

@@ -15,15 +15,12 @@ import os
 import stat
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
 from sqlmodel import Session, select
 from starlette.applications import Starlette
@@ -41,7 +38,7 @@ from portal.db import make_engine
 from portal.exchange.models import Review, ReviewMember, ReviewOrganisation
 from portal.references import new_reference
 from tests.harness.ports import free_port
-from tests.harness.waiting import PATIENCE
+from tests.harness.serving import serving
 from tests.portal.conftest import Exchange, World, cheap_hasher
 
 REPO = Path(__file__).resolve().parents[2]
@@ -249,29 +246,14 @@ def test_without_init_the_command_says_so(tmp_path: Path) -> None:
 # --- download -----------------------------------------------------------------------------------
 
 
-def serve(app: Any) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + PATIENCE
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def live_url(exchange: Exchange) -> Iterator[str]:
     """The portal of ``exchange`` (same database, keys and clock), served on a loopback port."""
     app = create_app(
         exchange.world.settings, clock=exchange.world.clock, password_hasher=cheap_hasher()
     )
-    yield from serve(app)
+    with serving(app) as url:
+        yield url
 
 
 def token_file(exchange: Exchange, who: str, folder: Path) -> Path:
@@ -472,7 +454,8 @@ def _liar(request: Request) -> Response:
 
 @pytest.fixture
 def liar_url() -> Iterator[str]:
-    yield from serve(Starlette(routes=[Route("/api/v1/documents/{ref}/content", _liar)]))
+    with serving(Starlette(routes=[Route("/api/v1/documents/{ref}/content", _liar)])) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

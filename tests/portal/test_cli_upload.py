@@ -18,8 +18,9 @@ from click.testing import CliRunner, Result
 from portal.app import create_app
 from portal.cli import main
 from tests.harness.ports import free_port
+from tests.harness.serving import serving
 from tests.portal.conftest import Exchange, cheap_hasher
-from tests.portal.test_tus import ELF, RECORD, serving
+from tests.portal.test_tus import ELF, RECORD
 
 CHUNK = 64 * 1024
 
@@ -95,18 +96,19 @@ def test_an_interrupted_upload_resumes_when_run_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tusclient.exceptions import TusUploadFailed
-    from tusclient.uploader import Uploader
+    from tusclient.uploader.uploader import Uploader
 
     source = tmp_path / "case notes.txt"
     source.write_bytes(RECORD)  # about 330 KiB: six chunks
     real_upload_chunk = Uploader.upload_chunk
-    sent = []
+    sent: list[int] = []
 
     def drops_after_three_chunks(self: Any) -> None:
         if len(sent) == 3:
-            raise TusUploadFailed(ConnectionResetError("connection reset by peer"))
+            error = ConnectionResetError("connection reset by peer")
+            raise TusUploadFailed(error)  # type: ignore[no-untyped-call]  # tuspy is untyped
         sent.append(self.offset)
-        real_upload_chunk(self)
+        real_upload_chunk(self)  # type: ignore[no-untyped-call]  # tuspy is untyped
 
     monkeypatch.setattr(Uploader, "upload_chunk", drops_after_three_chunks)
     token = exchange.tokens["uploader"]["Authorization"].removeprefix("Bearer ")

@@ -15,9 +15,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import distinct, func, select
+from sqlalchemy import Select, distinct, func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 import audit
 from audit.tables import event_table
@@ -116,9 +116,11 @@ def _populate(engine: Engine, vault: Vault, auditor: Auditor, counts: dict[str, 
         db.commit()
         assert org.id is not None and lead.id is not None
         org_id, lead_id = org.id, lead.id
-        review_ids = {
-            code: db.exec(select(Review.id).where(Review.code == code)).one()[0] for code in counts
-        }
+        review_ids: dict[str, int] = {}
+        for code in counts:
+            review_id = db.exec(select(Review.id).where(Review.code == code)).one()
+            assert review_id is not None
+            review_ids[code] = review_id
 
     def write(job: tuple[str, int]) -> Document:
         code, n = job
@@ -170,9 +172,9 @@ def _destroy(env: dict[str, str], code: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _count(engine: Engine, query: object) -> int:
+def _count(engine: Engine, query: Select[int]) -> int:
     with engine.connect() as connection:
-        return int(connection.execute(query).scalar_one())  # type: ignore[call-overload]
+        return connection.execute(query).scalar_one()
 
 
 def _items(engine: Engine, code: str) -> int:
@@ -180,8 +182,8 @@ def _items(engine: Engine, code: str) -> int:
         engine,
         select(func.count())
         .select_from(DestructionItem)
-        .join(DestructionRun, DestructionRun.id == DestructionItem.run_id)  # type: ignore[arg-type]
-        .join(Review, Review.id == DestructionRun.review_id)  # type: ignore[arg-type]
+        .join(DestructionRun, col(DestructionRun.id) == col(DestructionItem.run_id))
+        .join(Review, col(Review.id) == col(DestructionRun.review_id))
         .where(Review.code == code),
     )
 
@@ -197,18 +199,18 @@ def _check_destroyed_once(engine: Engine, code: str, count: int) -> None:
     certificates = (
         select(func.count())
         .select_from(Certificate)
-        .join(Review, Review.id == Certificate.review_id)  # type: ignore[arg-type]
+        .join(Review, col(Review.id) == col(Certificate.review_id))
         .where(Review.code == code)
     )
     assert _count(engine, certificates) == 1
     with Session(engine) as db:
-        review = db.exec(select(Review).where(Review.code == code)).one()[0]
+        review = db.exec(select(Review).where(Review.code == code)).one()
         assert review.state is ReviewState.destroyed
         left = db.exec(
             select(func.count())
             .select_from(Document)
             .where(Document.review_id == review.id, Document.state != DocumentState.destroyed)
-        ).one()[0]
+        ).one()
         assert left == 0
 
 
@@ -235,9 +237,11 @@ def test_four_workers_destroy_each_document_once_and_a_killed_run_completes(
     assert versions() == BULK + KILLED + (BULK + KILLED) // 100
     # A copy of one document's row and ciphertext, taken before destruction.
     with Session(engine) as db:
-        copy = db.exec(select(Document).where(Document.blob_id.is_not(None)).limit(1)).one()[0]  # type: ignore[union-attr]
-        review_code = db.get(Review, copy.review_id).code  # type: ignore[union-attr]
-    sealed = b"".join(vault.store.get(copy.blob_id))
+        copy = db.exec(select(Document).where(col(Document.blob_id).is_not(None)).limit(1)).one()
+        copied_review = db.get(Review, copy.review_id)
+        assert copied_review is not None and copy.blob_id is not None
+        review_code, blob_id = copied_review.code, copy.blob_id
+    sealed = b"".join(vault.store.get(blob_id))
     setup = time.monotonic() - started
 
     # Four workers at once over the same review.
@@ -274,10 +278,10 @@ def test_four_workers_destroy_each_document_once_and_a_killed_run_completes(
     key = DocumentKey(
         review=review_code, document_id=copy.reference, wrapped=copy.wrapped_key or b""
     )
-    vault.store.put(copy.blob_id or "", [sealed])  # even put back from a backup
+    vault.store.put(blob_id, [sealed])  # even put back from a backup
     with pytest.raises((KeyDestroyed, StorageError)):
-        b"".join(vault.read(key, copy.blob_id or ""))
-    vault.store.delete(copy.blob_id or "")
+        b"".join(vault.read(key, blob_id))
+    vault.store.delete(blob_id)
 
     signing = audit.load_signing_key(settings.key_dir / SIGNING_KEY_FILE)
     with engine.connect() as connection:

@@ -36,7 +36,7 @@ def _new_user_link(world: World, email: str = "new.person@aberdeen.example") -> 
         world, "user", "add", email, "--role", "uploader", "--org", "aberdeen-city", "--json"
     )
     assert code == 0, output
-    link = json.loads(output)["enrolment_link"]
+    link: str = json.loads(output)["enrolment_link"]
     assert link.startswith(world.settings.public_url + "/enrol/")
     return link.removeprefix(world.settings.public_url)
 

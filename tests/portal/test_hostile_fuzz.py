@@ -144,16 +144,16 @@ def browsers(client: TestClient) -> Iterator[Callable[[], TestClient]]:
 def _send(
     caller: TestClient, method: str, path: str, hostile: Hostile, base: dict[str, str], token: str
 ) -> int:
-    # Header values as bytes: a hostile client sends any octets, not only ASCII.
-    headers: dict[str, str | bytes] = {
-        **base,
-        **{k: v.encode("latin-1") for k, v in hostile.headers.items()},
+    # Headers as bytes: a hostile client sends any octets, not only ASCII.
+    headers: dict[bytes, bytes] = {
+        **{k.encode("latin-1"): v.encode("latin-1") for k, v in base.items()},
+        **{k.encode("latin-1"): v.encode("latin-1") for k, v in hostile.headers.items()},
     }
     body = hostile.body
     if body is not None and hostile.form_token and token:
         body += b"&csrf_token=" + token.encode()
     if body is None and method != "GET":
-        headers.setdefault("x-csrf-token", token)
+        headers.setdefault(b"x-csrf-token", token.encode())
     target = f"{path}?{hostile.query}" if hostile.query else path
     response = caller.request(method, target, headers=headers, content=body)
     status = response.status_code

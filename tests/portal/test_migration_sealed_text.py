@@ -43,7 +43,9 @@ def back_to_0015_with_plaintext(engine: Engine, request_id: int, hold_id: int) -
     assert current_revision(engine) == "0015_audit_epoch"
 
 
-def sealed_columns(engine: Engine, request_id: int, hold_id: int) -> tuple[bytes, bytes, bytes]:
+def sealed_columns(
+    engine: Engine, request_id: int, hold_id: int
+) -> tuple[bytes | None, bytes | None, bytes | None]:
     with engine.connect() as connection:
         title, instructions = connection.execute(
             text("SELECT title_sealed, instructions_sealed FROM records_request WHERE id = :id"),
@@ -84,6 +86,7 @@ def test_existing_rows_are_sealed_and_the_plaintext_dropped(
             names = {c["name"] for c in engine.dialect.get_columns(connection, table)}
             assert column not in names and f"{column}_sealed" in names
     title, instructions, order = sealed_columns(engine, request_id, hold_id)
+    assert title is not None and instructions is not None and order is not None
     assert b"Callum" not in title + instructions and ORDER.encode() not in order
     place = text_place("SWG24", "records_request", "title_sealed", request_id)
     assert vault.open_text(place, title) == TITLE

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 
 from portal.app import create_app, routes
 from portal.openapi import document
 from portal.web.access import RuledRoute
-from tests.harness.ports import free_port
-from tests.harness.waiting import PATIENCE
+from tests.harness.serving import serving
 from tests.portal.conftest import Exchange, cheap_hasher
 
 
@@ -62,19 +58,8 @@ def test_the_document_is_served_and_references_resolve(exchange: Exchange) -> No
 def live_portal(exchange: Exchange) -> Iterator[str]:
     world = exchange.world
     app = create_app(world.settings, clock=world.clock, password_hasher=cheap_hasher())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + PATIENCE
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
 
 
 @pytest.mark.slow
@@ -85,6 +70,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
 ) -> None:
     """Schemathesis generates requests from the document for every operation."""
     import schemathesis
+    from schemathesis.core.result import Ok
 
     @schemathesis.serializer("application/offset+octet-stream")
     def tus_chunk(ctx: Any, value: Any) -> bytes:  # tus PATCH bodies are raw bytes
@@ -94,6 +80,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     failures: list[str] = []
     calls: dict[int, int] = {}
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result.err()
         operation = result.ok()
         _exercise(operation.label, operation.as_strategy(), exchange.tokens[who], calls, failures)
     assert not failures, "\n".join(failures[:10])

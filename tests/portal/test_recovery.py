@@ -54,9 +54,10 @@ from portal.uploads.errors import OffsetConflict
 from portal.uploads.models import UploadSession, UploadState
 from portal.uploads.recovery import abandoned_completions, finish_abandoned_uploads
 from tests.harness.ports import free_port
+from tests.harness.serving import serving
 from tests.harness.waiting import PATIENCE, wait_until
 from tests.portal.conftest import Exchange, SettableClock, World, cheap_hasher
-from tests.portal.test_tus import RECORD, blob_ids, head, part_rows, patch, serving, start
+from tests.portal.test_tus import RECORD, blob_ids, head, part_rows, patch, start
 
 PORTAL = str(Path(sys.executable).parent / "portal")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-import httpx
+import httpx2
 import pytest
 from sqlmodel import Session
 from starlette.testclient import TestClient
@@ -45,7 +45,7 @@ def _denied(world: World) -> list[audit.AuditRecord]:
     return _events(world, outcome=audit.Outcome.DENIED.value)
 
 
-def _same_answer(refused: httpx.Response, missing: httpx.Response) -> None:
+def _same_answer(refused: httpx2.Response, missing: httpx2.Response) -> None:
     """Status, every header but the request's id and date, and the body: byte for byte."""
     assert refused.status_code == missing.status_code == 404, (refused.text, missing.text)
     assert refused.content == missing.content

@@ -106,20 +106,20 @@ def _victims(world: World) -> dict[str, str]:
 
     from portal.accounts import tokens
     from portal.accounts.models import Role, User
-    from portal.db import make_engine
 
     victim = world.add_person(
         f"victim{len(world.people)}@aberdeen.example", Role.uploader, "aberdeen-city"
     )
     world.people[victim.email] = victim
-    engine = make_engine(world.settings.database_url)
-    with Session(engine) as db:
-        owner = db.get(User, victim.user_id)
-        assert owner is not None
-        row, _ = tokens.create_token(db, owner, name="victim", days=5, now=world.clock())
-        db.commit()
-        token_id = row.id
-    engine.dispose()
+    try:
+        with Session(world.engine) as db:
+            owner = db.get(User, victim.user_id)
+            assert owner is not None
+            row, _ = tokens.create_token(db, owner, name="victim", days=5, now=world.clock())
+            db.commit()
+            token_id = row.id
+    finally:
+        world.release()
     return {"victim_user": str(victim.user_id), "victim_token": str(token_id)}
 
 

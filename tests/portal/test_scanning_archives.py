@@ -65,8 +65,11 @@ def test_an_archive_that_unpacks_past_the_budget_is_a_finding(
 def test_zips_nested_deeper_than_three_are_a_finding(scanner: Scanner) -> None:
     data = zips.ooxml("xlsx")
     for level in range(3):
-        inner = data
-        data = zips.ooxml(extra=lambda archive, inner=inner: archive.writestr("word/e.xlsx", inner))
+
+        def nest(archive: zipfile.ZipFile, inner: bytes = data) -> None:
+            archive.writestr("word/e.xlsx", inner)
+
+        data = zips.ooxml(extra=nest)
         if level == 1:
             assert scan_members(scanner, io.BytesIO(data)).clean  # three levels: all seen into
     assert scan_members(scanner, io.BytesIO(data)).signature == UNSCANNABLE

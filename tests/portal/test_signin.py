@@ -10,6 +10,7 @@ from datetime import timedelta
 import pyotp
 import pytest
 from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
@@ -53,7 +54,7 @@ def _post_password(client: TestClient, email: str, password: str) -> tuple[int, 
     return response.status_code, response.text
 
 
-def _signin_service(world: World) -> tuple[SignIn, object]:
+def _signin_service(world: World) -> tuple[SignIn, Engine]:
     engine = make_engine(world.settings.database_url)
     service = SignIn(
         hasher=cheap_hasher(),
@@ -87,7 +88,7 @@ def test_unknown_user_costs_one_password_verification_like_a_real_one(world: Wor
         return real_verify(password_hash, password)
 
     object.__setattr__(service.hasher, "verify", counting)
-    with Session(engine) as db:  # type: ignore[call-overload]
+    with Session(engine) as db:
         for email in ("nobody@aberdeen.example", world.people["uploader"].email):
             with pytest.raises(SignInRefused):
                 service.check_password(
@@ -136,7 +137,7 @@ def test_a_thousand_wrong_codes_lock_the_account_and_none_succeeds(world: World)
     totp = pyotp.TOTP(person.secret)
     successes = 0
     refusals_locked = 0
-    with Session(engine) as db:  # type: ignore[call-overload]
+    with Session(engine) as db:
         user = db.exec(select(User).where(User.email == person.email)).one()
         for attempt in range(1000):
             now = world.clock() + timedelta(seconds=attempt)

@@ -11,18 +11,15 @@ import base64
 import hashlib
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
-import uvicorn
 from sqlmodel import Session, select
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from portal.app import create_app
@@ -32,7 +29,7 @@ from portal.db import make_engine
 from portal.exchange.sweep import sweep_orphan_blobs
 from portal.uploads.models import UploadPart, UploadSession
 from portal.uploads.sweep import expire_uploads, part_blob_ids
-from tests.harness.ports import free_port
+from tests.harness.serving import serving
 from tests.harness.waiting import PATIENCE
 from tests.portal.conftest import Exchange, cheap_hasher, sign_in
 
@@ -59,7 +56,7 @@ def create(
     name: str = NAME,
     length: int | None = None,
     **extra: str,
-) -> Any:
+) -> httpx2.Response:
     values = {"filename": name, "filetype": "text/plain", "review": "SWG24", **extra}
     return exchange.client.post(
         "/api/v1/uploads",
@@ -72,8 +69,9 @@ def create(
     )
 
 
-def start(exchange: Exchange, body: bytes, **extra: str) -> str:
-    created = create(exchange, body, **extra)
+def start(exchange: Exchange, body: bytes, *, name: str = NAME, **extra: str) -> str:
+    # ``extra`` is upload metadata only: the uploader and the announced length are the defaults.
+    created = create(exchange, body, name=name, who="uploader", length=None, **extra)
     assert created.status_code == 201, created.text
     found = LOCATION.match(created.headers["location"])
     assert found, created.headers["location"]
@@ -486,24 +484,6 @@ def test_a_smaller_limit_is_enforced_at_creation(exchange: Exchange) -> None:
 # --- Against a live server, with tuspy ----------------------------------------------------------
 
 
-@contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port, in a thread."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + PATIENCE
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def live(exchange: Exchange) -> Iterator[str]:
     world = exchange.world
@@ -547,7 +527,7 @@ def test_tuspy_resumes_from_a_new_client_after_an_interruption(
             chunk_size=64 * 1024,
             metadata=values,
             store_url=True,
-            url_storage=FileStorage(store),
+            url_storage=FileStorage(store),  # type: ignore[no-untyped-call]  # tuspy is untyped
             upload_checksum=True,
         )
 

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 import pytest
 
@@ -261,7 +261,7 @@ class _SlowHash:
         return self._hash.hexdigest()
 
 
-def small_segments(chunks: Iterable[bytes], tally: Tally) -> Iterator[bytes]:
+def small_segments(chunks: Iterable[bytes], tally: Tally) -> Generator[bytes]:
     """A blob of 256-byte segments (240 plaintext bytes each after the first)."""
     return seal_stream(
         chunks,
@@ -277,9 +277,8 @@ def small_segments(chunks: Iterable[bytes], tally: Tally) -> Iterator[bytes]:
 def test_a_hashing_thread_that_runs_behind_holds_back_the_cut_and_the_hash_is_right(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from storage import stream
 
-    monkeypatch.setattr(stream.hashlib, "sha256", _SlowHash)
+    monkeypatch.setattr("storage.stream.hashlib.sha256", _SlowHash)
     data = os.urandom(100 * 240 + 5)
     tally = Tally()
     blob = b"".join(small_segments(chunked(data, 1000), tally))
@@ -318,13 +317,12 @@ def test_a_stream_left_early_or_failing_leaves_no_hashing_thread() -> None:
 def test_a_failure_in_the_hashing_thread_reaches_the_writer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from storage import stream
 
     class Broken(_SlowHash):
         def update(self, data: memoryview) -> None:
             raise MemoryError("no room to hash")
 
-    monkeypatch.setattr(stream.hashlib, "sha256", Broken)
+    monkeypatch.setattr("storage.stream.hashlib.sha256", Broken)
     tally = Tally()
     with pytest.raises(MemoryError, match="no room"):
         b"".join(small_segments(chunked(os.urandom(5000), 700), tally))

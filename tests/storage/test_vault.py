@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -145,13 +145,14 @@ def test_secrets_are_bound_to_document_and_purpose(vault: Vault) -> None:
     assert b"Jane" not in sealed
     assert vault.open_secret(key, sealed).decode() == "Jane Doe \u2013 assessment.pdf"
     assert vault.seal_secret(key, b"x") != vault.seal_secret(key, b"x")  # fresh nonce each time
-    for wrong in (
+    wrong_openings: list[Callable[[], bytes]] = [
         lambda: vault.open_secret(other, sealed),
         lambda: vault.open_secret(key, sealed, purpose="case note"),
         lambda: vault.open_secret(key, sealed[:-1]),
         lambda: vault.open_secret(key, b""),
         lambda: vault.open_secret(key, bytes([sealed[0] ^ 1]) + sealed[1:]),
-    ):
+    ]
+    for wrong in wrong_openings:
         with pytest.raises(IntegrityError):
             wrong()
     with pytest.raises(InvalidInput):
