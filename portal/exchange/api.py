@@ -18,10 +18,11 @@ from audit import Action
 from portal import filetypes
 from portal.accounts.models import Role
 from portal.destruction.receipts import receipt_of
+from portal.errors import Refusal
 from portal.exchange import documents, reviews, scans
 from portal.exchange.acting import Acting
 from portal.exchange.documents import DocumentFilter, StoredUpload, UploadTarget
-from portal.exchange.errors import ExchangeError, Refused, TooLarge, TypeRefused, WrongBodyType
+from portal.exchange.errors import Refused, TooLarge, WrongBodyType
 from portal.exchange.models import DocumentKind, DocumentState
 from portal.exchange.serialize import (
     case_json,
@@ -267,7 +268,7 @@ async def receive_document(
     runtime = runtime_of(request)
     declared = request.headers.get("content-length", "") if body is None else ""
     if is_whole_number(declared) and int(declared) > runtime.settings.max_upload_bytes:
-        exc: ExchangeError = TooLarge(
+        exc: Refusal = TooLarge(
             f"The file is larger than the limit of {runtime.settings.max_upload_bytes:,} bytes. "
             "Nothing was kept."
         )
@@ -282,15 +283,13 @@ async def receive_document(
             expected_sha256=expected_sha256,
             filename=filename,
         )
-    except (TooLarge, TypeRefused, Refused) as refused:
+    except Refusal as refused:
         await run_in_threadpool(_audit_refusal, request, acting, target, refused)
         raise
     return await run_in_threadpool(_record, request, acting, target, stored, filename)
 
 
-def _audit_refusal(
-    request: Request, acting: Acting, target: UploadTarget, exc: ExchangeError
-) -> None:
+def _audit_refusal(request: Request, acting: Acting, target: UploadTarget, exc: Refusal) -> None:
     with _session(request) as db:
         documents.audit_refused_upload(db, runtime_of(request).auditor, acting, target, exc.code)
         db.commit()

@@ -47,7 +47,6 @@ from portal.exchange.models import (
 )
 from portal.exchange.reviews import find_case, find_request, find_review
 from portal.models import as_utc
-from portal.references import InvalidReference as BadReference
 from portal.references import new_reference, parse_reference
 from storage import DocumentKey, KeyDestroyed, StoredBlob, Vault
 
@@ -392,10 +391,7 @@ def _refuse(
 
 
 def _lookup(db: Session, typed_reference: str) -> tuple[Document, Review] | None:
-    try:
-        reference = parse_reference(typed_reference)
-    except BadReference:
-        raise InvalidReference("document reference") from None
+    reference = parse_reference(typed_reference, "document reference")
     document = db.exec(select(Document).where(Document.reference == reference)).first()
     review = db.get(Review, document.review_id) if document else None
     if document is None or review is None:

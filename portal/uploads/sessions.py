@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from portal.auditing import Auditor
+from portal.errors import Refusal
 from portal.exchange import documents
 from portal.exchange.acting import Acting
 from portal.exchange.errors import NotFound, Refused, TooLarge, TypeRefused
@@ -427,7 +428,7 @@ def complete_upload(
                 case_reference=case.reference if case is not None else None,
             )
             refusal: Exception | None = None
-        except (NotFound, Refused) as refused:
+        except Refusal as refused:
             target, refusal = None, refused
     if target is None:
         assert refusal is not None
@@ -451,7 +452,7 @@ def complete_upload(
                 expected_sha256=expected_sha256,
                 filename=filename,
             )
-    except (TooLarge, Refused) as refused:
+    except Refusal as refused:
         with Session(engine) as db:
             documents.audit_refused_upload(db, auditor, acting, target, refused.code)
             # If another attempt has taken over, this rolls back: that one audits what it finds.
