@@ -19,6 +19,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 from sqlmodel import Session, col, select
 
 from audit import Action, Outcome, Target, TargetKind
@@ -293,12 +294,10 @@ async def store_upload_async(
     expected_sha256: str | None = None,
     filename: str = "",
 ) -> StoredUpload:
-    from starlette.concurrency import run_in_threadpool
-
     key = vault.issue_document_key(review=target.review.code, document_id=target.reference)
     gate = _Gate(max_bytes)
     blob = await vault.write_async(key, gate.asynchronous(chunks))
-    return await run_in_threadpool(
+    return await anyio.to_thread.run_sync(
         _finish, vault, target, key, blob, gate, expected_sha256, filename
     )
 
