@@ -53,7 +53,7 @@ from portal.web.access import ANY_USER, check_form_token, form_value, principal_
 from portal.web.bodies import FORM_MAX_BYTES, STREAMED
 from portal.web.errors import refusal_status
 from portal.web.rendering import render
-from portal.web.requests import acting_of, runtime_of, submitted_form
+from portal.web.requests import acting_of, ingest_of, runtime_of, scan_after, submitted_form
 from storage import Vault
 
 PAGE_SIZE = 25
@@ -293,14 +293,12 @@ def _prepare(
     request: Request, request_id: str | None = None, case: str | None = None
 ) -> UploadTarget:
     """May the caller upload here now (and into this request and case)? The service decides."""
-    with _session(request) as db:
-        return documents.prepare_upload(
-            db,
-            acting_of(request),
-            review_code=request.path_params["code"],
-            request_id=request_id or None,
-            case_reference=case or None,
-        )
+    return ingest_of(request).prepare(
+        acting_of(request),
+        review_code=request.path_params["code"],
+        request_id=request_id,
+        case_reference=case,
+    )
 
 
 def upload_page(request: Request) -> Response:
@@ -319,7 +317,7 @@ class FormUpload:
 
     chosen: dict[str, str]
     target: UploadTarget
-    document: dict[str, Any] | None = None
+    document: Document | None = None
     error: Refusal | None = None
 
 
@@ -354,13 +352,13 @@ async def _receive_form(request: Request) -> FormUpload:
             upload.error = FormRefused("Choose a file to upload.")
         if upload.error is None and form is not None and file_part is not None:
             try:
-                upload.document = await api.receive_document(
-                    request,
+                # The file's bytes out of the multipart body: Content-Length is not theirs.
+                upload.document = await ingest_of(request).receive(
                     acting_of(request),
                     target,
+                    form.file_chunks(),
                     filename=file_part.filename,
                     expected_sha256=None,
-                    body=form.file_chunks(),
                 )
             except (TooLarge, TypeRefused, ChecksumMismatch, FormRefused) as refused:
                 upload.error = refused
@@ -382,11 +380,11 @@ async def upload_submit(request: Request) -> Response:
             "errors": {"file": error.message},
         }
         return render(request, "exchange/upload.html", context, status=refusal_status(error))
-    reference = upload.document["reference"]
+    reference = upload.document.reference
     return RedirectResponse(
         f"/documents/{reference}/receipt",
         status_code=303,
-        background=api.schedule_scan(request, reference),
+        background=scan_after(request, reference),
     )
 
 

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 
 from portal.auditing import Auditor
 from portal.errors import Refusal
-from portal.exchange import documents
+from portal.exchange import documents, ingest
 from portal.exchange.acting import Acting
 from portal.exchange.errors import NotFound, Refused, TooLarge, TypeRefused
 from portal.exchange.models import Case, Document, Review
@@ -454,7 +454,7 @@ def complete_upload(
             )
     except Refusal as refused:
         with Session(engine) as db:
-            documents.audit_refused_upload(db, auditor, acting, target, refused.code)
+            ingest.audit_rejection(db, auditor, acting, target, refused)
             # If another attempt has taken over, this rolls back: that one audits what it finds.
             blob_ids = _delete_held(db, upload_id, owner)
             db.commit()
