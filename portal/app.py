@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -10,10 +9,9 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -27,19 +25,15 @@ from portal.destruction.web import ROUTES as DESTRUCTION_ROUTES
 from portal.exchange import api as exchange_api
 from portal.exchange import manage_pages
 from portal.exchange import pages as exchange_pages
-from portal.exchange.errors import ExchangeError
 from portal.runtime import Clock, Runtime, build_runtime, utc_now
 from portal.scanning import Scanner
 from portal.settings import Settings
 from portal.uploads import api as uploads_api
+from portal.web import errors as web_errors
 from portal.web.access import PUBLIC, route
-from portal.web.errors import HttpProblem
 from portal.web.middleware import SecurityHeaders
 from portal.web.readiness import may_see_details
-from portal.web.rendering import make_environment, render
-from storage import KeyNotFound
-
-logger = logging.getLogger("portal.app")
+from portal.web.rendering import make_environment
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -69,89 +63,6 @@ async def readyz(request: Request) -> JSONResponse:
     detailed = await run_in_threadpool(may_see_details, request)
     body, status = health.readiness(checks, detailed=detailed)
     return JSONResponse(body, status_code=status)
-
-
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path in ("/healthz", "/readyz")
-
-
-HEADINGS = {
-    400: "There is a problem with the request",
-    401: "Sign in to continue",
-    403: "This action was refused",
-    404: "Page not found",
-    405: "This action is not available here",
-    410: "This has been destroyed",
-    413: "The file is too large",
-    415: "This type of file is not accepted",
-}
-# Where the status alone would mislead: a form too large to read is not a file (web.bodies).
-HEADINGS_BY_CODE = {"body_too_large": "This request is too large"}
-
-
-def problem_response(request: Request, status: int, code: str, message: str) -> Response:
-    """The one place where errors become HTTP responses."""
-    if _wants_json(request) or not hasattr(request.state, "runtime"):
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(
-            {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-        )
-    heading = HEADINGS_BY_CODE.get(code) or HEADINGS.get(status, "Sorry, there is a problem")
-    return render(request, "error.html", {"heading": heading, "message": message}, status=status)
-
-
-async def on_problem(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HttpProblem)
-    return problem_response(request, exc.status, exc.code, exc.message)
-
-
-async def on_exchange_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ExchangeError)
-    return problem_response(request, exc.status, exc.code, exc.message)
-
-
-async def on_http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        problem = HttpProblem.not_found()
-        return problem_response(request, 404, problem.code, problem.message)
-    if exc.status_code == 405:
-        response = problem_response(
-            request, 405, "method_not_allowed", "This address does not accept that kind of request."
-        )
-        if exc.headers and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    return problem_response(request, exc.status_code, "http_error", str(exc.detail))
-
-
-async def on_missing_key(request: Request, exc: Exception) -> Response:
-    # A review the database holds whose key this node's key service lacks: the node is not on
-    # the installation's shared key service (the start-up check catches this; this is the
-    # fallback for a key service that changed under a running node). Never a 500, never content.
-    logger.error(
-        "a review key is missing from this node's key service (request %s)",
-        request.state.request_id,
-    )
-    return problem_response(
-        request,
-        503,
-        "keys_unavailable",
-        "This server cannot open the keys of this review just now, and nothing was changed. "
-        "Try again in a few minutes; if it keeps happening, tell your administrator the request "
-        f"id {request.state.request_id}.",
-    )
-
-
-async def on_error(request: Request, exc: Exception) -> Response:
-    # The detail goes to the server log (with the request id), never to the caller.
-    return problem_response(
-        request,
-        500,
-        "internal_error",
-        "Something went wrong on our side and nothing was changed. Try again in a few minutes; "
-        f"if it keeps happening, tell your administrator the request id {request.state.request_id}.",
-    )
 
 
 def routes() -> list[BaseRoute]:
@@ -199,12 +110,6 @@ def create_app(
     return Starlette(
         routes=routes(),
         middleware=middleware,
-        exception_handlers={
-            HttpProblem: on_problem,
-            ExchangeError: on_exchange_error,
-            HTTPException: on_http_exception,
-            KeyNotFound: on_missing_key,
-            Exception: on_error,
-        },
+        exception_handlers=web_errors.HANDLERS,
         lifespan=lifespan,
     )

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from portal.errors import Failure
 from portal.settings import ClamdAddress
 
 # The EICAR anti-virus test file, in two halves so that this source file is not itself flagged.
@@ -29,7 +30,7 @@ TEST_MARKER = b"PORTAL-TEST-MALWARE-MARKER-0b5e7c1d"
 CLAMD_LIMIT_CEILING = 4000 * 1024 * 1024
 
 
-class ClamdStartError(RuntimeError):
+class ClamdStartError(Failure):
     pass
 
 

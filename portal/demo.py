@@ -19,6 +19,7 @@ from portal.accounts.models import Role, User
 from portal.accounts.passwords import PasswordHasher
 from portal.accounts.secrets import SecretBox
 from portal.auditing import Auditor
+from portal.errors import Conflict
 from portal.exchange import reviews
 from portal.exchange.acting import Acting
 from portal.exchange.models import Review
@@ -45,7 +46,7 @@ PEOPLE = [
 ]
 
 
-class DemoRefused(RuntimeError):
+class DemoRefused(Conflict):
     pass
 
 

@@ -21,6 +21,7 @@ import audit
 from portal.accounts.secrets import SecretBox
 from portal.blobs import open_keys
 from portal.db import make_engine
+from portal.errors import Failure
 from portal.exchange.models import Review, ReviewState
 from portal.models import InstallationRecord
 from portal.settings import Settings
@@ -28,7 +29,7 @@ from storage import KeyInUse, StorageError
 from storage.keyservice import Installation, KeyService, secret_check
 
 
-class KeyServiceRefused(Exception):
+class KeyServiceRefused(Failure):
     """This process's key service does not hold this database's installation keys."""
 
 

@@ -24,6 +24,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from portal.errors import Conflict
 from storage import Vault
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -94,7 +95,7 @@ def _file_lock(engine: Engine) -> Iterator[None]:
         os.close(descriptor)
 
 
-class MigrationRefused(RuntimeError):
+class MigrationRefused(Conflict):
     """A migration cannot run as asked; the message says what to do (``portal init``)."""
 
 

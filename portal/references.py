@@ -17,6 +17,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
+from portal.errors import Invalid
+
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 _VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
 _ALIASES = {"O": "0", "I": "1", "L": "1"}
@@ -25,8 +27,21 @@ LENGTH = RANDOM_CHARS + 1
 _IGNORED = frozenset(" -\t")
 
 
-class InvalidReference(ValueError):
-    """Not a reference: wrong length, a character outside the alphabet, or a failed check."""
+class InvalidReference(Invalid):
+    """Not a reference: wrong length, a character outside the alphabet, or a failed check.
+
+    The message is for the person who typed it (``kind`` names what they meant to type);
+    ``reason`` says which rule failed, for tests and logs (never shown: it would say nothing more
+    useful than "type it again")."""
+
+    code = "invalid_reference"
+
+    def __init__(self, kind: str = "reference", *, reason: str = "") -> None:
+        super().__init__(
+            f"That is not a valid {kind}: a character is wrong or two are swapped. "
+            "Check it against the receipt and type it again."
+        )
+        self.reason = reason
 
 
 def _times_two(value: int) -> int:
@@ -53,20 +68,21 @@ def new_reference(random_bits: Callable[[int], int] = secrets.randbits) -> str:
     return _group("".join(ALPHABET[v] for v in values))
 
 
-def parse_reference(typed: str) -> str:
-    """The canonical form of a typed reference, or InvalidReference."""
+def parse_reference(typed: str, kind: str = "reference") -> str:
+    """The canonical form of a typed reference, or ``InvalidReference`` naming ``kind`` (what the
+    person meant to type: "document reference", "case reference", ...)."""
     if len(typed) > 64:
-        raise InvalidReference("too long")
+        raise InvalidReference(kind, reason="too long")
     cleaned = []
     for ch in typed.upper():
         if ch in _IGNORED:
             continue
         ch = _ALIASES.get(ch, ch)
         if ch not in _VALUE:
-            raise InvalidReference("a character that is not used in references")
+            raise InvalidReference(kind, reason="a character that is not used in references")
         cleaned.append(ch)
     if len(cleaned) != LENGTH:
-        raise InvalidReference(f"{len(cleaned)} characters instead of {LENGTH}")
+        raise InvalidReference(kind, reason=f"{len(cleaned)} characters instead of {LENGTH}")
     if _interim([_VALUE[ch] for ch in cleaned]) != 0:
-        raise InvalidReference("the check character does not match")
+        raise InvalidReference(kind, reason="the check character does not match")
     return _group("".join(cleaned))

@@ -27,12 +27,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
+from portal.errors import Failure
 from portal.settings import ClamdAddress
 
 CHUNK = 1024 * 1024
 
 
-class ScanError(Exception):
+class ScanError(Failure):
     """Base of the scanner's errors."""
 
 

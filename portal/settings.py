@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from portal.errors import Invalid
 from storage import InvalidInput
 from storage.address import KeyServiceAddress, parse_key_service_address
 
@@ -22,7 +23,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3  # 2 GiB
 DEBIAN_CLAMD_SOCKET = "unix:///var/run/clamav/clamd.ctl"
 
 
-class SettingsError(ValueError):
+class SettingsError(Invalid):
     """A ``PORTAL_*`` variable has a value the portal cannot use."""
 
 

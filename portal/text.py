@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import unicodedata
 
+from portal.errors import Invalid
 
-class TextRefused(ValueError):
-    pass
+
+class TextRefused(Invalid):
+    code = "invalid_text"
 
 
 def is_whole_number(value: str) -> bool:

@@ -12,11 +12,11 @@ from portal.accounts import throttle, tokens, users
 from portal.accounts.models import ApiToken, Role, User
 from portal.accounts.signin import SignInRefused
 from portal.auditing import Action, Target, TargetKind
+from portal.errors import Invalid, NotFound
 from portal.exchange.scans import scan_backlog
 from portal.models import Organisation, as_utc, parse_id
 from portal.text import TextRefused, clean_text, is_whole_number
 from portal.web.access import ANY_API_USER, ANY_USER, form_value, principal_of, roles, route
-from portal.web.errors import HttpProblem
 from portal.web.principal import Principal
 from portal.web.rendering import render
 from portal.web.requests import origin_of, runtime_of, submitted_form
@@ -91,7 +91,7 @@ def _revoke(request: Request, principal: Principal, token_id: int, *, any_owner:
     with Session(runtime.engine) as db:
         token = db.get(ApiToken, token_id)
         if token is None or (not any_owner and token.user_id != principal.user_id):
-            raise HttpProblem.not_found()
+            raise NotFound()
         tokens.revoke_token(db, token, now=now)
         runtime.auditor.record(
             db,
@@ -107,7 +107,7 @@ def _revoke(request: Request, principal: Principal, token_id: int, *, any_owner:
 def _path_id(request: Request, name: str) -> int:
     number = parse_id(request.path_params[name])
     if number is None:
-        raise HttpProblem.not_found()
+        raise NotFound()
     return number
 
 
@@ -149,9 +149,9 @@ def admin_user_disable(request: Request) -> Response:
     with Session(runtime.engine) as db:
         user = db.get(User, _path_id(request, "user_id"))
         if user is None:
-            raise HttpProblem.not_found()
+            raise NotFound()
         if user.id == principal.user_id:
-            raise HttpProblem(400, "cannot_disable_self", "You cannot disable your own account.")
+            raise Invalid("You cannot disable your own account.", code="cannot_disable_self")
         users.disable_account(
             db, runtime.auditor, user, actor=principal.actor, now=now, origin=origin_of(request)
         )
@@ -167,7 +167,7 @@ def admin_user_unlock(request: Request) -> Response:
     with Session(runtime.engine) as db:
         user = db.get(User, _path_id(request, "user_id"))
         if user is None:
-            raise HttpProblem.not_found()
+            raise NotFound()
         users.unlock_account(
             db, runtime.auditor, user, actor=principal.actor, now=now, origin=origin_of(request)
         )

@@ -19,6 +19,7 @@ from portal.accounts.models import RecoveryCode, User
 from portal.accounts.passwords import PasswordHasher
 from portal.accounts.secrets import SecretBox, digest, normalise_recovery_code
 from portal.auditing import Action, Actor, Auditor, Origin, Outcome
+from portal.errors import Unauthenticated
 from portal.text import has_control_characters
 
 BAD_CREDENTIALS = (
@@ -30,7 +31,7 @@ BAD_CODE = (
 )
 
 
-class SignInRefused(Exception):
+class SignInRefused(Unauthenticated):
     """A sign-in step failed; ``message`` is what the person may be told.
 
     ``locked_until``: the attempt came (or this failure made the next one come) too soon, and no
@@ -38,7 +39,6 @@ class SignInRefused(Exception):
 
     def __init__(self, message: str, *, locked_until: datetime | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.locked_until = locked_until
 
 

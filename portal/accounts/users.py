@@ -14,6 +14,7 @@ from portal.accounts.models import Enrolment, RecoveryCode, Role, User
 from portal.accounts.passwords import PasswordHasher, password_problem
 from portal.accounts.secrets import SecretBox, digest, new_recovery_code, new_token
 from portal.auditing import Action, Auditor, Origin, Target, TargetKind
+from portal.errors import Invalid
 from portal.models import Organisation, OrganisationKind, as_utc
 from portal.text import TextRefused, clean_text
 
@@ -30,7 +31,7 @@ ROLES_OF_KIND = {
 }
 
 
-class AccountError(ValueError):
+class AccountError(Invalid):
     """A request about accounts that cannot be carried out; the message says why and what to do."""
 
 

@@ -16,6 +16,7 @@ from portal.accounts.models import WebSession
 from portal.accounts.signin import SignInRefused, actor_of
 from portal.accounts.users import AccountError
 from portal.auditing import Action, Target, TargetKind
+from portal.errors import NotFound
 from portal.web import csrf
 from portal.web.access import (
     ANY_USER,
@@ -26,7 +27,6 @@ from portal.web.access import (
     principal_of,
     route,
 )
-from portal.web.errors import HttpProblem
 from portal.web.principal import session_cookie_name
 from portal.web.rendering import render
 from portal.web.requests import origin_of, runtime_of, submitted_form
@@ -208,11 +208,10 @@ def sign_out(request: Request) -> Response:
 def _enrolment(request: Request, db: Session) -> tuple[Any, Any]:
     found = users.find_enrolment(db, request.path_params["token"], now=runtime_of(request).clock())
     if found is None:
-        raise HttpProblem(
-            404,
-            "enrolment_link_invalid",
+        raise NotFound(
             "This link has expired or has already been used. Ask your portal administrator to "
             "send you a new one.",
+            code="enrolment_link_invalid",
         )
     return found
 

@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+from portal.errors import Failure
 
-class BackupError(Exception):
+
+class BackupError(Failure):
     """Base class of the errors of ``portal.backup``."""
 
 

@@ -41,8 +41,9 @@ from portal.auditing import Auditor
 from portal.console.anomalies import Anomaly, find_anomalies, night_of
 from portal.console.display import RULE_WORDS, people
 from portal.destruction.notices import active_dpos, content_free_message
+from portal.errors import Conflict
 from portal.exchange.acting import Acting
-from portal.exchange.errors import NotFound, Refused
+from portal.exchange.errors import NotFound
 from portal.models import as_utc, parse_id, utc_column
 from portal.settings import AlertThresholds
 
@@ -54,8 +55,7 @@ HOUR = timedelta(hours=1)
 Send = Callable[[EmailMessage], None]
 
 
-class AlreadyAcknowledged(Refused):
-    status = 409
+class AlreadyAcknowledged(Conflict):
     code = "already_acknowledged"
 
 

@@ -20,12 +20,12 @@ from portal.console.anomalies import find_anomalies
 from portal.console.search import cursor, find_events, read_filters, record_search
 from portal.console.subject_access import as_csv, view_subject_access
 from portal.destruction import services
+from portal.errors import Invalid
 from portal.exchange.acting import Acting
 from portal.exchange.errors import TooLarge
 from portal.runtime import Runtime
 from portal.web.access import api_roles, route
 from portal.web.bodies import STREAMED
-from portal.web.errors import HttpProblem
 from portal.web.jsonbody import NO_FIELDS, json_body
 from portal.web.requests import acting_of, is_urlencoded, runtime_of
 from portal.web.streaming import stream_from_thread
@@ -45,9 +45,7 @@ def _limit(request: Request) -> int:
     if not typed:
         return DEFAULT_LIMIT
     if not typed.isdigit() or len(typed) > 4 or not 1 <= int(typed) <= MAX_LIMIT:
-        raise HttpProblem.bad_request(
-            "invalid_limit", f"limit must be a whole number from 1 to {MAX_LIMIT}."
-        )
+        raise Invalid(f"limit must be a whole number from 1 to {MAX_LIMIT}.", code="invalid_limit")
     return int(typed)
 
 
@@ -74,7 +72,7 @@ def search_events(request: Request) -> Response:
         form = read_filters(db, request.query_params)
         if not form.ok:
             field, message = next(iter(form.errors.items()))
-            raise HttpProblem.bad_request("invalid_filter", f"{field}: {message}")
+            raise Invalid(f"{field}: {message}", code="invalid_filter")
         items, following = _page(db, form.where, request)
         record_search(db, runtime.auditor, acting, form.where, shown=len(items))
         db.commit()
@@ -85,12 +83,12 @@ def export(request: Request) -> Response:
     runtime, acting = runtime_of(request), acting_of(request)
     chosen = request.query_params.get("format", "")
     if chosen not in FORMATS:
-        raise HttpProblem.bad_request("invalid_format", "format must be jsonl or csv.")
+        raise Invalid("format must be jsonl or csv.", code="invalid_format")
     with _session(request) as db:
         form = read_filters(db, request.query_params)
     if not form.ok:
         field, message = next(iter(form.errors.items()))
-        raise HttpProblem.bad_request("invalid_filter", f"{field}: {message}")
+        raise Invalid(f"{field}: {message}", code="invalid_filter")
     return export_response(runtime, acting, form.where, chosen)
 
 
@@ -98,9 +96,9 @@ async def verify(request: Request) -> Response:
     """No body: verify the log in the database. A body (an export file): verify it offline."""
     runtime, acting = runtime_of(request), acting_of(request)
     if is_urlencoded(request):
-        raise HttpProblem.bad_request(
-            "invalid_body",
+        raise Invalid(
             "Send no body to verify the log, or an export file as application/octet-stream.",
+            code="invalid_body",
         )
     body = bytearray()
     async for chunk in request.stream():
@@ -126,7 +124,7 @@ async def verify(request: Request) -> Response:
         runtime.auditor.log.public_key,
     )
     if checked.check is None:
-        raise HttpProblem.bad_request("invalid_export", checked.unreadable or "Not an export.")
+        raise Invalid(checked.unreadable or "Not an export.", code="invalid_export")
     return JSONResponse(
         {
             "source": "export",
@@ -171,9 +169,7 @@ def anomalies(request: Request) -> Response:
     acting = acting_of(request)
     typed = request.query_params.get("days", "7")
     if not typed.isdigit() or len(typed) > 3 or not 1 <= int(typed) <= MAX_DAYS:
-        raise HttpProblem.bad_request(
-            "invalid_days", f"days must be a whole number from 1 to {MAX_DAYS}."
-        )
+        raise Invalid(f"days must be a whole number from 1 to {MAX_DAYS}.", code="invalid_days")
     with _session(request) as db:
         found = find_anomalies(
             db.connection(),
@@ -215,7 +211,7 @@ def subject_access(request: Request) -> Response:
     runtime, acting = runtime_of(request), acting_of(request)
     chosen = request.query_params.get("format", "json")
     if chosen not in SUBJECT_ACCESS_FORMATS:
-        raise HttpProblem.bad_request("invalid_format", "format must be json or csv.")
+        raise Invalid("format must be json or csv.", code="invalid_format")
     with _session(request) as db:
         found = view_subject_access(db, runtime.auditor, acting, request.path_params["reference"])
         db.commit()

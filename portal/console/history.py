@@ -19,10 +19,9 @@ from portal.auditing import Auditor
 from portal.console.display import people
 from portal.destruction.models import Hold
 from portal.exchange.acting import Acting
-from portal.exchange.errors import InvalidReference, NotFound
+from portal.exchange.errors import NotFound
 from portal.exchange.models import Case, Document, Review
 from portal.models import Organisation, as_utc, parse_id
-from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
 
 
@@ -71,10 +70,7 @@ def document_metadata(db: Session, document: Document) -> dict[str, Any]:
 
 def find_document(db: Session, typed_reference: str) -> Document:
     """Any document, destroyed ones included (the console is for DPOs only)."""
-    try:
-        reference = parse_reference(typed_reference[:100])
-    except BadReference:
-        raise InvalidReference("document reference") from None
+    reference = parse_reference(typed_reference[:100], "document reference")
     document = db.exec(select(Document).where(Document.reference == reference)).first()
     if document is None:
         raise NotFound("There is no document with that reference.")

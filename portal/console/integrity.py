@@ -32,8 +32,8 @@ from audit import (
 from portal.audit_vocabulary import Action
 from portal.auditing import Auditor
 from portal.console.search import AUDIT_LOG
+from portal.errors import Conflict
 from portal.exchange.acting import Acting
-from portal.exchange.errors import Refused
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +104,10 @@ def _record(
             auditor.log.enqueue(connection, event, now=acting.now)
 
 
-class AuditLogDamaged(Refused):
+class AuditLogDamaged(Conflict):
     """The log refused the export's own event: it does not verify (a head moved back onto
     events that are still there). No export leaves unrecorded, so none leaves."""
 
-    status = 409
     code = "audit_log_damaged"
 
     def __init__(self) -> None:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from audit import FORMATS, EventFilter, Outcome, WitnessError, checkpoint_line
+from portal import errors as portal_errors
 from portal.accounts.models import Role
 from portal.console import alerts, display, history, integrity, overview
 from portal.console.anomalies import WINDOW, find_anomalies
@@ -26,12 +27,12 @@ from portal.destruction import api as destruction_api
 from portal.destruction import early, holds, services
 from portal.destruction.models import HoldReason, HoldState, LiftReason
 from portal.destruction.record import certificate_summary
-from portal.exchange.errors import ExchangeError, InvalidReference, NotFound, Refused
-from portal.references import InvalidReference as BadReference
+from portal.errors import Invalid, NotAllowed, Refusal, Unavailable
+from portal.exchange.errors import InvalidReference, NotFound, Refused
 from portal.references import parse_reference
 from portal.web.access import form_value, roles, route
 from portal.web.bodies import STREAMED
-from portal.web.errors import HttpProblem
+from portal.web.errors import refusal_status
 from portal.web.rendering import render
 from portal.web.requests import acting_of, runtime_of, submitted_form
 from portal.web.small_files import read_small_file
@@ -79,10 +80,7 @@ def find_document(request: Request) -> Response:
     typed = request.query_params.get("reference", "").strip()
     if not typed:
         raise Refused("Enter the document's reference.", code="missing_reference")
-    try:
-        reference = parse_reference(typed[:100])
-    except BadReference:
-        raise InvalidReference("document reference") from None
+    reference = parse_reference(typed[:100], "document reference")
     return RedirectResponse(f"/console/documents/{reference}", status_code=303)
 
 
@@ -125,11 +123,11 @@ def audit_export(request: Request) -> Response:
     params = request.query_params
     chosen = params.get("format", "jsonl")
     if chosen not in FORMATS:
-        raise HttpProblem.bad_request("invalid_format", "Choose the format: jsonl or csv.")
+        raise Invalid("Choose the format: jsonl or csv.", code="invalid_format")
     with _session(request) as db:
         form = read_filters(db, params)
     if not form.ok:
-        raise HttpProblem.bad_request("invalid_filter", next(iter(form.errors.values())))
+        raise Invalid(next(iter(form.errors.values())), code="invalid_filter")
     return export_response(runtime, acting, form.where, chosen)
 
 
@@ -156,12 +154,14 @@ async def verify_file(request: Request) -> Response:
     runtime = runtime_of(request)
     try:
         data = await read_small_file(request, limit=integrity.MAX_EXPORT_UPLOAD)
-    except ExchangeError as refused:
+    except NotAllowed:  # a forged or stale form: the error page, never the form again
+        raise
+    except Refusal as refused:
         return render(
             request,
             "console/verify.html",
             {"result": None, "file_check": None, "errors": {"export-file": refused.message}},
-            status=refused.status,
+            status=refusal_status(refused),
         )
     acting = acting_of(request)
     checked = await run_in_threadpool(
@@ -244,14 +244,14 @@ def subject_access_page(request: Request) -> Response:
             with _session(request) as db:
                 found = for_page(view_subject_access(db, runtime.auditor, acting, typed))
                 db.commit()
-        except ExchangeError as refused:
+        except Refusal as refused:
             errors["case"] = (
                 "There is no case with that reference."
                 if isinstance(refused, NotFound)
                 else "That is not a valid case reference: a character is wrong or two are "
                 "swapped. Check it and type it again."
             )
-            status = refused.status
+            status = refusal_status(refused)
     return render(
         request,
         "console/subject_access.html",
@@ -265,7 +265,7 @@ def subject_access_export(request: Request) -> Response:
     runtime, acting = runtime_of(request), acting_of(request)
     chosen = request.query_params.get("format", "json")
     if chosen not in SUBJECT_ACCESS_FORMATS:
-        raise HttpProblem.bad_request("invalid_format", "Choose the format: json or csv.")
+        raise Invalid("Choose the format: json or csv.", code="invalid_format")
     typed = request.query_params.get("case", "").strip()
     if not typed:
         raise Refused("Enter the case reference.", code="missing_reference")
@@ -335,10 +335,12 @@ def _early(request: Request, approve: bool) -> Response:
         with _session(request) as db:
             step(db, runtime.auditor, acting, code)
             db.commit()
-    except ExchangeError as refused:
+    except Refusal as refused:
         if isinstance(refused, NotFound):
             raise
-        return _schedule_page(request, {"schedule": refused.message}, status=refused.status)
+        return _schedule_page(
+            request, {"schedule": refused.message}, status=refusal_status(refused)
+        )
     return RedirectResponse("/console/destruction", status_code=303)
 
 
@@ -423,7 +425,7 @@ def place_hold(request: Request) -> Response:
                 vault=runtime.vault,
             )
             db.commit()
-    except ExchangeError as refused:
+    except Refusal as refused:
         field = FIELD_OF_CODE.get(refused.code, "review")
         if isinstance(refused, InvalidReference):
             field = "case" if typed["case"] and not typed["document"] else "document"
@@ -434,7 +436,7 @@ def place_hold(request: Request) -> Response:
             field = "document" if typed["document"] else "case" if typed["case"] else "review"
         else:
             message = refused.message
-        return _holds_page(request, {field: message}, typed, status=refused.status)
+        return _holds_page(request, {field: message}, typed, status=refusal_status(refused))
     return RedirectResponse("/console/holds", status_code=303)
 
 
@@ -446,11 +448,11 @@ def lift_hold(request: Request) -> Response:
         with _session(request) as db:
             holds.lift_hold(db, runtime.auditor, acting, hold_id, reason=reason)
             db.commit()
-    except ExchangeError as refused:
+    except Refusal as refused:
         if isinstance(refused, NotFound):
             raise
         field = f"lift-reason-{hold_id}" if refused.code == "invalid_lift_reason" else "holds"
-        return _holds_page(request, {field: refused.message}, {}, status=refused.status)
+        return _holds_page(request, {field: refused.message}, {}, status=refusal_status(refused))
     return RedirectResponse("/console/holds", status_code=303)
 
 
@@ -482,10 +484,10 @@ def witness_receipt(request: Request) -> Response:
     try:
         latest = runtime.witness.latest()
     except WitnessError as exc:
-        raise HttpProblem(503, "witness_unavailable", str(exc)) from None
+        raise Unavailable(str(exc), code="witness_unavailable") from None
     if latest is None:
-        raise HttpProblem(
-            404, "not_witnessed", "Nothing has been witnessed yet: verify the log first."
+        raise portal_errors.NotFound(
+            "Nothing has been witnessed yet: verify the log first.", code="not_witnessed"
         )
     return Response(
         checkpoint_line(latest) + "\n",

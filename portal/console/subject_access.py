@@ -23,10 +23,9 @@ from portal.console.history import iso_time
 from portal.console.search import case_documents, record_search
 from portal.destruction.models import Certificate, DestructionItem, Hold
 from portal.exchange.acting import Acting
-from portal.exchange.errors import InvalidReference, NotFound
+from portal.exchange.errors import NotFound
 from portal.exchange.models import Case, Document, Review
 from portal.models import Organisation
-from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
 
 # Per document on the console page; the page says so and links to the exports, which (like the
@@ -53,10 +52,7 @@ CSV_FIELDS = (
 
 def find_case(db: Session, typed: str) -> Case:
     """The case with this reference; a mistyped one is invalid (400), an unknown one 404."""
-    try:
-        reference = parse_reference(typed.strip()[:100])
-    except BadReference:
-        raise InvalidReference("case reference") from None
+    reference = parse_reference(typed.strip()[:100], "case reference")
     case = db.exec(select(Case).where(Case.reference == reference)).first()
     if case is None:
         raise NotFound("There is no case with that reference.")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit import PublicKey, SignatureInvalid, SigningKey
+from portal.errors import Invalid
 
 FORMAT = "dxp-destruction-certificate/2"
 # /1: certificates issued before they stated the key's fate, the kept documents and the people.
@@ -22,7 +23,7 @@ ALGORITHM = "Ed25519"
 MAX_EXPORT_BYTES = 64 * 1024 * 1024
 
 
-class CertificateInvalid(Exception):
+class CertificateInvalid(Invalid):
     """The file is not a certificate this portal signed: the one error of verification."""
 
 

@@ -16,7 +16,6 @@ from portal.destruction.models import Certificate
 from portal.exchange.acting import Acting
 from portal.exchange.errors import InvalidReference, NotFound
 from portal.exchange.models import Review
-from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
 
 if TYPE_CHECKING:
@@ -73,10 +72,7 @@ def _refuse(db: Session, acting: Acting, certificate: Certificate, reason: str) 
 
 
 def _lookup(db: Session, typed_reference: str) -> Certificate | None:
-    try:
-        reference = parse_reference(typed_reference)
-    except BadReference:
-        raise InvalidReference("certificate reference") from None
+    reference = parse_reference(typed_reference, "certificate reference")
     return db.exec(select(Certificate).where(Certificate.reference == reference)).first()
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from email.message import EmailMessage
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 from sqlmodel import Session
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -18,18 +17,11 @@ from portal import filetypes
 from portal.accounts.models import Role, User
 from portal.audit_vocabulary import Action
 from portal.destruction.receipts import receipt_of
-from portal.exchange import documents, reviews, scans
+from portal.exchange import documents, reviews
 from portal.exchange.acting import Acting
-from portal.exchange.documents import DocumentFilter, StoredUpload, UploadTarget
-from portal.exchange.errors import (
-    ExchangeError,
-    NotFound,
-    Refused,
-    TooLarge,
-    TypeRefused,
-    WrongBodyType,
-)
-from portal.exchange.models import DocumentKind, DocumentState, Review
+from portal.exchange.documents import DocumentFilter
+from portal.exchange.errors import NotFound, Refused, WrongBodyType
+from portal.exchange.models import Document, DocumentKind, DocumentState, Review
 from portal.exchange.serialize import (
     case_json,
     document_json,
@@ -41,7 +33,7 @@ from portal.text import is_whole_number
 from portal.web.access import ANY_API_USER, api_roles, route
 from portal.web.bodies import STREAMED
 from portal.web.jsonbody import NO_FIELDS, date_field, int_field, json_body, text_field
-from portal.web.requests import acting_of, runtime_of
+from portal.web.requests import acting_of, ingest_of, runtime_of, scan_after
 from storage.handover import read_ahead
 
 # Bytes of a document read and opened ahead of the response (per download: memory stays flat).
@@ -245,79 +237,13 @@ def upload_filename(content_disposition: str) -> str | None:
     return name if name else None
 
 
-def schedule_scan(request: Request, reference: str) -> BackgroundTask:
-    """Scan right after the response; the worker retries whatever this does not finish."""
+def _described(request: Request, acting: Acting, document: Document, review: Review) -> Any:
+    """A new document as the API shows it, read back as it was committed."""
     runtime = runtime_of(request)
-    return BackgroundTask(
-        scans.scan_one,
-        runtime.engine,
-        runtime.vault,
-        runtime.scanner,
-        runtime.auditor,
-        now=runtime.clock(),
-        reference=reference,
-        clock=runtime.clock,
-    )
-
-
-async def receive_document(
-    request: Request,
-    acting: Acting,
-    target: UploadTarget,
-    *,
-    filename: str,
-    expected_sha256: str | None,
-    body: AsyncIterator[bytes] | None = None,
-) -> dict[str, Any]:
-    """Stream the body into the vault, then record the document. Shared with the web form, which
-    passes ``body``: the file's bytes out of its multipart body (so Content-Length is not theirs)."""
-    runtime = runtime_of(request)
-    declared = request.headers.get("content-length", "") if body is None else ""
-    if is_whole_number(declared) and int(declared) > runtime.settings.max_upload_bytes:
-        exc: ExchangeError = TooLarge(
-            f"The file is larger than the limit of {runtime.settings.max_upload_bytes:,} bytes. "
-            "Nothing was kept."
-        )
-        await run_in_threadpool(_audit_refusal, request, acting, target, exc)
-        raise exc
-    try:
-        stored = await documents.store_upload_async(
-            runtime.vault,
-            target,
-            request.stream() if body is None else body,
-            max_bytes=runtime.settings.max_upload_bytes,
-            expected_sha256=expected_sha256,
-            filename=filename,
-        )
-    except (TooLarge, TypeRefused, Refused) as refused:
-        await run_in_threadpool(_audit_refusal, request, acting, target, refused)
-        raise
-    return await run_in_threadpool(_record, request, acting, target, stored, filename)
-
-
-def _audit_refusal(
-    request: Request, acting: Acting, target: UploadTarget, exc: ExchangeError
-) -> None:
     with _session(request) as db:
-        documents.audit_refused_upload(db, runtime_of(request).auditor, acting, target, exc.code)
-        db.commit()
-
-
-def _record(
-    request: Request, acting: Acting, target: UploadTarget, stored: StoredUpload, filename: str
-) -> dict[str, Any]:
-    runtime = runtime_of(request)
-    try:
-        with _session(request) as db:
-            document = documents.record_upload(
-                db, runtime.auditor, acting, target, stored, filename=filename, vault=runtime.vault
-            )
-            db.commit()
-            return document_json(db, acting, runtime.vault, document, target.review)
-    except BaseException:
-        # The row did not commit: remove the blob now rather than leave it for the sweep.
-        runtime.vault.destroy_document(stored.blob.blob_id)
-        raise
+        committed = db.get(Document, document.id)
+        assert committed is not None
+        return document_json(db, acting, runtime.vault, committed, review)
 
 
 async def upload_document(request: Request) -> Response:
@@ -338,26 +264,31 @@ async def upload_document(request: Request) -> Response:
             code="missing_filename",
         )
     params = request.query_params
-
-    def prepare() -> UploadTarget:
-        with _session(request) as db:
-            return documents.prepare_upload(
-                db,
-                acting,
-                review_code=request.path_params["code"],
-                request_id=params.get("request") or None,
-                case_reference=params.get("case") or None,
-            )
-
-    target = await run_in_threadpool(prepare)
-    body = await receive_document(
-        request, acting, target, filename=filename, expected_sha256=params.get("sha256") or None
+    ingest = ingest_of(request)
+    target = await run_in_threadpool(
+        partial(
+            ingest.prepare,
+            acting,
+            review_code=request.path_params["code"],
+            request_id=params.get("request"),
+            case_reference=params.get("case"),
+        )
     )
+    declared = request.headers.get("content-length", "")
+    document = await ingest.receive(
+        acting,
+        target,
+        request.stream(),
+        filename=filename,
+        expected_sha256=params.get("sha256") or None,
+        declared_length=int(declared) if is_whole_number(declared) else None,
+    )
+    body = await run_in_threadpool(_described, request, acting, document, target.review)
     return JSONResponse(
         body,
         status_code=201,
         headers={"Location": f"/api/v1/documents/{body['reference']}"},
-        background=schedule_scan(request, body["reference"]),
+        background=scan_after(request, body["reference"]),
     )
 
 

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 from sqlmodel import Session, col, select
 
 from audit import Outcome, Target
@@ -48,7 +49,6 @@ from portal.exchange.models import (
 )
 from portal.exchange.reviews import find_case, find_request, find_review
 from portal.models import as_utc
-from portal.references import InvalidReference as BadReference
 from portal.references import new_reference, parse_reference
 from storage import DocumentKey, KeyDestroyed, StoredBlob, Vault
 
@@ -295,12 +295,10 @@ async def store_upload_async(
     expected_sha256: str | None = None,
     filename: str = "",
 ) -> StoredUpload:
-    from starlette.concurrency import run_in_threadpool
-
     key = vault.issue_document_key(review=target.review.code, document_id=target.reference)
     gate = _Gate(max_bytes)
     blob = await vault.write_async(key, gate.asynchronous(chunks))
-    return await run_in_threadpool(
+    return await anyio.to_thread.run_sync(
         _finish, vault, target, key, blob, gate, expected_sha256, filename
     )
 
@@ -393,10 +391,7 @@ def _refuse(
 
 
 def _lookup(db: Session, typed_reference: str) -> tuple[Document, Review] | None:
-    try:
-        reference = parse_reference(typed_reference)
-    except BadReference:
-        raise InvalidReference("document reference") from None
+    reference = parse_reference(typed_reference, "document reference")
     document = db.exec(select(Document).where(Document.reference == reference)).first()
     review = db.get(Review, document.review_id) if document else None
     if document is None or review is None:

@@ -1,80 +1,90 @@
-"""Errors of the exchange. Each carries a stable code (for the API) and a plain message that says
-what to do next (for people). They become HTTP responses in one place (portal.app).
+"""Errors of the exchange: leaves of the portal's one tree (portal.errors, where it is drawn).
 
-    ExchangeError                 base: status 400
-    ├── NotFound                  404: absent, or not the caller's to see (never told apart)
-    ├── InvalidReference          400: not a reference (a typo the check character caught)
-    ├── Refused                   400/409: the request is understood but cannot be carried out
-    │   ├── ReviewNotOpen         409: no uploads before opening or after closing
-    │   ├── TypeRefused           415: the content is not an allowed type
-    │   ├── WrongBodyType         415: an upload's body not sent as application/octet-stream
-    │   └── ChecksumMismatch      400: the bytes received are not the bytes announced
-    ├── TooLarge                  413: over the upload limit; nothing was kept
-    └── Gone                      410: destroyed at the end of its review (the record remains)
+Each carries a stable code and a plain message that says what to do next; none carries an HTTP
+status (portal.web.errors maps the kinds to statuses).
+
+    Invalid
+    ├── Refused                   the request is understood but cannot be carried out (a code
+    │                             says why: invalid_state, invalid_lead, ...)
+    ├── ChecksumMismatch          the bytes received are not the bytes announced
+    └── FormMistake               a form value a page could not read, shown on its field
+    NotFound
+    └── NotFound                  absent, or not the caller's to see (never told apart)
+    Conflict
+    └── ReviewNotOpen             no uploads before opening or after closing
+    UnsupportedType
+    ├── TypeRefused               the content is not an allowed type
+    └── WrongBodyType             an upload's body not sent as application/octet-stream
+    TooLarge                      over the upload limit; nothing was kept (portal.errors')
+    Gone
+    └── Gone                      destroyed at the end of its review (the record remains)
+
+``InvalidReference`` is the one of ``portal.references`` (parsing a reference raises it).
 """
 
 from __future__ import annotations
 
+from portal import errors
+from portal.errors import PortalError, Refusal, TooLarge
+from portal.references import InvalidReference
 
-class ExchangeError(Exception):
-    status = 400
-    code = "bad_request"
+__all__ = [
+    "ChecksumMismatch",
+    "ExchangeError",
+    "FormMistake",
+    "Gone",
+    "InvalidReference",
+    "NotFound",
+    "PortalError",
+    "Refused",
+    "ReviewNotOpen",
+    "TooLarge",
+    "TypeRefused",
+    "WrongBodyType",
+]
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
+
+# The command line's name for a refusal (portal/cli_exchange.py, cli_audit.py), kept until the
+# commands move into their package: anything the exchange refuses is a Refusal.
+ExchangeError = Refusal
 
 
-class NotFound(ExchangeError):
-    status = 404
-    code = "not_found"
-
+class NotFound(errors.NotFound):
     def __init__(
         self, what: str = "There is nothing with that reference that you can see."
     ) -> None:
         super().__init__(what + " Check the reference, or ask the person who gave it to you.")
 
 
-class InvalidReference(ExchangeError):
-    code = "invalid_reference"
-
-    def __init__(self, typed_kind: str = "reference") -> None:
-        super().__init__(
-            f"That is not a valid {typed_kind}: a character is wrong or two are swapped. "
-            "Check it against the receipt and type it again."
-        )
-
-
-class Refused(ExchangeError):
+class Refused(errors.Invalid):
     code = "refused"
 
 
-class ReviewNotOpen(Refused):
-    status = 409
-    code = "review_not_open"
-
-
-class TypeRefused(Refused):
-    status = 415
-    code = "type_not_allowed"
-
-
-class WrongBodyType(Refused):
-    status = 415
-    code = "wrong_content_type"
-
-
-class ChecksumMismatch(Refused):
+class ChecksumMismatch(errors.Invalid):
     code = "checksum_mismatch"
 
 
-class TooLarge(ExchangeError):
-    status = 413
-    code = "too_large"
+class FormMistake(errors.Invalid):
+    """A value the handler could not read (a date, a number, a choice): shown on its field."""
+
+    code = "invalid_form"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
-class Gone(ExchangeError):
-    status = 410
+class ReviewNotOpen(errors.Conflict):
+    code = "review_not_open"
+
+
+class TypeRefused(errors.UnsupportedType):
+    code = "type_not_allowed"
+
+
+class WrongBodyType(errors.UnsupportedType):
+    code = "wrong_content_type"
+
+
+class Gone(errors.Gone):
     code = "destroyed"

@@ -1,7 +1,7 @@
 """The pages a review's lead (or an administrator) uses to create and manage reviews.
 
 Thin handlers over ``portal.exchange.reviews``, as the JSON API is: parse the form, call the same
-services, render. A mistake in a form (an ExchangeError the service raises about what was typed) is
+services, render. A mistake in a form (a Refusal the service raises about what was typed) is
 shown next to its field with the error summary; a review the caller may not manage is "not found".
 """
 
@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portal.accounts.models import Role, User
+from portal.errors import Refusal
 from portal.exchange import reviews
 from portal.exchange.asking import view_request
-from portal.exchange.errors import ExchangeError, NotFound, Refused
+from portal.exchange.errors import FormMistake, NotFound, Refused
 from portal.exchange.models import Review, ReviewMember, ReviewOrganisation, ReviewState
 from portal.models import Organisation, OrganisationKind
 from portal.text import has_control_characters, is_whole_number
@@ -33,15 +34,6 @@ REVIEW_FIELDS = ("code", "title", "legal_basis", "opens_on", "closes_on", "reten
 
 def _session(request: Request) -> Session:
     return Session(runtime_of(request).engine)
-
-
-class FormMistake(Exception):
-    """A value the handler could not read (a date, a number, a choice): shown on its field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def _date(form: Any, name: str, label: str) -> date:
@@ -61,7 +53,7 @@ def _whole_number(form: Any, name: str, message: str, default: int | None = None
     return int(typed)
 
 
-def _field_of(error: ExchangeError, by_code: dict[str, str], by_words: dict[str, str]) -> str:
+def _field_of(error: Refusal, by_code: dict[str, str], by_words: dict[str, str]) -> str:
     """Which field a service's refusal is about: by its code, else by what its message names."""
     if error.code in by_code:
         return by_code[error.code]
@@ -128,7 +120,7 @@ def new_review_submit(request: Request) -> Response:
             db.commit()
         except FormMistake as mistake:
             errors[mistake.field] = mistake.message
-        except ExchangeError as refused:
+        except Refusal as refused:
             field = _field_of(
                 refused,
                 {
@@ -228,7 +220,7 @@ def _change(request: Request, action: str) -> Response:
         try:
             _act(db, runtime.auditor, acting, runtime.vault, review, action, form)
             db.commit()
-        except (FormMistake, ExchangeError) as mistake:
+        except (FormMistake, Refusal) as mistake:
             db.rollback()
             field = (
                 mistake.field
@@ -259,7 +251,7 @@ _FIELDS_OF = {
 }
 
 
-def _refused_field(error: ExchangeError, action: str) -> str:
+def _refused_field(error: Refusal, action: str) -> str:
     if action == "organisations":
         return "organisation"
     if action == "members":

@@ -21,13 +21,13 @@ from portal import policy
 from portal.accounts.models import Role
 from portal.destruction.models import Certificate
 from portal.destruction.receipts import receipt_of
+from portal.errors import NotAllowed, Refusal
 from portal.exchange import api, documents, reviews
 from portal.exchange.acting import Acting
 from portal.exchange.asking import RequestView, view_request
 from portal.exchange.documents import DocumentFilter, UploadTarget
 from portal.exchange.errors import (
     ChecksumMismatch,
-    ExchangeError,
     InvalidReference,
     NotFound,
     Refused,
@@ -47,14 +47,13 @@ from portal.exchange.models import Request as RecordsRequest
 from portal.exchange.multipart import FilePart, FormRefused, FormStream
 from portal.exchange.serialize import document_json
 from portal.models import Organisation
-from portal.references import InvalidReference as BadReference
 from portal.references import parse_reference
 from portal.text import is_whole_number
 from portal.web.access import ANY_USER, check_form_token, form_value, principal_of, roles, route
 from portal.web.bodies import FORM_MAX_BYTES, STREAMED
-from portal.web.errors import HttpProblem
+from portal.web.errors import refusal_status
 from portal.web.rendering import render
-from portal.web.requests import acting_of, runtime_of, submitted_form
+from portal.web.requests import acting_of, ingest_of, runtime_of, scan_after, submitted_form
 from storage import Vault
 
 PAGE_SIZE = 25
@@ -123,10 +122,7 @@ def find_by_reference(request: Request) -> Response:
             "Enter the document's reference, as it is shown on its receipt.",
             code="missing_reference",
         )
-    try:
-        reference = parse_reference(typed[:100])
-    except BadReference:
-        raise InvalidReference("document reference") from None
+    reference = parse_reference(typed[:100], "document reference")
     return RedirectResponse(f"/documents/{reference}", status_code=303)
 
 
@@ -297,14 +293,12 @@ def _prepare(
     request: Request, request_id: str | None = None, case: str | None = None
 ) -> UploadTarget:
     """May the caller upload here now (and into this request and case)? The service decides."""
-    with _session(request) as db:
-        return documents.prepare_upload(
-            db,
-            acting_of(request),
-            review_code=request.path_params["code"],
-            request_id=request_id or None,
-            case_reference=case or None,
-        )
+    return ingest_of(request).prepare(
+        acting_of(request),
+        review_code=request.path_params["code"],
+        request_id=request_id,
+        case_reference=case,
+    )
 
 
 def upload_page(request: Request) -> Response:
@@ -323,8 +317,8 @@ class FormUpload:
 
     chosen: dict[str, str]
     target: UploadTarget
-    document: dict[str, Any] | None = None
-    error: ExchangeError | None = None
+    document: Document | None = None
+    error: Refusal | None = None
 
 
 async def _receive_form(request: Request) -> FormUpload:
@@ -336,7 +330,7 @@ async def _receive_form(request: Request) -> FormUpload:
     max_bytes = runtime_of(request).settings.max_upload_bytes
     form: FormStream | None = None
     file_part: FilePart | None = None
-    error: ExchangeError | None = None
+    error: Refusal | None = None
     try:
         form = FormStream(request.stream(), request.headers.get("content-type", ""))
         file_part = await form.read_fields()
@@ -345,7 +339,7 @@ async def _receive_form(request: Request) -> FormUpload:
     try:
         # The form's token is its first field: checked before anything is authorised or stored.
         await check_form_token(request, form.fields if form else {})
-    except HttpProblem:
+    except NotAllowed:
         if form is not None:
             await form.drain(FORM_MAX_BYTES)  # a little, so that a browser sees the answer
         raise
@@ -358,13 +352,13 @@ async def _receive_form(request: Request) -> FormUpload:
             upload.error = FormRefused("Choose a file to upload.")
         if upload.error is None and form is not None and file_part is not None:
             try:
-                upload.document = await api.receive_document(
-                    request,
+                # The file's bytes out of the multipart body: Content-Length is not theirs.
+                upload.document = await ingest_of(request).receive(
                     acting_of(request),
                     target,
+                    form.file_chunks(),
                     filename=file_part.filename,
                     expected_sha256=None,
-                    body=form.file_chunks(),
                 )
             except (TooLarge, TypeRefused, ChecksumMismatch, FormRefused) as refused:
                 upload.error = refused
@@ -385,12 +379,12 @@ async def upload_submit(request: Request) -> Response:
             "chosen": upload.chosen,
             "errors": {"file": error.message},
         }
-        return render(request, "exchange/upload.html", context, status=error.status)
-    reference = upload.document["reference"]
+        return render(request, "exchange/upload.html", context, status=refusal_status(error))
+    reference = upload.document.reference
     return RedirectResponse(
         f"/documents/{reference}/receipt",
         status_code=303,
-        background=api.schedule_scan(request, reference),
+        background=scan_after(request, reference),
     )
 
 

@@ -16,7 +16,7 @@ from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.exchange.acting import Acting
 from portal.exchange.asking import RequestView, seal_request_texts
-from portal.exchange.errors import InvalidReference, NotFound, Refused
+from portal.exchange.errors import NotFound, Refused
 from portal.exchange.models import (
     Case,
     Document,
@@ -29,7 +29,6 @@ from portal.exchange.models import (
 )
 from portal.exchange.review_texts import seal_review_texts
 from portal.models import Organisation, OrganisationKind, parse_id
-from portal.references import InvalidReference as BadReference
 from portal.references import new_reference, parse_reference
 from portal.text import TextRefused, clean_text, has_control_characters
 from storage import Vault
@@ -453,10 +452,7 @@ def list_cases(db: Session, acting: Acting, review: Review) -> list[Case]:
 
 
 def find_case(db: Session, acting: Acting, review: Review, typed: str) -> Case:
-    try:
-        reference = parse_reference(typed)
-    except BadReference:
-        raise InvalidReference("case reference") from None
+    reference = parse_reference(typed, "case reference")
     case = db.exec(select(Case).where(Case.reference == reference)).first()
     caller = acting.caller
     if case is None or case.review_id != review.id:

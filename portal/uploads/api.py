@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from portal.accounts.models import Role
 from portal.exchange import documents
 from portal.exchange.acting import Acting
-from portal.exchange.api import schedule_scan
 from portal.exchange.errors import NotFound, TooLarge
 from portal.exchange.serialize import document_json
 from portal.text import is_whole_number
@@ -34,7 +33,7 @@ from portal.uploads.models import UploadState
 from portal.uploads.protocol import TUS_VERSION, PartChecksum
 from portal.web.access import RuledRoute, api_roles, route
 from portal.web.bodies import STREAMED
-from portal.web.requests import acting_of, runtime_of
+from portal.web.requests import acting_of, runtime_of, scan_after
 from storage import StoredBlob
 
 BASE = "/api/v1/uploads"
@@ -251,7 +250,7 @@ async def _finish(
 
     reference = await run_in_threadpool(work)
     response = _offset_response(part.length, reference)
-    response.background = schedule_scan(request, reference)
+    response.background = scan_after(request, reference)
     return response
 
 

@@ -1,31 +1,34 @@
-"""Errors of the resumable upload protocol (tus 1.0), on top of the exchange's own.
+"""Errors of the resumable upload protocol (tus 1.0): leaves of the portal's one tree
+(portal.errors). The statuses tus itself defines (412 for a version, 460 for a part's checksum)
+are mapped with the others in portal.web.errors; the tus headers are added by the routes.
 
-They are ExchangeErrors, so they become ``{"error": {...}}`` responses in the one place that
-turns the exchange's errors into HTTP (portal.app); the tus headers are added by the routes.
+    Invalid
+    ├── BadTusRequest             a missing or malformed tus header or metadata
+    ├── VersionUnsupported        no (or another) Tus-Resumable version
+    └── PartChecksumMismatch      the PATCH's bytes do not match its Upload-Checksum
+    UnsupportedType
+    └── WrongContentType          a PATCH body that is not application/offset+octet-stream
+    Conflict
+    └── OffsetConflict            Upload-Offset is not where the upload stands
+    TooMany
+    └── TooManyUploads            too many unfinished uploads for one person
+    Gone
+    └── UploadExpired             the upload was idle too long; start again
 
-    ExchangeError (portal.exchange.errors)
-    ├── NotFound                  404: no such upload, or somebody else's (never told apart)
-    ├── Refused
-    │   ├── BadTusRequest         400: a missing or malformed tus header or metadata
-    │   ├── VersionUnsupported    412: no (or another) Tus-Resumable version
-    │   ├── WrongContentType      415: a PATCH body that is not application/offset+octet-stream
-    │   ├── OffsetConflict        409: Upload-Offset is not where the upload stands
-    │   ├── PartChecksumMismatch  460: the PATCH's bytes do not match its Upload-Checksum
-    │   └── TooManyUploads        429: too many unfinished uploads for one person
-    └── UploadExpired             410: the upload was idle too long; start again
+An upload that is not there, or somebody else's, is the exchange's ``NotFound`` (never told
+apart).
 """
 
 from __future__ import annotations
 
-from portal.exchange.errors import ExchangeError, Refused
+from portal.errors import Conflict, Gone, Invalid, TooMany, UnsupportedType
 
 
-class BadTusRequest(Refused):
+class BadTusRequest(Invalid):
     code = "invalid_upload_request"
 
 
-class VersionUnsupported(Refused):
-    status = 412
+class VersionUnsupported(Invalid):
     code = "tus_version_unsupported"
 
     def __init__(self) -> None:
@@ -35,8 +38,7 @@ class VersionUnsupported(Refused):
         )
 
 
-class WrongContentType(Refused):
-    status = 415
+class WrongContentType(UnsupportedType):
     code = "invalid_content_type"
 
     def __init__(self) -> None:
@@ -45,14 +47,11 @@ class WrongContentType(Refused):
         )
 
 
-class OffsetConflict(Refused):
-    status = 409
+class OffsetConflict(Conflict):
     code = "offset_mismatch"
 
 
-class PartChecksumMismatch(Refused):
-    # 460 "Checksum Mismatch" is the status the tus checksum extension defines.
-    status = 460
+class PartChecksumMismatch(Invalid):
     code = "checksum_mismatch"
 
     def __init__(self) -> None:
@@ -62,13 +61,11 @@ class PartChecksumMismatch(Refused):
         )
 
 
-class TooManyUploads(Refused):
-    status = 429
+class TooManyUploads(TooMany):
     code = "too_many_uploads"
 
 
-class UploadExpired(ExchangeError):
-    status = 410
+class UploadExpired(Gone):
     code = "upload_expired"
 
     def __init__(self) -> None:

@@ -21,8 +21,8 @@ from sqlmodel import Session, col, or_, select
 
 from portal.accounts.models import User
 from portal.auditing import Auditor, Origin
+from portal.errors import Refusal
 from portal.exchange.acting import Acting
-from portal.exchange.errors import ExchangeError
 from portal.uploads.errors import OffsetConflict
 from portal.uploads.models import UploadSession, UploadState
 from portal.uploads.sessions import claim_completion, complete_upload, new_lease_owner
@@ -105,7 +105,7 @@ def finish_abandoned_uploads(
             )
         except OffsetConflict:  # taken over meanwhile by somebody else, who finishes it
             continue
-        except ExchangeError:  # refused (audited, nothing kept), as that last PATCH would be
+        except Refusal:  # refused (audited, nothing kept), as that last PATCH would be
             done.refused += 1
             continue
         except Exception as exc:

@@ -30,7 +30,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from portal.auditing import Auditor
-from portal.exchange import documents
+from portal.errors import Refusal
+from portal.exchange import documents, ingest
 from portal.exchange.acting import Acting
 from portal.exchange.errors import NotFound, Refused, TooLarge, TypeRefused
 from portal.exchange.models import Case, Document, Review
@@ -427,7 +428,7 @@ def complete_upload(
                 case_reference=case.reference if case is not None else None,
             )
             refusal: Exception | None = None
-        except (NotFound, Refused) as refused:
+        except Refusal as refused:
             target, refusal = None, refused
     if target is None:
         assert refusal is not None
@@ -451,9 +452,9 @@ def complete_upload(
                 expected_sha256=expected_sha256,
                 filename=filename,
             )
-    except (TooLarge, Refused) as refused:
+    except Refusal as refused:
         with Session(engine) as db:
-            documents.audit_refused_upload(db, auditor, acting, target, refused.code)
+            ingest.audit_rejection(db, auditor, acting, target, refused)
             # If another attempt has taken over, this rolls back: that one audits what it finds.
             blob_ids = _delete_held(db, upload_id, owner)
             db.commit()

@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from portal.accounts.models import Role
+from portal.errors import NotAllowed, NotFound, PortalError, Unauthenticated
 from portal.web import csrf
 from portal.web.bodies import (
     FORM_MAX_BYTES,
@@ -29,7 +30,6 @@ from portal.web.bodies import (
     limit_body,
     read_form,
 )
-from portal.web.errors import HttpProblem
 from portal.web.principal import Principal, authenticate
 from portal.web.requests import is_multipart, is_urlencoded
 
@@ -112,7 +112,7 @@ def route(
         request.state.principal = principal
         try:
             refusal = _refusal(request, rule, principal)
-        except HttpProblem:
+        except PortalError:
             if on_role_refusal is not None and principal is not None and principal.mfa_done:
                 await run_in_threadpool(_audit_role_refusal, on_role_refusal, request)
             raise
@@ -142,7 +142,7 @@ def route(
             else:
                 try:
                     csrf.require_valid_token(request)
-                except HttpProblem:
+                except NotAllowed:
                     await run_in_threadpool(_audit_csrf_failure, request, principal)
                     raise
         if is_async:
@@ -180,7 +180,7 @@ async def check_form_token(request: Request, fields: Mapping[str, str]) -> None:
         return
     try:
         csrf.require_sent_token(request, fields.get(csrf.FIELD, ""))
-    except HttpProblem:
+    except NotAllowed:
         await run_in_threadpool(_audit_csrf_failure, request, principal_of_request(request))
         raise
     request.state.csrf_checked = True
@@ -215,27 +215,27 @@ def _refusal(request: Request, rule: Rule, principal: Principal | None) -> Respo
         return None
     if principal is None:
         if rule.api:
-            raise HttpProblem(401, "unauthenticated", "Send a valid personal access token.")
+            raise Unauthenticated("Send a valid personal access token.")
         return RedirectResponse("/sign-in", status_code=303)
     if not principal.mfa_done:
         if rule.pending:
             return None
         if rule.api:
-            raise HttpProblem(401, "unauthenticated", "Finish signing in first.")
+            raise Unauthenticated("Finish signing in first.")
         return RedirectResponse("/sign-in/code", status_code=303)
     if rule.pending:
         # Already fully signed in: the code page has nothing to do.
         return RedirectResponse("/", status_code=303)
     if rule.roles is not None and principal.role not in rule.roles:
         # Not 403: a route the caller may not use looks exactly like one that does not exist.
-        raise HttpProblem.not_found()
+        raise NotFound()
     return None
 
 
 def principal_of(request: Request) -> Principal:
     principal: Principal | None = request.state.principal
     if principal is None:  # pragma: no cover - the rule check runs first
-        raise HttpProblem.not_found()
+        raise NotFound()
     return principal
 
 

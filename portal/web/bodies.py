@@ -19,7 +19,7 @@ from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portal.web.errors import HttpProblem
+from portal.errors import Invalid, TooLarge
 
 FORM_MAX_BYTES: Final = 64 * 1024
 FORM_MAX_FIELDS: Final = 100
@@ -38,13 +38,12 @@ STREAMED: Final = Streamed()
 BodyLimit = int | Streamed
 
 
-def too_large(limit: int) -> HttpProblem:
+def too_large(limit: int) -> TooLarge:
     size = f"{limit // 1024:,} KiB" if limit < 1024 * 1024 else f"{limit // (1024 * 1024):,} MiB"
-    return HttpProblem(
-        413,
-        "body_too_large",
+    return TooLarge(
         f"This request is larger than this address accepts ({size}). Nothing was changed. "
         "Go back and send less; files go through the upload page.",
+        code="body_too_large",
     )
 
 
@@ -103,10 +102,10 @@ async def read_form(request: Request) -> FormData:
             errors="replace",
         )
     except ValueError:
-        raise HttpProblem.bad_request(
-            "invalid_form",
+        raise Invalid(
             f"The form has more than {FORM_MAX_FIELDS} fields. Go back, reload the page and try "
             "again.",
+            code="invalid_form",
         ) from None
     fields: list[tuple[str, str | UploadFile]] = list(pairs)
     return FormData(fields)

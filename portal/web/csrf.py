@@ -22,7 +22,7 @@ import secrets
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal.web.errors import HttpProblem
+from portal.errors import NotAllowed
 from portal.web.principal import session_cookie_name
 from portal.web.requests import submitted_form
 
@@ -91,11 +91,10 @@ def require_sent_token(request: Request, sent: str) -> None:
     address: a token in a URL ends up in the address bar, history and logs."""
     cookie = request.cookies.get(cookie_name(request))
     if not cookie or not sent or not hmac.compare_digest(sent, token_for(request)):
-        raise HttpProblem(
-            403,
-            "csrf_failed",
+        raise NotAllowed(
             "This form has expired or did not come from the portal. Go back, reload the page and "
             "try again.",
+            code="csrf_failed",
         )
 
 

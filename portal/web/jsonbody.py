@@ -8,8 +8,8 @@ from typing import Any
 
 from starlette.requests import Request
 
+from portal.errors import Invalid
 from portal.web.bodies import JSON_MAX_BYTES, JSON_MAX_DEPTH, too_large
-from portal.web.errors import HttpProblem
 from portal.web.requests import URLENCODED
 
 # The route wrapper stops reading at the route's limit (web.bodies); this is the JSON bound itself.
@@ -34,35 +34,35 @@ async def json_body(
     if optional and content_type != URLENCODED and not await request.body():
         return {}
     if content_type != "application/json":
-        raise HttpProblem.bad_request(
-            "invalid_body", "Send the body as JSON (Content-Type: application/json)."
+        raise Invalid(
+            "Send the body as JSON (Content-Type: application/json).", code="invalid_body"
         )
     body = await request.body()
     if len(body) > MAX_JSON_BODY:
         raise too_large(MAX_JSON_BODY)
-    too_deep = HttpProblem.bad_request(
-        "invalid_body",
+    too_deep = Invalid(
         f"The JSON body is nested more than {JSON_MAX_DEPTH} levels deep. Nothing was changed.",
+        code="invalid_body",
     )
     try:
         data = json.loads(body)
     except ValueError:
-        raise HttpProblem.bad_request("invalid_body", "The body is not valid JSON.") from None
+        raise Invalid("The body is not valid JSON.", code="invalid_body") from None
     except RecursionError:  # {"a": {"a": … nested deeper than the parser goes: was a 500
         raise too_deep from None
     if depth(data) > JSON_MAX_DEPTH:
         raise too_deep
     if not isinstance(data, dict):
-        raise HttpProblem.bad_request("invalid_body", "The body must be a JSON object.")
+        raise Invalid("The body must be a JSON object.", code="invalid_body")
     unknown = sorted(set(data) - fields)
     if unknown:
         takes = (
             f"it takes {', '.join(map(repr, sorted(fields)))}" if fields else "it takes no field"
         )
-        raise HttpProblem.bad_request(
-            "unknown_field",
+        raise Invalid(
             f"This request does not take the field(s) {', '.join(map(repr, unknown))}; {takes}. "
             "Nothing was changed.",
+            code="unknown_field",
         )
     return data
 
@@ -88,17 +88,17 @@ def text_field(data: dict[str, Any], name: str, *, required: bool = True, defaul
     value = data.get(name)
     if value is None:
         if required:
-            raise HttpProblem.bad_request("invalid_body", f"The field {name!r} is required.")
+            raise Invalid(f"The field {name!r} is required.", code="invalid_body")
         return default
     if not isinstance(value, str):
-        raise HttpProblem.bad_request("invalid_body", f"The field {name!r} must be a string.")
+        raise Invalid(f"The field {name!r} must be a string.", code="invalid_body")
     return value
 
 
 def int_field(data: dict[str, Any], name: str, *, default: int | None = None) -> int:
     value = data.get(name, default)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise HttpProblem.bad_request("invalid_body", f"The field {name!r} must be a whole number.")
+        raise Invalid(f"The field {name!r} must be a whole number.", code="invalid_body")
     return value
 
 
@@ -106,6 +106,6 @@ def date_field(data: dict[str, Any], name: str) -> date:
     try:
         return date.fromisoformat(text_field(data, name))
     except ValueError:
-        raise HttpProblem.bad_request(
-            "invalid_body", f"The field {name!r} must be a date such as 2026-03-31."
+        raise Invalid(
+            f"The field {name!r} must be a date such as 2026-03-31.", code="invalid_body"
         ) from None

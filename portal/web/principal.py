@@ -12,7 +12,7 @@ from audit import Actor
 from portal.accounts import sessions, tokens
 from portal.accounts.caller import Caller
 from portal.accounts.models import Role, User
-from portal.web.errors import HttpProblem
+from portal.errors import Unauthenticated
 
 
 @dataclass(frozen=True)
@@ -74,14 +74,12 @@ def authenticate(request: Request, *, api: bool) -> Principal | None:
                 return None  # pages are for browsers; tokens are for the API
             scheme, _, raw = header.partition(" ")
             if scheme.lower() != "bearer" or not raw.strip():
-                raise HttpProblem(401, "unauthenticated", "Use Authorization: Bearer TOKEN.")
+                raise Unauthenticated("Use Authorization: Bearer TOKEN.")
             found_token = tokens.find_token(db, raw.strip(), now=now)
             if found_token is None:
                 _audit_refused_token(db, request, raw.strip(), now)
-                raise HttpProblem(
-                    401,
-                    "unauthenticated",
-                    "This token is not valid: it may have expired or been revoked.",
+                raise Unauthenticated(
+                    "This token is not valid: it may have expired or been revoked."
                 )
             token, user = found_token
             return Principal.of(user, mfa_done=True, token_id=token.id)

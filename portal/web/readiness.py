@@ -25,13 +25,13 @@ def may_see_details(request: Request) -> bool:
 
     Runs in a worker thread (a token is looked up in the database)."""
     from portal.accounts.models import Role
-    from portal.web.errors import HttpProblem
+    from portal.errors import Unauthenticated
     from portal.web.principal import authenticate
 
     if is_local(request):
         return True
     try:
         principal = authenticate(request, api=bool(request.headers.get("authorization")))
-    except HttpProblem:
+    except Unauthenticated:
         return False  # a refused token (audited as such): the public answer
     return principal is not None and principal.mfa_done and principal.role is Role.admin

@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 
 from portal.auditing import Origin
 
 if TYPE_CHECKING:
     from portal.exchange.acting import Acting
+    from portal.exchange.ingest import Ingest
     from portal.runtime import Runtime
 
 URLENCODED = "application/x-www-form-urlencoded"
@@ -58,3 +60,23 @@ def acting_of(request: Request) -> Acting:
     return Acting.as_caller(
         principal.caller, now=runtime.clock(), origin=origin_of(request), refusals=runtime.auditor
     )
+
+
+def ingest_of(request: Request) -> Ingest:
+    """The ingest service (portal.exchange.ingest) on this request's runtime."""
+    from portal.exchange.ingest import Ingest
+
+    runtime = runtime_of(request)
+    return Ingest(
+        engine=runtime.engine,
+        vault=runtime.vault,
+        auditor=runtime.auditor,
+        scanner=runtime.scanner,
+        clock=runtime.clock,
+        max_bytes=runtime.settings.max_upload_bytes,
+    )
+
+
+def scan_after(request: Request, reference: str) -> BackgroundTask:
+    """Scan a new document right after the response; the worker retries what this leaves."""
+    return BackgroundTask(ingest_of(request).scan(reference))
