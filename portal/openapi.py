@@ -12,7 +12,7 @@ from portal import __version__
 from portal.console import openapi as console_paths
 from portal.destruction import openapi as destruction_paths
 from portal.exchange.models import DocumentKind, DocumentState, ReviewState, WithdrawReason
-from portal.openapi_parts import Json
+from portal.openapi_parts import Json, with_schemas
 from portal.openapi_parts import errors as _errors
 from portal.openapi_parts import json_response as _json
 from portal.openapi_parts import path_parameter as _path
@@ -48,17 +48,6 @@ def _body(schema: Json) -> Json:
 
 
 SCHEMAS: Json = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-            }
-        },
-    },
     "Me": {
         "type": "object",
         "required": ["id", "email", "role", "organisation"],
@@ -462,6 +451,9 @@ def document() -> Json:
     paths = dict(PATHS)
     for extra in EXTRA_PATHS:
         paths.update(extra)
+    paths, generated = with_schemas(paths)
+    clash = set(generated) & set(SCHEMAS)
+    assert not clash, f"schemas both generated and written by hand: {sorted(clash)}"
     return {
         "openapi": "3.1.0",
         "info": {
@@ -474,7 +466,7 @@ def document() -> Json:
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **generated},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
