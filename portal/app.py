@@ -46,8 +46,8 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-async def openapi_json(request: Request) -> JSONResponse:
-    return JSONResponse(openapi.document())
+async def openapi_json(request: Request) -> Response:
+    return Response(openapi.served(), media_type="application/json")
 
 
 async def readyz(request: Request) -> JSONResponse:

@@ -8,7 +8,10 @@ this module holds what they share, and knows nothing of HTTP.
                wide — a hold on a case became a hold on the whole review, issue 16)
     Reply      a response: every field always present, serialised as the API always wrote it
     Time       a UTC instant, written ``2026-03-31T09:00:00+00:00`` (``datetime.isoformat``)
+    Stamp      a UTC instant already written as text (the audit log's ``…T09:00:00.000000Z``)
     Day        a date, written ``2026-03-31``
+    MISSING    the default of a field a response leaves out when it does not apply (pydantic's
+               sentinel: not written, and not required in the schema)
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import MISSING, BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
 from portal.models import as_utc
 
@@ -30,6 +33,7 @@ Time = Annotated[
     PlainSerializer(_iso_time, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+Stamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 Day = Annotated[date, WithJsonSchema({"type": "string", "format": "date"})]
 
 
@@ -44,9 +48,14 @@ class NoBody(Body):
 
 
 class Reply(BaseModel):
-    """A JSON response. Every field is required in the schema: the API always writes it."""
+    """A JSON response. A field without a default is required in the schema (the API always
+    writes it); one defaulting to ``MISSING`` is left out when it does not apply. No other field:
+    a row built elsewhere (a page's) that grows a key fails here, not silently in the schema."""
 
-    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+__all__ = ["MISSING", "Body", "Day", "NoBody", "Reply", "Stamp", "Time", "dump"]
 
 
 def dump(value: Reply) -> dict[str, Any]:

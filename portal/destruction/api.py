@@ -33,7 +33,7 @@ def get_schedule(request: Request) -> Response:
     include = request.query_params.get("include_destroyed", "") in ("1", "true", "yes")
     with _session(request) as db:
         entries = schedule(db, acting, today=acting.now.date(), include_destroyed=include)
-        reply = schemas.Schedule(items=[schedule_entry(e) for e in entries])
+        reply = schemas.Schedule(items=[schedule_entry(e) for e in entries], next=None)
     return json_reply(reply)
 
 
@@ -45,7 +45,8 @@ def list_holds(request: Request) -> Response:
             items=[
                 hold_record(db, runtime.vault, h)
                 for h in holds.list_holds(db, acting, include_lifted=include)
-            ]
+            ],
+            next=None,
         )
     return json_reply(reply)
 
@@ -146,7 +147,7 @@ def list_certificates(request: Request) -> Response:
     acting = acting_of(request)
     with _session(request) as db:
         found = services.list_certificates(db, acting)
-        reply = schemas.Certificates(items=[certificate_record(db, c) for c in found])
+        reply = schemas.Certificates(items=[certificate_record(db, c) for c in found], next=None)
     return json_reply(reply)
 
 

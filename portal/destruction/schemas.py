@@ -63,7 +63,7 @@ class Hold(Reply):
 
 class Holds(Reply):
     items: list[Hold]
-    next: None = None
+    next: None
 
 
 class ScheduleEntry(Reply):
@@ -90,7 +90,7 @@ class ScheduleEntry(Reply):
 
 class Schedule(Reply):
     items: list[ScheduleEntry]
-    next: None = None
+    next: None
 
 
 class EarlyDestruction(Reply):
@@ -110,7 +110,7 @@ class CertificateSummary(Reply):
 
 class Certificates(Reply):
     items: list[CertificateSummary]
-    next: None = None
+    next: None
 
 
 class SignedCertificate(Reply):
