@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from portal import health, openapi
+from portal import health, openapi, openapi_page
 from portal.accounts import account_views
 from portal.accounts import views as account_pages
 from portal.accounts.passwords import PasswordHasher
@@ -158,6 +158,7 @@ def routes() -> list[BaseRoute]:
         route("/healthz", healthz, rule=PUBLIC, methods=["GET"]),
         route("/readyz", readyz, rule=PUBLIC, methods=["GET"]),
         route("/api/v1/openapi.json", openapi_json, rule=PUBLIC, methods=["GET"]),
+        route("/docs/api", openapi_page.api_page, rule=PUBLIC, methods=["GET"]),
         *account_pages.ROUTES,
         *account_views.ROUTES,
         *exchange_api.ROUTES,
