@@ -11,12 +11,12 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from portal import health, openapi
+from portal import health, openapi, openapi_page
 from portal.accounts import account_views
 from portal.accounts import views as account_pages
 from portal.accounts.passwords import PasswordHasher
@@ -41,8 +41,8 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-async def openapi_json(request: Request) -> JSONResponse:
-    return JSONResponse(openapi.document())
+async def openapi_json(request: Request) -> Response:
+    return Response(openapi.served(), media_type="application/json")
 
 
 async def readyz(request: Request) -> JSONResponse:
@@ -70,6 +70,7 @@ def routes() -> list[BaseRoute]:
         route("/healthz", healthz, rule=PUBLIC, methods=["GET"]),
         route("/readyz", readyz, rule=PUBLIC, methods=["GET"]),
         route("/api/v1/openapi.json", openapi_json, rule=PUBLIC, methods=["GET"]),
+        route("/docs/api", openapi_page.api_page, rule=PUBLIC, methods=["GET"]),
         *account_pages.ROUTES,
         *account_views.ROUTES,
         *exchange_api.ROUTES,

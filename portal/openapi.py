@@ -6,15 +6,19 @@ else is), so that the contract scripts rely on is reviewed like code, not genera
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+
+from starlette.responses import JSONResponse
 
 from portal import __version__
+from portal.accounts import schemas as accounts
 from portal.console import openapi as console_paths
 from portal.destruction import openapi as destruction_paths
 from portal.exchange.models import DocumentKind, DocumentState, ReviewState, WithdrawReason
-from portal.openapi_parts import Json
+from portal.openapi_parts import Json, with_schemas
 from portal.openapi_parts import errors as _errors
 from portal.openapi_parts import json_response as _json
+from portal.openapi_parts import operation as _operation
 from portal.openapi_parts import path_parameter as _path
 from portal.openapi_parts import query_parameter as _query
 from portal.uploads import openapi as upload_paths
@@ -48,47 +52,6 @@ def _body(schema: Json) -> Json:
 
 
 SCHEMAS: Json = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-            }
-        },
-    },
-    "Me": {
-        "type": "object",
-        "required": ["id", "email", "role", "organisation"],
-        "properties": {
-            "id": {"type": "integer"},
-            "email": {"type": "string"},
-            "role": {"enum": ["uploader", "inspector", "lead", "dpo", "admin"]},
-            "organisation": {
-                "type": "object",
-                "required": ["code", "name", "kind"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "name": {"type": "string"},
-                    "kind": {"enum": ["authority", "inspectorate"]},
-                },
-            },
-        },
-    },
-    "Token": {
-        "type": "object",
-        "required": ["id", "name", "created_at", "expires_at", "revoked_at", "last_used_at"],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "created_at": TIME,
-            "expires_at": TIME,
-            "revoked_at": NULLABLE_TIME,
-            "last_used_at": NULLABLE_TIME,
-        },
-    },
     "Review": {
         "type": "object",
         "required": [
@@ -256,50 +219,61 @@ SCHEMAS: Json = {
 }
 
 
-def _operation(summary: str, responses: Json, **extra: Any) -> Json:
-    return {"summary": summary, "responses": responses, **extra}
-
-
 PATHS: Json = {
     "/api/v1/me": {
         "get": _operation(
-            "Who the token belongs to", {"200": _json(_ref("Me"), "The caller."), **_errors()}
+            "getMe",
+            "Who the token belongs to",
+            "The caller's account: email, role and organisation.",
+            {"200": _json(accounts.Me, "The caller."), **_errors()},
         )
     },
     "/api/v1/tokens": {
         "get": _operation(
+            "listTokens",
             "The caller's API tokens (never the tokens themselves)",
-            {"200": _json(_list_of("Token"), "Tokens."), **_errors()},
+            "Each token's name, dates and last use; a token's secret is shown once, when it is created on the account page.",
+            {"200": _json(accounts.Tokens, "Tokens."), **_errors()},
         )
     },
     "/api/v1/tokens/{token_id}": {
         "delete": _operation(
+            "revokeToken",
             "Revoke a token (one's own; administrators any)",
+            "The token stops working at once. Someone else's token is not found, except for administrators.",
             {"204": {"description": "Revoked."}, **_errors(404)},
             parameters=[_path("token_id", "The token's id.", "^[0-9]{1,18}$")],
         )
     },
     "/api/v1/reviews": {
         "get": _operation(
+            "listReviews",
             "Reviews the caller can see",
+            "The team sees its reviews; an organisation the reviews it was asked to contribute to.",
             {"200": _json(_list_of("Review"), "Reviews."), **_errors()},
         ),
         "post": _operation(
+            "createReview",
             "Create a review (leads and administrators), in draft",
+            "A new review in draft: nobody can upload until its lead opens it.",
             {"201": _json(_ref("Review"), "Created."), **_errors(400, 404)},
             requestBody=_body(_ref("NewReview")),
         ),
     },
     "/api/v1/reviews/{code}": {
         "get": _operation(
+            "getReview",
             "One review",
+            "Once destroyed, its title and legal basis are null: they were erased with its key.",
             {"200": _json(_ref("Review"), "The review."), **_errors(404)},
             parameters=[CODE],
         )
     },
     "/api/v1/reviews/{code}/{action}": {
         "post": _operation(
+            "changeReview",
             "Open or close a review, add an organisation or a team member (its lead, administrators)",
+            "`open` and `close` take no field; `organisations` takes `organisation` (its code), `members` takes `email`.",
             {"200": _json(_ref("Review"), "The review."), **_errors(400, 404, 409)},
             parameters=[
                 CODE,
@@ -329,12 +303,16 @@ PATHS: Json = {
     },
     "/api/v1/reviews/{code}/requests": {
         "get": _operation(
+            "listRequests",
             "Requests (an organisation sees its own)",
+            "What the review has asked each organisation for, and how many documents arrived.",
             {"200": _json(_list_of("Request"), "Requests."), **_errors(404)},
             parameters=[CODE],
         ),
         "post": _operation(
+            "createRequest",
             "Ask one organisation for records (the review's lead)",
+            "The organisation sees the request and uploads against it.",
             {"201": _json(_ref("Request"), "Created."), **_errors(400, 404)},
             parameters=[CODE],
             requestBody=_body(_ref("NewRequest")),
@@ -342,19 +320,25 @@ PATHS: Json = {
     },
     "/api/v1/reviews/{code}/cases": {
         "get": _operation(
+            "listCases",
             "Case references (an organisation sees its own)",
+            "Pseudonymous case references: never a name.",
             {"200": _json(_list_of("Case"), "Cases."), **_errors(404)},
             parameters=[CODE],
         ),
         "post": _operation(
+            "createCase",
             "Issue a new pseudonymous case reference for the caller's organisation",
+            "A reference to group one person's documents without naming them. Takes no body.",
             {"201": _json(_ref("Case"), "Issued."), **_errors(400, 404)},
             parameters=[CODE],
         ),
     },
     "/api/v1/reviews/{code}/documents": {
         "get": _operation(
+            "listDocuments",
             "Documents of the review the caller may see, newest first",
+            "Filtered by organisation, request, case, state or kind; `next` is the `cursor` of the following page.",
             {"200": _json(_list_of("Document"), "A page of documents."), **_errors(400, 404)},
             parameters=[
                 CODE,
@@ -376,7 +360,9 @@ PATHS: Json = {
             ],
         ),
         "post": _operation(
+            "uploadDocument",
             "Upload one file as the streamed request body",
+            "The body is the file itself; it is scanned for viruses before anyone can download it. For large files or unreliable links use the resumable uploads.",
             {
                 "201": _json(_ref("Document"), "Received; scanning follows (state pending_scan)."),
                 **_errors(400, 404, 409, 413, 415),
@@ -408,21 +394,27 @@ PATHS: Json = {
     },
     "/api/v1/documents/{ref}": {
         "get": _operation(
+            "getDocument",
             "A document's metadata (audited); 410 once destroyed",
+            "The file name only for the uploading organisation and the review team; every view is audited.",
             {"200": _json(_ref("Document"), "The document."), **_errors(400, 404, 410)},
             parameters=[REF],
         )
     },
     "/api/v1/documents/{ref}/receipt": {
         "get": _operation(
+            "getReceipt",
             "The receipt of an upload",
+            "What the portal received (size, SHA-256, time); once destroyed, the certificate that lists it.",
             {"200": _json(_ref("Receipt"), "The receipt."), **_errors(400, 404, 410)},
             parameters=[REF],
         )
     },
     "/api/v1/documents/{ref}/content": {
         "get": _operation(
+            "downloadDocument",
             "Download the content (the review team only; audited before the first byte)",
+            "Only once the virus scan has passed; the Repr-Digest header carries the SHA-256.",
             {
                 "200": {
                     "description": "The file, as an attachment, with a Repr-Digest (SHA-256).",
@@ -439,7 +431,9 @@ PATHS: Json = {
     },
     "/api/v1/documents/{ref}/withdraw": {
         "post": _operation(
+            "withdrawDocument",
             "Withdraw a document sent in error: its content is destroyed, its record kept",
+            "The uploading organisation, while the review is open; the reason is a category.",
             {"200": _json(_ref("Document"), "Withdrawn."), **_errors(400, 404)},
             parameters=[REF],
             requestBody=_body(
@@ -458,10 +452,21 @@ PATHS: Json = {
 EXTRA_PATHS: list[Json] = [upload_paths.PATHS, destruction_paths.PATHS, console_paths.PATHS]
 
 
+@functools.cache
+def served() -> bytes:
+    """The document as /api/v1/openapi.json serves it, generated once per process: generating
+    it takes about 0.1 s, which an anonymous caller must not be able to make the server repeat
+    at will. It depends on the code only, never on settings."""
+    return bytes(JSONResponse(document()).body)
+
+
 def document() -> Json:
     paths = dict(PATHS)
     for extra in EXTRA_PATHS:
         paths.update(extra)
+    paths, generated = with_schemas(paths)
+    clash = set(generated) & set(SCHEMAS)
+    assert not clash, f"schemas both generated and written by hand: {sorted(clash)}"
     return {
         "openapi": "3.1.0",
         "info": {
@@ -474,7 +479,7 @@ def document() -> Json:
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **generated},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -6,17 +6,18 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
-from portal.accounts import throttle, tokens, users
+from portal.accounts import schemas, throttle, tokens, users
 from portal.accounts.models import ApiToken, Role, User
 from portal.accounts.signin import SignInRefused
 from portal.auditing import Action, Target, TargetKind
 from portal.errors import Invalid, NotFound
 from portal.exchange.scans import scan_backlog
-from portal.models import Organisation, as_utc, parse_id
+from portal.models import Organisation, parse_id
 from portal.text import TextRefused, clean_text, is_whole_number
 from portal.web.access import ANY_API_USER, ANY_USER, form_value, principal_of, roles, route
+from portal.web.jsonbody import json_reply
 from portal.web.principal import Principal
 from portal.web.rendering import render
 from portal.web.requests import origin_of, runtime_of, submitted_form
@@ -188,36 +189,34 @@ def api_me(request: Request) -> Response:
     with Session(runtime_of(request).engine) as db:
         organisation = db.get(Organisation, principal.organisation_id)
         assert organisation is not None
-    return JSONResponse(
-        {
-            "id": principal.user_id,
-            "email": principal.email,
-            "role": principal.role.value,
-            "organisation": {
-                "code": organisation.slug,
-                "name": organisation.name,
-                "kind": organisation.kind.value,
-            },
-        }
+    me = schemas.Me(
+        id=principal.user_id,
+        email=principal.email,
+        role=principal.role,
+        organisation=schemas.OwnOrganisation(
+            code=organisation.slug, name=organisation.name, kind=organisation.kind
+        ),
     )
+    return json_reply(me)
 
 
-def _token_json(token: ApiToken) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "name": token.name,
-        "created_at": as_utc(token.created_at).isoformat(),
-        "expires_at": as_utc(token.expires_at).isoformat(),
-        "revoked_at": as_utc(token.revoked_at).isoformat() if token.revoked_at else None,
-        "last_used_at": as_utc(token.last_used_at).isoformat() if token.last_used_at else None,
-    }
+def _token(token: ApiToken) -> schemas.Token:
+    assert token.id is not None  # a token listed is a token stored
+    return schemas.Token(
+        id=token.id,
+        name=token.name,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        revoked_at=token.revoked_at,
+        last_used_at=token.last_used_at,
+    )
 
 
 def api_tokens(request: Request) -> Response:
     principal = principal_of(request)
     with Session(runtime_of(request).engine) as db:
         listed = tokens.list_tokens(db, principal.user_id)
-    return JSONResponse({"items": [_token_json(t) for t in listed], "next": None})
+    return json_reply(schemas.Tokens(items=[_token(t) for t in listed], next=None))
 
 
 def api_token_revoke(request: Request) -> Response:

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from audit import FORMATS, EventFilter
 from portal.accounts.models import Role
-from portal.console import alerts, display, history, integrity
+from portal.console import alerts, display, history, integrity, schemas
 from portal.console.anomalies import find_anomalies
 from portal.console.search import cursor, find_events, read_filters, record_search
 from portal.console.subject_access import as_csv, view_subject_access
@@ -24,9 +24,10 @@ from portal.errors import Invalid
 from portal.exchange.acting import Acting
 from portal.exchange.errors import TooLarge
 from portal.runtime import Runtime
+from portal.schemas import NoBody
 from portal.web.access import api_roles, route
 from portal.web.bodies import STREAMED
-from portal.web.jsonbody import NO_FIELDS, json_body
+from portal.web.jsonbody import json_reply, parse_body
 from portal.web.requests import acting_of, is_urlencoded, runtime_of
 from portal.web.streaming import stream_from_thread
 
@@ -49,14 +50,17 @@ def _limit(request: Request) -> int:
     return int(typed)
 
 
-def _page(db: Session, where: EventFilter, request: Request) -> tuple[list[dict[str, Any]], Any]:
+def _page(
+    db: Session, where: EventFilter, request: Request
+) -> tuple[list[schemas.Event], str | None]:
     found = find_events(
         db.connection(),
         where,
         before=cursor(request.query_params.get("before")),
         limit=_limit(request),
     )
-    items = [_public(row) for row in display.event_rows(db, found.page.records)]
+    rows = display.event_rows(db, found.page.records)
+    items = [schemas.Event.model_validate(_public(row)) for row in rows]
     following = found.page.next_before
     return items, str(following) if following is not None else None
 
@@ -76,7 +80,7 @@ def search_events(request: Request) -> Response:
         items, following = _page(db, form.where, request)
         record_search(db, runtime.auditor, acting, form.where, shown=len(items))
         db.commit()
-    return JSONResponse({"items": items, "next": following})
+    return json_reply(schemas.Events(items=items, next=following))
 
 
 def export(request: Request) -> Response:
@@ -114,7 +118,7 @@ async def verify(request: Request) -> Response:
         shown = integrity.verification_json(
             result, now=acting.now, every_seconds=runtime.auditor.log.policy.every_seconds
         )
-        return JSONResponse({"source": "database", **shown})
+        return json_reply(schemas.Verification.model_validate({"source": "database", **shown}))
     checked = await run_in_threadpool(
         integrity.verify_file,
         runtime.engine,
@@ -125,7 +129,7 @@ async def verify(request: Request) -> Response:
     )
     if checked.check is None:
         raise Invalid(checked.unreadable or "Not an export.", code="invalid_export")
-    return JSONResponse(
+    found = schemas.Verification.model_validate(
         {
             "source": "export",
             **integrity.verification_json(checked.check.verification),
@@ -133,6 +137,7 @@ async def verify(request: Request) -> Response:
             "hidden": checked.check.hidden,
         }
     )
+    return json_reply(found)
 
 
 def document_history(request: Request) -> Response:
@@ -143,7 +148,8 @@ def document_history(request: Request) -> Response:
         )
         db.commit()
         items, following = _page(db, where, request)
-    return JSONResponse({"document": metadata, "items": items, "next": following})
+    document = schemas.AuditedDocument.model_validate(metadata)
+    return json_reply(schemas.DocumentHistory(document=document, items=items, next=following))
 
 
 def user_history(request: Request) -> Response:
@@ -154,15 +160,15 @@ def user_history(request: Request) -> Response:
         items, following = _page(db, where, request)
         record_search(db, runtime.auditor, acting, where, shown=len(items))
         db.commit()
-    user = {
-        "id": account.user_id,
-        "email": account.email,
-        "role": account.role,
-        "organisation": account.organisation,
-        "enrolled_at": account.enrolled_at,
-        "disabled_at": account.disabled_at,
-    }
-    return JSONResponse({"user": user, "items": items, "next": following})
+    user = schemas.Account(
+        id=account.user_id,
+        email=account.email,
+        role=account.role,
+        organisation=account.organisation,
+        enrolled_at=account.enrolled_at,
+        disabled_at=account.disabled_at,
+    )
+    return json_reply(schemas.UserHistory(user=user, items=items, next=following))
 
 
 def anomalies(request: Request) -> Response:
@@ -181,26 +187,28 @@ def anomalies(request: Request) -> Response:
     for item in items:
         item.pop("started_shown")
         item.pop("ended_shown")
-    return JSONResponse({"items": items, "next": None})
+    found_items = [schemas.Anomaly.model_validate(item) for item in items]
+    return json_reply(schemas.Anomalies(items=found_items, next=None))
 
 
 def list_alerts(request: Request) -> Response:
     with _session(request) as db:
-        items = alerts.alert_rows(db, alerts.list_alerts(db), page=False)
-    return JSONResponse({"items": items, "next": None})
+        rows = alerts.alert_rows(db, alerts.list_alerts(db), page=False)
+    items = [schemas.Alert.model_validate(row) for row in rows]
+    return json_reply(schemas.Alerts(items=items, next=None))
 
 
 async def acknowledge_alert(request: Request) -> Response:
-    await json_body(request, fields=NO_FIELDS, optional=True)
+    await parse_body(request, NoBody, optional=True)
 
-    def work() -> dict[str, Any]:
+    def work() -> schemas.Alert:
         runtime, acting = runtime_of(request), acting_of(request)
         with _session(request) as db:
             alert = alerts.acknowledge(db, runtime.auditor, acting, request.path_params["alert_id"])
             db.commit()
-            return alerts.alert_rows(db, [alert], page=False)[0]
+            return schemas.Alert.model_validate(alerts.alert_rows(db, [alert], page=False)[0])
 
-    return JSONResponse(await run_in_threadpool(work))
+    return json_reply(await run_in_threadpool(work))
 
 
 SUBJECT_ACCESS_FORMATS = ("json", "csv")
@@ -224,7 +232,8 @@ def subject_access_response(found: dict[str, Any], chosen: str, *, download: boo
     headers = {"Content-Disposition": f'attachment; filename="{name}"'} if download else {}
     if chosen == "csv":
         return Response(as_csv(found), media_type="text/csv; charset=utf-8", headers=headers)
-    return JSONResponse(found, headers=headers)
+    reply = schemas.SubjectAccess.model_validate(found)
+    return JSONResponse(reply.model_dump(mode="json"), headers=headers)
 
 
 ROUTES = [

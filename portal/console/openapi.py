@@ -1,20 +1,16 @@
-"""The console API's part of the OpenAPI document (merged by portal.openapi)."""
+"""The console API's part of the OpenAPI document (merged by portal.openapi); its responses are
+the models of console.schemas."""
 
 from __future__ import annotations
 
 from audit import Outcome
 from portal.audit_vocabulary import Action
-from portal.openapi_parts import Json
+from portal.console import schemas
+from portal.openapi_parts import Json, operation
 from portal.openapi_parts import errors as _errors
 from portal.openapi_parts import json_response as _json
 from portal.openapi_parts import path_parameter as _path
 from portal.openapi_parts import query_parameter as _query
-
-_TEXT_OR_NULL = {"type": ["string", "null"]}
-_INT_OR_NULL = {"type": ["integer", "null"]}
-_TIME = {"type": "string", "format": "date-time"}
-_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
-
 
 FILTERS = [
     _query("actor", "A user's id or email address.", {"type": "string", "maxLength": 320}),
@@ -41,175 +37,33 @@ PAGING = [
     ),
 ]
 
-EVENT: Json = {
-    "type": "object",
-    "required": ["seq", "time", "actor", "action", "outcome", "details"],
-    "properties": {
-        "seq": {"type": "integer"},
-        "time": _TIME,
-        "actor": {
-            "type": "object",
-            "required": ["user_id", "role", "organisation_id"],
-            "properties": {
-                "user_id": _INT_OR_NULL,
-                "email": _TEXT_OR_NULL,
-                "role": _TEXT_OR_NULL,
-                "organisation_id": _INT_OR_NULL,
-                "organisation": _TEXT_OR_NULL,
-            },
-        },
-        "action": {"type": "string"},
-        "action_words": {"type": "string"},
-        "target": {
-            "type": ["object", "null"],
-            "properties": {"kind": {"type": "string"}, "ref": {"type": "string"}},
-        },
-        "review": _TEXT_OR_NULL,
-        "document": _TEXT_OR_NULL,
-        "outcome": {"type": "string"},
-        "outcome_words": {"type": "string"},
-        "client": _TEXT_OR_NULL,
-        "request_id": _TEXT_OR_NULL,
-        "details": {
-            "type": "object",
-            "description": "Facts on the log's allow-list (docs/audit-format.md); never text.",
-        },
-    },
-}
-
-EVENTS: Json = {
-    "type": "object",
-    "required": ["items", "next"],
-    "properties": {"items": {"type": "array", "items": EVENT}, "next": _TEXT_OR_NULL},
-}
-
-VERIFICATION: Json = {
-    "type": "object",
-    "required": ["source", "ok", "first_seq", "last_seq", "events", "broken"],
-    "properties": {
-        "source": {"enum": ["database", "export"]},
-        "ok": {"type": "boolean"},
-        "first_seq": {"type": "integer"},
-        "last_seq": {"type": "integer"},
-        "events": {"type": "integer"},
-        "checkpoints": {"type": "integer"},
-        "last_checkpoint": _INT_OR_NULL,
-        "shown": {"type": "integer"},
-        "hidden": {"type": "integer"},
-        "unsigned_tail": {
-            "type": ["object", "null"],
-            "description": "Events after the last signed checkpoint (the chain alone protects "
-            "them), the oldest one's age, and whether it is older than twice the checkpoint "
-            "interval (a finding: nothing is signing). Null for an export.",
-            "required": ["events", "age_seconds", "stale"],
-            "properties": {
-                "events": {"type": "integer"},
-                "age_seconds": _INT_OR_NULL,
-                "stale": {"type": "boolean"},
-            },
-        },
-        "witnessed": {
-            "type": ["object", "null"],
-            "description": "The latest checkpoint the witness outside the database holds, and "
-            "the receipt line a DPO keeps to check a later verification against "
-            "(`portal audit verify --witness FILE`).",
-            "required": ["seq", "receipt"],
-            "properties": {"seq": {"type": "integer"}, "receipt": {"type": "string"}},
-        },
-        "broken": {
-            "type": ["object", "null"],
-            "required": ["sequence", "kind", "detail"],
-            "properties": {
-                "sequence": {"type": "integer", "description": "The first broken sequence number."},
-                "kind": {"type": "string"},
-                "detail": {"type": "string"},
-            },
-        },
-    },
-}
-
-DOCUMENT: Json = {
-    "type": "object",
-    "description": "A document's metadata as a DPO sees it: never its file name.",
-    "required": ["reference", "review", "state", "size", "sha256", "uploaded_at"],
-    "properties": {
-        "reference": {"type": "string"},
-        "review": _TEXT_OR_NULL,
-        "organisation": _TEXT_OR_NULL,
-        "kind": {"type": "string"},
-        "state": {"type": "string"},
-        "case": _TEXT_OR_NULL,
-        "size": {"type": "integer"},
-        "sha256": {"type": "string"},
-        "content_type": {"type": "string"},
-        "uploaded_at": _TIME,
-        "uploaded_by": {"type": "object"},
-        "scan": {"type": "object"},
-        "withdrawn_at": _TIME_OR_NULL,
-        "withdraw_reason": _TEXT_OR_NULL,
-        "destroyed_at": _TIME_OR_NULL,
-        "holds": {"type": "array", "items": {"type": "object"}},
-    },
-}
-
-ANOMALY_RULES = ["bulk_downloads", "bulk_documents", "out_of_hours", "failed_sign_ins", "refusals"]
-ANOMALY: Json = {
-    "type": "object",
-    "required": ["rule", "started_at", "ended_at", "count"],
-    "properties": {
-        "rule": {"enum": ANOMALY_RULES},
-        "rule_words": {"type": "string"},
-        "started_at": _TIME,
-        "ended_at": _TIME,
-        "count": {"type": "integer"},
-        "user_id": _INT_OR_NULL,
-        "email": _TEXT_OR_NULL,
-        "client": _TEXT_OR_NULL,
-        "review": _TEXT_OR_NULL,
-        "document": _TEXT_OR_NULL,
-        "action": _TEXT_OR_NULL,
-        "action_words": _TEXT_OR_NULL,
-        "first_seq": _INT_OR_NULL,
-        "last_seq": _INT_OR_NULL,
-    },
-}
-
-ALERT: Json = {
-    "type": "object",
-    "required": ["id", "rule", "count", "started_at", "ended_at", "raised_at", "acknowledged_at"],
-    "properties": {
-        "id": {"type": "integer"},
-        "rule": {"enum": [*ANOMALY_RULES, "witness_mismatch", "unsigned_tail"]},
-        "rule_words": {"type": "string"},
-        "count": {"type": "integer"},
-        "user_id": _INT_OR_NULL,
-        "email": _TEXT_OR_NULL,
-        "first_seq": _INT_OR_NULL,
-        "last_seq": _INT_OR_NULL,
-        "started_at": _TIME,
-        "ended_at": _TIME,
-        "raised_at": _TIME,
-        "mailed_at": _TIME_OR_NULL,
-        "acknowledged_at": _TIME_OR_NULL,
-        "acknowledged_by": _INT_OR_NULL,
-        "acknowledged_by_email": _TEXT_OR_NULL,
-    },
-}
-
 _EXPORT_FILE = {"schema": {"type": "string", "format": "binary"}}
 
 PATHS: Json = {
     "/api/v1/audit/events": {
-        "get": {
-            "summary": "Search the audit log, newest first, by keyset pages (DPOs; audited)",
-            "parameters": [*FILTERS, *PAGING],
-            "responses": {"200": _json(EVENTS, "One page of events."), **_errors(400, 404)},
-        }
+        "get": operation(
+            "searchAuditEvents",
+            "Search the audit log, newest first, by keyset pages (DPOs; audited)",
+            "Filters combine; a page ends with `next`, the `before` of the following page. The "
+            "search itself is recorded in the log.",
+            {"200": _json(schemas.Events, "One page of events."), **_errors(400, 404)},
+            parameters=[*FILTERS, *PAGING],
+        )
     },
     "/api/v1/audit/export": {
-        "get": {
-            "summary": "Export the audit log, sealed, verifiable offline (DPOs; audited)",
-            "parameters": [
+        "get": operation(
+            "exportAuditLog",
+            "Export the audit log, sealed, verifiable offline (DPOs; audited)",
+            "The events the filters select, with the checkpoints that sign them, streamed as an "
+            "attachment; `portal audit verify --export FILE` checks it without the database.",
+            {
+                "200": {
+                    "description": "The export, as an attachment (docs/audit-format.md).",
+                    "content": {"application/x-ndjson": _EXPORT_FILE, "text/csv": _EXPORT_FILE},
+                },
+                **_errors(400, 404),
+            },
+            parameters=[
                 {
                     "name": "format",
                     "in": "query",
@@ -219,147 +73,100 @@ PATHS: Json = {
                 },
                 *FILTERS,
             ],
-            "responses": {
-                "200": {
-                    "description": "The export, as an attachment (docs/audit-format.md).",
-                    "content": {"application/x-ndjson": _EXPORT_FILE, "text/csv": _EXPORT_FILE},
-                },
-                **_errors(400, 404),
-            },
-        }
+        )
     },
     "/api/v1/audit/verify": {
-        "post": {
-            "summary": "Verify the log in the database (no body), or an export file (DPOs; audited)",
-            "requestBody": {
+        "post": operation(
+            "verifyAuditLog",
+            "Verify the log in the database (no body), or an export file (DPOs; audited)",
+            "Checks the hash chain and every signed checkpoint; the first break, if any, is "
+            "named by its sequence number.",
+            {
+                "200": _json(schemas.Verification, "The verification: ok, or the first break."),
+                **_errors(400, 404, 413),
+            },
+            requestBody={
                 "required": False,
                 "content": {"application/octet-stream": _EXPORT_FILE},
             },
-            "responses": {
-                "200": _json(VERIFICATION, "The verification: ok, or the first break."),
-                **_errors(400, 404, 413),
-            },
-        }
+        )
     },
     "/api/v1/audit/documents/{ref}": {
-        "get": {
-            "summary": "A document's metadata (no file name) and every event naming it (DPOs)",
-            "parameters": [_path("ref", "The document's reference."), *PAGING],
-            "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "required": ["document", "items", "next"],
-                        "properties": {
-                            "document": DOCUMENT,
-                            "items": {"type": "array", "items": EVENT},
-                            "next": _TEXT_OR_NULL,
-                        },
-                    },
-                    "The document and its history.",
-                ),
+        "get": operation(
+            "getDocumentHistory",
+            "A document's metadata (no file name) and every event naming it (DPOs)",
+            "Destroyed documents too: the audit log outlives them. The view is audited as a "
+            "metadata view.",
+            {
+                "200": _json(schemas.DocumentHistory, "The document and its history."),
                 **_errors(400, 404),
             },
-        }
+            parameters=[_path("ref", "The document's reference."), *PAGING],
+        )
     },
     "/api/v1/audit/users/{user_id}": {
-        "get": {
-            "summary": "What one user did, newest first (DPOs; audited)",
-            "parameters": [_path("user_id", "The user's number."), *PAGING],
-            "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "required": ["user", "items", "next"],
-                        "properties": {
-                            "user": {"type": "object"},
-                            "items": {"type": "array", "items": EVENT},
-                            "next": _TEXT_OR_NULL,
-                        },
-                    },
-                    "The user and their events.",
-                ),
-                **_errors(400, 404),
-            },
-        }
+        "get": operation(
+            "getUserHistory",
+            "What one user did, newest first (DPOs; audited)",
+            "The account and its events, by keyset pages.",
+            {"200": _json(schemas.UserHistory, "The user and their events."), **_errors(400, 404)},
+            parameters=[_path("user_id", "The user's number."), *PAGING],
+        )
     },
     "/api/v1/cases/{reference}/subject-access": {
-        "get": {
-            "summary": "Everything held for one case: documents, accesses, holds, destruction "
-            "(DPOs; audited)",
-            "parameters": [
-                _path("reference", "The case reference."),
-                _query("format", "json (the default) or csv.", {"enum": ["json", "csv"]}),
-            ],
-            "responses": {
+        "get": operation(
+            "getSubjectAccess",
+            "Everything held for one case: documents, accesses, holds, destruction (DPOs; audited)",
+            "For a subject access request: every document of the case with every event naming "
+            "it, however many.",
+            {
                 "200": _json(
-                    {
-                        "type": "object",
-                        "required": ["case", "documents"],
-                        "properties": {
-                            "case": {"type": "object"},
-                            "documents": {"type": "array", "items": {"type": "object"}},
-                        },
-                    },
+                    schemas.SubjectAccess,
                     "The case and every document held for it (CSV with format=csv).",
                 ),
                 **_errors(400, 404),
             },
-        }
+            parameters=[
+                _path("reference", "The case reference."),
+                _query("format", "json (the default) or csv.", {"enum": ["json", "csv"]}),
+            ],
+        )
     },
     "/api/v1/audit/anomalies": {
-        "get": {
-            "summary": "Bulk downloads, out-of-hours access, repeated failed sign-ins (DPOs)",
-            "parameters": [
+        "get": operation(
+            "listAuditAnomalies",
+            "Bulk downloads, out-of-hours access, repeated failed sign-ins (DPOs)",
+            "The anomaly rules run over the window now, without raising alerts.",
+            {"200": _json(schemas.Anomalies, "Findings, newest first."), **_errors(400, 404)},
+            parameters=[
                 _query(
                     "days",
                     "The window, in days up to now (1 to 90; 7).",
                     {"type": "string", "pattern": "^[0-9]{1,3}$"},
                 )
             ],
-            "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "required": ["items", "next"],
-                        "properties": {
-                            "items": {"type": "array", "items": ANOMALY},
-                            "next": {"type": "null"},
-                        },
-                    },
-                    "Findings, newest first.",
-                ),
-                **_errors(400, 404),
-            },
-        }
+        )
     },
     "/api/v1/audit/alerts": {
-        "get": {
-            "summary": "Alerts raised by the anomaly rules and the witness (DPOs)",
-            "responses": {
+        "get": operation(
+            "listAuditAlerts",
+            "Alerts raised by the anomaly rules and the witness (DPOs)",
+            "What the worker raised and mailed to the DPOs.",
+            {
                 "200": _json(
-                    {
-                        "type": "object",
-                        "required": ["items", "next"],
-                        "properties": {
-                            "items": {"type": "array", "items": ALERT},
-                            "next": {"type": "null"},
-                        },
-                    },
-                    "The newest 200 alerts, those not acknowledged first.",
+                    schemas.Alerts, "The newest 200 alerts, those not acknowledged first."
                 ),
                 **_errors(404),
             },
-        }
+        )
     },
     "/api/v1/audit/alerts/{alert_id}/acknowledge": {
-        "post": {
-            "summary": "Acknowledge an alert (DPOs; audited)",
-            "parameters": [_path("alert_id", "The alert's number.")],
-            "responses": {
-                "200": _json(ALERT, "The alert, acknowledged."),
-                **_errors(400, 404, 409),
-            },
-        }
+        "post": operation(
+            "acknowledgeAuditAlert",
+            "Acknowledge an alert (DPOs; audited)",
+            "Once only: a second acknowledgement is a 409. Takes no body.",
+            {"200": _json(schemas.Alert, "The alert, acknowledged."), **_errors(400, 404, 409)},
+            parameters=[_path("alert_id", "The alert's number.")],
+        )
     },
 }

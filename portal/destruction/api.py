@@ -6,22 +6,20 @@ asked for by a DPO and approved by another DPO or an administrator. Everyone els
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from portal.accounts.models import Role
 from portal.audit_vocabulary import Action
-from portal.destruction import early, holds, services
+from portal.destruction import early, holds, schemas, services
 from portal.destruction.models import EarlyDestruction
-from portal.destruction.record import certificate_summary, entry_json
+from portal.destruction.record import certificate_record, hold_record, schedule_entry
 from portal.destruction.schedule import schedule
-from portal.exchange.errors import Refused
+from portal.schemas import NoBody
 from portal.web.access import api_roles, route
-from portal.web.jsonbody import NO_FIELDS, json_body, text_field
+from portal.web.jsonbody import json_reply, parse_body
 from portal.web.requests import acting_of, runtime_of
 
 WATCHERS = api_roles(Role.dpo, Role.lead)
@@ -36,36 +34,28 @@ def get_schedule(request: Request) -> Response:
     include = request.query_params.get("include_destroyed", "") in ("1", "true", "yes")
     with _session(request) as db:
         entries = schedule(db, acting, today=acting.now.date(), include_destroyed=include)
-        items = [entry_json(e) for e in entries]
-    return JSONResponse({"items": items, "next": None})
+        reply = schemas.Schedule(items=[schedule_entry(e) for e in entries], next=None)
+    return json_reply(reply)
 
 
 def list_holds(request: Request) -> Response:
     runtime, acting = runtime_of(request), acting_of(request)
     include = request.query_params.get("include_lifted", "") in ("1", "true", "yes")
     with _session(request) as db:
-        items = [
-            holds.hold_view(db, runtime.vault, h)
-            for h in holds.list_holds(db, acting, include_lifted=include)
-        ]
-    return JSONResponse({"items": items, "next": None})
-
-
-def _optional_text(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, str):
-        raise Refused(f"The field {name!r} must be a string.", code="invalid_body")
-    return value
-
-
-HOLD_FIELDS = frozenset({"review", "document", "case", "reason", "order_reference"})
-LIFT_FIELDS = frozenset({"reason"})
+        reply = schemas.Holds(
+            items=[
+                hold_record(db, runtime.vault, h)
+                for h in holds.list_holds(db, acting, include_lifted=include)
+            ],
+            next=None,
+        )
+    return json_reply(reply)
 
 
 async def place_hold(request: Request) -> Response:
-    data = await json_body(request, fields=HOLD_FIELDS)
+    body = await parse_body(request, schemas.NewHold)
 
-    def work() -> dict[str, Any]:
+    def work() -> schemas.Hold:
         runtime = runtime_of(request)
         acting = acting_of(request)
         with _session(request) as db:
@@ -73,23 +63,23 @@ async def place_hold(request: Request) -> Response:
                 db,
                 runtime.auditor,
                 acting,
-                review_code=text_field(data, "review"),
-                document_reference=_optional_text(data, "document"),
-                reason=text_field(data, "reason"),
-                order_reference=_optional_text(data, "order_reference"),
-                case_reference=_optional_text(data, "case"),
+                review_code=body.review,
+                document_reference=body.document,
+                reason=body.reason,
+                order_reference=body.order_reference,
+                case_reference=body.case,
                 vault=runtime.vault,
             )
             db.commit()
-            return holds.hold_view(db, runtime.vault, hold)
+            return hold_record(db, runtime.vault, hold)
 
-    return JSONResponse(await run_in_threadpool(work), status_code=201)
+    return json_reply(await run_in_threadpool(work), status_code=201)
 
 
 async def lift_hold(request: Request) -> Response:
-    data = await json_body(request, fields=LIFT_FIELDS)
+    body = await parse_body(request, schemas.LiftHold)
 
-    def work() -> dict[str, Any]:
+    def work() -> schemas.Hold:
         runtime = runtime_of(request)
         acting = acting_of(request)
         with _session(request) as db:
@@ -98,49 +88,46 @@ async def lift_hold(request: Request) -> Response:
                 runtime.auditor,
                 acting,
                 request.path_params["hold_id"],
-                reason=text_field(data, "reason"),
+                reason=body.reason,
             )
             db.commit()
-            return holds.hold_view(db, runtime.vault, hold)
+            return hold_record(db, runtime.vault, hold)
 
-    return JSONResponse(await run_in_threadpool(work))
+    return json_reply(await run_in_threadpool(work))
 
 
-def _early_json(review: str, row: EarlyDestruction) -> dict[str, Any]:
-    return {
-        "review": review,
-        "state": row.state.value,
-        "requested_by": row.requested_by,
-        "approved_by": row.approved_by,
-    }
+def _early(review: str, row: EarlyDestruction) -> schemas.EarlyDestruction:
+    return schemas.EarlyDestruction(
+        review=review, state=row.state, requested_by=row.requested_by, approved_by=row.approved_by
+    )
 
 
 async def request_early(request: Request) -> Response:
-    await json_body(request, fields=NO_FIELDS, optional=True)  # no body, or one with no field
+    await parse_body(request, NoBody, optional=True)  # no body, or one with no field
 
-    def work() -> dict[str, Any]:
+    def work() -> schemas.EarlyDestruction:
         runtime = runtime_of(request)
         acting = acting_of(request)
         with _session(request) as db:
             row = early.request_early(db, runtime.auditor, acting, request.path_params["code"])
             db.commit()
-            return _early_json(request.path_params["code"].strip().upper(), row)
+            return _early(request.path_params["code"].strip().upper(), row)
 
-    return JSONResponse(await run_in_threadpool(work), status_code=201)
+    return json_reply(await run_in_threadpool(work), status_code=201)
 
 
 async def approve_early(request: Request) -> Response:
-    await json_body(request, fields=NO_FIELDS, optional=True)
+    await parse_body(request, NoBody, optional=True)
 
-    def work() -> dict[str, Any]:
+    def work() -> schemas.EarlyDestruction:
         runtime = runtime_of(request)
         acting = acting_of(request)
         with _session(request) as db:
             row = early.approve_early(db, runtime.auditor, acting, request.path_params["code"])
             db.commit()
-            return _early_json(request.path_params["code"].strip().upper(), row)
+            return _early(request.path_params["code"].strip().upper(), row)
 
-    return JSONResponse(await run_in_threadpool(work))
+    return json_reply(await run_in_threadpool(work))
 
 
 def request_refused(request: Request) -> None:
@@ -170,8 +157,9 @@ def certificate_refused(request: Request) -> None:
 def list_certificates(request: Request) -> Response:
     acting = acting_of(request)
     with _session(request) as db:
-        items = [certificate_summary(db, c) for c in services.list_certificates(db, acting)]
-    return JSONResponse({"items": items, "next": None})
+        found = services.list_certificates(db, acting)
+        reply = schemas.Certificates(items=[certificate_record(db, c) for c in found], next=None)
+    return json_reply(reply)
 
 
 def get_certificate(request: Request) -> Response:

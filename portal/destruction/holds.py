@@ -25,12 +25,13 @@ from portal.accounts.models import Role
 from portal.audit_vocabulary import Action, TargetKind
 from portal.auditing import Auditor
 from portal.destruction.models import Hold, HoldReason, HoldState, LiftReason
-from portal.destruction.record import hold_json, order_place
+from portal.destruction.record import hold_record, order_place
 from portal.exchange import documents, reviews
 from portal.exchange.acting import Acting
 from portal.exchange.errors import NotFound, Refused
 from portal.exchange.models import Case, Document, DocumentState, Review, ReviewState
 from portal.models import parse_id
+from portal.schemas import dump
 from portal.sealing import seal_text
 from storage import Vault
 
@@ -244,9 +245,4 @@ def list_holds(db: Session, acting: Acting, *, include_lifted: bool = False) -> 
 
 def hold_view(db: Session, vault: Vault, hold: Hold) -> dict[str, Any]:
     """The hold as the API and the console show it: what it covers and why it was lifted."""
-    case = db.get(Case, hold.case_id) if hold.case_id else None
-    return hold_json(db, vault, hold) | {
-        "scope": hold.scope.value,
-        "case": case.reference if case else None,
-        "lift_reason": hold.lift_reason.value if hold.lift_reason else None,
-    }
+    return dump(hold_record(db, vault, hold))

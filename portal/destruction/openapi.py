@@ -1,24 +1,14 @@
-"""The destruction API's part of the OpenAPI document (merged by portal.openapi)."""
+"""The destruction API's part of the OpenAPI document (merged by portal.openapi); its bodies and
+responses are the models of destruction.schemas."""
 
 from __future__ import annotations
 
-from portal.destruction.models import EarlyState, HoldReason, HoldScope, HoldState, LiftReason
-from portal.openapi_parts import Json
+from portal.destruction import schemas
+from portal.openapi_parts import Json, operation
 from portal.openapi_parts import errors as _errors
+from portal.openapi_parts import json_body as _body
 from portal.openapi_parts import json_response as _json
 from portal.openapi_parts import path_parameter as _path
-
-_DATE = {"type": "string", "format": "date"}
-_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
-_ID_OR_NULL = {"type": ["integer", "null"]}
-
-
-def _list(item: Json) -> Json:
-    return {
-        "type": "object",
-        "required": ["items", "next"],
-        "properties": {"items": {"type": "array", "items": item}, "next": {"type": "null"}},
-    }
 
 
 def _flag(name: str, description: str) -> Json:
@@ -31,197 +21,96 @@ def _flag(name: str, description: str) -> Json:
     }
 
 
-ENTRY: Json = {
-    "type": "object",
-    "required": ["review", "state", "destroy_on", "status", "documents", "held_documents"],
-    "properties": {
-        "review": {"type": "string"},
-        "state": {"type": "string"},
-        "closes_on": _DATE,
-        "retention_days": {"type": "integer"},
-        "destroy_on": _DATE,
-        "status": {"enum": ["due", "scheduled", "held", "not_closed", "destroyed"]},
-        "documents": {"type": "integer", "description": "Documents not yet destroyed."},
-        "held_documents": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "Documents kept by a hold on them or on their case (during an early "
-            "destruction, by a lead's pending request too).",
-        },
-        "review_holds": {
-            "type": "array",
-            "items": {"type": "integer"},
-            "description": "Holds that keep the whole review now (during an early destruction, "
-            "leads' pending requests too).",
-        },
-        "requested_holds": {"type": "array", "items": {"type": "integer"}},
-        "early_destruction": {"enum": [*(s.value for s in EarlyState), None]},
-    },
-}
-
-HOLD: Json = {
-    "type": "object",
-    "required": ["id", "review", "scope", "document", "case", "reason", "state", "lift_reason"],
-    "properties": {
-        "id": {"type": "integer"},
-        "review": {"type": ["string", "null"]},
-        "scope": {"enum": [s.value for s in HoldScope]},
-        "document": {"type": ["string", "null"]},
-        "case": {"type": ["string", "null"], "description": "The case held (scope case)."},
-        "reason": {"enum": [r.value for r in HoldReason]},
-        "order_reference": {"type": ["string", "null"]},
-        "state": {"enum": [s.value for s in HoldState]},
-        "lift_reason": {"enum": [*(r.value for r in LiftReason), None]},
-        "requested_by": _ID_OR_NULL,
-        "requested_at": _TIME_OR_NULL,
-        "placed_by": _ID_OR_NULL,
-        "placed_at": _TIME_OR_NULL,
-        "lifted_by": _ID_OR_NULL,
-        "lifted_at": _TIME_OR_NULL,
-    },
-}
-
-NEW_HOLD: Json = {
-    "type": "object",
-    "required": ["review", "reason"],
-    "properties": {
-        "review": {"type": "string", "description": "The review's code."},
-        "document": {
-            "type": "string",
-            "description": "A document's reference: hold that document only.",
-        },
-        "case": {
-            "type": "string",
-            "description": "A case's reference (of this review): hold every document of the "
-            "case, those uploaded later too. Not with `document`.",
-        },
-        "reason": {"enum": [r.value for r in HoldReason]},
-        "order_reference": {
-            "type": "string",
-            "maxLength": 40,
-            "pattern": "^[A-Za-z0-9][A-Za-z0-9/._-]{0,39}$",
-            "description": "The reference of the order behind the hold; no names, no notes.",
-        },
-    },
-    "additionalProperties": False,
-}
-
-LIFT: Json = {
-    "type": "object",
-    "required": ["reason"],
-    "properties": {"reason": {"enum": [r.value for r in LiftReason]}},
-    "additionalProperties": False,
-}
-
-EARLY: Json = {
-    "type": "object",
-    "required": ["review", "state", "requested_by", "approved_by"],
-    "properties": {
-        "review": {"type": "string"},
-        "state": {"enum": [s.value for s in EarlyState]},
-        "requested_by": {"type": "integer"},
-        "approved_by": _ID_OR_NULL,
-    },
-}
-
-CERTIFICATE_SUMMARY: Json = {
-    "type": "object",
-    "required": ["reference", "review", "issued_at", "documents", "key_fingerprint"],
-    "properties": {
-        "reference": {"type": "string"},
-        "review": {"type": ["string", "null"]},
-        "issued_at": {"type": "string", "format": "date-time"},
-        "documents": {"type": "integer"},
-        "key_fingerprint": {"type": "string"},
-    },
-}
-
-SIGNED_CERTIFICATE: Json = {
-    "type": "object",
-    "required": ["algorithm", "certificate", "public_key_fingerprint", "signature"],
-    "description": "Canonical JSON (docs/destruction.md); the signature covers the canonical "
-    "JSON of `certificate`.",
-    "properties": {
-        "algorithm": {"const": "Ed25519"},
-        "certificate": {"type": "object"},
-        "public_key_fingerprint": {"type": "string"},
-        "signature": {"type": "string"},
-    },
-}
-
 CODE = _path("code", "The review's code, e.g. SWG24.")
 
 PATHS: Json = {
     "/api/v1/destruction/schedule": {
-        "get": {
-            "summary": "What is due for destruction and when, what is held (DPOs; leads: theirs)",
-            "parameters": [_flag("include_destroyed", "Also list destroyed reviews.")],
-            "responses": {"200": _json(_list(ENTRY), "The schedule."), **_errors(404)},
-        }
+        "get": operation(
+            "getDestructionSchedule",
+            "What is due for destruction and when, what is held (DPOs; leads: theirs)",
+            "Every review with its destruction date (closes_on + retention_days), its status and "
+            "what holds keep. Leads see the reviews they lead; destroyed reviews only on request.",
+            {"200": _json(schemas.Schedule, "The schedule."), **_errors(404)},
+            parameters=[_flag("include_destroyed", "Also list destroyed reviews.")],
+        )
     },
     "/api/v1/holds": {
-        "get": {
-            "summary": "Holds and leads' requests for holds",
-            "parameters": [_flag("include_lifted", "Also list lifted holds.")],
-            "responses": {"200": _json(_list(HOLD), "Holds."), **_errors(404)},
-        },
-        "post": {
-            "summary": "Place a hold on a review, a document or a case (DPOs); leads request one",
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": NEW_HOLD}},
-            },
-            "responses": {
-                "201": _json(HOLD, "Placed (state active), or requested (state requested)."),
+        "get": operation(
+            "listHolds",
+            "Holds and leads' requests for holds",
+            "Active holds and leads' pending requests, newest first; lifted ones on request.",
+            {"200": _json(schemas.Holds, "Holds."), **_errors(404)},
+            parameters=[_flag("include_lifted", "Also list lifted holds.")],
+        ),
+        "post": operation(
+            "placeHold",
+            "Place a hold on a review, a document or a case (DPOs); leads request one",
+            "A DPO's hold is binding at once: destruction skips what it covers. A lead's is a "
+            "request, recorded and shown to DPOs, which binds only an early destruction.",
+            {
+                "201": _json(
+                    schemas.Hold, "Placed (state active), or requested (state requested)."
+                ),
                 **_errors(400, 404, 410),
             },
-        },
+            requestBody=_body(schemas.NewHold),
+        ),
     },
     "/api/v1/holds/{hold_id}/lift": {
-        "post": {
-            "summary": "Lift a hold, or decline a lead's request, saying why (DPOs)",
-            "parameters": [_path("hold_id", "The hold's number.")],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": LIFT}}},
-            "responses": {"200": _json(HOLD, "Lifted."), **_errors(400, 404)},
-        }
+        "post": operation(
+            "liftHold",
+            "Lift a hold, or decline a lead's request, saying why (DPOs)",
+            "The reason is a category, never free text; the hold's record is kept.",
+            {"200": _json(schemas.Hold, "Lifted."), **_errors(400, 404)},
+            parameters=[_path("hold_id", "The hold's number.")],
+            requestBody=_body(schemas.LiftHold),
+        )
     },
     "/api/v1/reviews/{code}/destruction/request": {
-        "post": {
-            "summary": "Ask to destroy a closed review before its date (DPOs)",
-            "parameters": [CODE],
-            "responses": {
-                "201": _json(EARLY, "Requested: a second person must approve."),
+        "post": operation(
+            "requestEarlyDestruction",
+            "Ask to destroy a closed review before its date (DPOs)",
+            "The first of two people: another DPO or an administrator must approve. Takes no body.",
+            {
+                "201": _json(schemas.EarlyDestruction, "Requested: a second person must approve."),
                 **_errors(404, 409),
             },
-        }
+            parameters=[CODE],
+        )
     },
     "/api/v1/reviews/{code}/destruction/approve": {
-        "post": {
-            "summary": "Approve early destruction (another DPO or an administrator)",
-            "parameters": [CODE],
-            "responses": {
-                "200": _json(EARLY, "Approved: the next run destroys the review."),
+        "post": operation(
+            "approveEarlyDestruction",
+            "Approve early destruction (another DPO or an administrator)",
+            "The second person: not the one who asked. The next destruction run destroys the "
+            "review. Takes no body.",
+            {
+                "200": _json(
+                    schemas.EarlyDestruction, "Approved: the next run destroys the review."
+                ),
                 **_errors(404, 409),
             },
-        }
+            parameters=[CODE],
+        )
     },
     "/api/v1/certificates": {
-        "get": {
-            "summary": "Destruction certificates (DPOs; leads: their reviews')",
-            "responses": {
-                "200": _json(_list(CERTIFICATE_SUMMARY), "Certificates."),
-                **_errors(404),
-            },
-        }
+        "get": operation(
+            "listCertificates",
+            "Destruction certificates (DPOs; leads: their reviews')",
+            "One summary per certificate issued by a destruction run.",
+            {"200": _json(schemas.Certificates, "Certificates."), **_errors(404)},
+        )
     },
     "/api/v1/certificates/{ref}": {
-        "get": {
-            "summary": "One signed certificate, as `portal certificate export` writes it",
-            "parameters": [_path("ref", "The certificate's reference.")],
-            "responses": {
-                "200": _json(SIGNED_CERTIFICATE, "The signed certificate."),
+        "get": operation(
+            "getCertificate",
+            "One signed certificate, as `portal certificate export` writes it",
+            "Verifiable offline with the portal's public key (docs/destruction.md).",
+            {
+                "200": _json(schemas.SignedCertificate, "The signed certificate."),
                 **_errors(400, 404),
             },
-        }
+            parameters=[_path("ref", "The certificate's reference.")],
+        )
     },
 }

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from audit import Actor
 from portal.accounts.models import User
+from portal.destruction import schemas
 from portal.destruction.certificates import FORMAT
 from portal.destruction.models import (
     Certificate,
@@ -32,6 +33,7 @@ from portal.destruction.models import (
 from portal.destruction.schedule import Entry
 from portal.exchange.models import Case, Document, Review
 from portal.models import Organisation, as_utc
+from portal.schemas import dump
 from portal.sealing import open_text, text_place
 from storage import TextPlace, Vault
 
@@ -311,21 +313,25 @@ def certificate_content(
 # --- API shapes -------------------------------------------------------------------------------
 
 
-def entry_json(entry: Entry) -> dict[str, Any]:
+def schedule_entry(entry: Entry) -> schemas.ScheduleEntry:
     early = entry.early
-    return {
-        "review": entry.review.code,
-        "state": entry.review.state.value,
-        "closes_on": entry.review.closes_on.isoformat(),
-        "retention_days": entry.review.retention_days,
-        "destroy_on": entry.destroy_on.isoformat(),
-        "status": entry.status,
-        "documents": entry.documents,
-        "held_documents": entry.held_documents,
-        "review_holds": entry.review_holds,
-        "requested_holds": entry.requested_holds,
-        "early_destruction": early.state.value if early else None,
-    }
+    return schemas.ScheduleEntry(
+        review=entry.review.code,
+        state=entry.review.state,
+        closes_on=entry.review.closes_on,
+        retention_days=entry.review.retention_days,
+        destroy_on=entry.destroy_on,
+        status=entry.status,
+        documents=entry.documents,
+        held_documents=entry.held_documents,
+        review_holds=entry.review_holds,
+        requested_holds=entry.requested_holds,
+        early_destruction=early.state if early else None,
+    )
+
+
+def entry_json(entry: Entry) -> dict[str, Any]:
+    return dump(schedule_entry(entry))
 
 
 def order_place(review: Review, hold: Hold) -> TextPlace:
@@ -338,35 +344,41 @@ def order_reference_of(vault: Vault, review: Review, hold: Hold) -> str | None:
     return open_text(vault, order_place(review, hold), hold.order_reference_sealed)
 
 
-def hold_json(db: Session, vault: Vault, hold: Hold) -> dict[str, Any]:
+def hold_record(db: Session, vault: Vault, hold: Hold) -> schemas.Hold:
+    """The hold as the API and the console show it: what it covers and why it was lifted."""
     review = db.get(Review, hold.review_id)
     document = db.get(Document, hold.document_id) if hold.document_id else None
+    case = db.get(Case, hold.case_id) if hold.case_id else None
+    assert hold.id is not None  # a hold shown is a hold stored
+    return schemas.Hold(
+        id=hold.id,
+        review=review.code if review else None,
+        document=document.reference if document else None,
+        reason=hold.reason,
+        order_reference=order_reference_of(vault, review, hold) if review else None,
+        state=hold.state,
+        requested_by=hold.requested_by,
+        requested_at=hold.requested_at,
+        placed_by=hold.placed_by,
+        placed_at=hold.placed_at,
+        lifted_by=hold.lifted_by,
+        lifted_at=hold.lifted_at,
+        scope=hold.scope,
+        case=case.reference if case else None,
+        lift_reason=hold.lift_reason,
+    )
 
-    def when(moment: datetime | None) -> str | None:
-        return as_utc(moment).isoformat() if moment else None
 
-    return {
-        "id": hold.id,
-        "review": review.code if review else None,
-        "document": document.reference if document else None,
-        "reason": hold.reason.value,
-        "order_reference": order_reference_of(vault, review, hold) if review else None,
-        "state": hold.state.value,
-        "requested_by": hold.requested_by,
-        "requested_at": when(hold.requested_at),
-        "placed_by": hold.placed_by,
-        "placed_at": when(hold.placed_at),
-        "lifted_by": hold.lifted_by,
-        "lifted_at": when(hold.lifted_at),
-    }
+def certificate_record(db: Session, certificate: Certificate) -> schemas.CertificateSummary:
+    review = db.get(Review, certificate.review_id)
+    return schemas.CertificateSummary(
+        reference=certificate.reference,
+        review=review.code if review else None,
+        issued_at=certificate.issued_at,
+        documents=certificate.documents,
+        key_fingerprint=certificate.key_fingerprint,
+    )
 
 
 def certificate_summary(db: Session, certificate: Certificate) -> dict[str, Any]:
-    review = db.get(Review, certificate.review_id)
-    return {
-        "reference": certificate.reference,
-        "review": review.code if review else None,
-        "issued_at": as_utc(certificate.issued_at).isoformat(),
-        "documents": certificate.documents,
-        "key_fingerprint": certificate.key_fingerprint,
-    }
+    return dump(certificate_record(db, certificate))

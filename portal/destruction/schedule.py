@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, func, or_
 from sqlmodel import Session, col, select
@@ -24,13 +24,15 @@ from portal.destruction.models import EarlyDestruction, EarlyState, Hold, HoldSt
 from portal.exchange.acting import Acting
 from portal.exchange.models import Document, DocumentState, Review, ReviewState
 
+Status = Literal["due", "scheduled", "held", "not_closed", "destroyed"]
+
 
 @dataclass(frozen=True)
 class Entry:
     """One review on the schedule."""
 
     review: Review
-    status: str  # due | scheduled | held | not_closed | destroyed
+    status: Status
     documents: int  # not yet destroyed
     held_documents: list[str] = field(default_factory=list)  # references
     review_holds: list[int] = field(default_factory=list)  # binding holds on the whole review
@@ -102,6 +104,7 @@ def entry_for(db: Session, review: Review, today: date) -> Entry:
     time_has_come = review.state is ReviewState.closed and (
         review.destroy_on <= today or (early is not None and early.state is EarlyState.approved)
     )
+    status: Status
     if review.state is ReviewState.destroyed:
         status = "destroyed"
     elif review_holds:

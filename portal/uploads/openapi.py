@@ -37,10 +37,14 @@ UPLOAD_STATE: Json = {
 PATHS: Json = {
     "/api/v1/uploads": {
         "options": {
+            "operationId": "tusDiscover",
+            "description": "What the server supports, in the Tus-* headers: no body.",
             "summary": "tus discovery: version, extensions, size limit, checksum algorithms",
             "responses": {"204": {"description": _NO_CONTENT}, **_errors(404)},
         },
         "post": {
+            "operationId": "createUpload",
+            "description": "The first step of a resumable upload: say how large the file is and what it is; send the bytes with PATCH to the Location.",
             "summary": "Create a resumable upload (tus creation). Upload-Metadata keys, each "
             "value base64: filename, review, and optionally filetype, request, case, sha256 "
             "(hex SHA-256 of the whole file, checked before the document is accepted).",
@@ -62,6 +66,8 @@ PATHS: Json = {
     },
     "/api/v1/uploads/{upload_id}": {
         "get": {
+            "operationId": "getUpload",
+            "description": "How many bytes arrived; once the last arrived, the document it became.",
             "summary": "An upload's progress, and its document once complete",
             "parameters": [UPLOAD_ID],
             "responses": {
@@ -73,6 +79,8 @@ PATHS: Json = {
             },
         },
         "patch": {
+            "operationId": "sendUploadBytes",
+            "description": "Resume from the offset the server has: a HEAD or GET says where it stands.",
             "summary": "Send the next bytes from Upload-Offset (tus core, with the checksum "
             "extension). The response to the last bytes carries Upload-Document-Reference.",
             "parameters": [
@@ -99,6 +107,8 @@ PATHS: Json = {
             },
         },
         "delete": {
+            "operationId": "cancelUpload",
+            "description": "Nothing of the file is kept.",
             "summary": "Cancel an upload (tus termination): every byte received is deleted",
             "parameters": [UPLOAD_ID, TUS_RESUMABLE],
             "responses": {"204": {"description": "Deleted."}, **_errors(404, 412)},

@@ -1,14 +1,23 @@
-"""Small JSON request bodies for the API: parsed strictly, with messages that name the field."""
+"""The API's JSON bodies: requests read within bounds and parsed strictly into a model, with
+messages that name the field; replies written from their models (``portal.schemas``).
+
+``parse_body`` reads the body with the bounds below (size, depth, an object) and only then
+validates it against the model, so a hostile body costs no more than it did before the models.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from portal.errors import Invalid
+from portal.schemas import Body, Reply
 from portal.web.bodies import JSON_MAX_BYTES, JSON_MAX_DEPTH, too_large
 from portal.web.requests import URLENCODED
 
@@ -29,10 +38,20 @@ async def json_body(
     (a hold on a case) does something wider (a hold on the whole review). ``optional``: a route
     that takes no body, or one with no required field, accepts an empty body as ``{}``.
     """
+    _, data = await read_json_object(request, optional=optional)
+    refuse_unknown(data, fields)
+    return data
+
+
+async def read_json_object(
+    request: Request, *, optional: bool = False
+) -> tuple[bytes, dict[str, Any]]:
+    """The body's bytes and the JSON object they hold, within the size and depth bounds; an
+    empty body (``optional`` only) is ``b""`` and ``{}``."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     # A form (parsed already by web.access.route, so not to be read again) is never JSON.
     if optional and content_type != URLENCODED and not await request.body():
-        return {}
+        return b"", {}
     if content_type != "application/json":
         raise Invalid(
             "Send the body as JSON (Content-Type: application/json).", code="invalid_body"
@@ -54,6 +73,11 @@ async def json_body(
         raise too_deep
     if not isinstance(data, dict):
         raise Invalid("The body must be a JSON object.", code="invalid_body")
+    return body, data
+
+
+def refuse_unknown(data: dict[str, Any], fields: frozenset[str]) -> None:
+    """A 400 ``unknown_field`` naming every field of ``data`` not in ``fields``."""
     unknown = sorted(set(data) - fields)
     if unknown:
         takes = (
@@ -64,7 +88,6 @@ async def json_body(
             "Nothing was changed.",
             code="unknown_field",
         )
-    return data
 
 
 def depth(value: Any) -> int:
@@ -109,3 +132,53 @@ def date_field(data: dict[str, Any], name: str) -> date:
         raise Invalid(
             f"The field {name!r} must be a date such as 2026-03-31.", code="invalid_body"
         ) from None
+
+
+BodyT = TypeVar("BodyT", bound=Body)
+
+
+async def parse_body(request: Request, model: type[BodyT], *, optional: bool = False) -> BodyT:
+    """The request's JSON body as ``model``; 400 ``unknown_field`` for a field the model does not
+    take, 400 ``invalid_body`` naming the first field of the wrong type or missing.
+
+    ``optional``: a route that takes no body, or one with no required field, accepts an empty
+    body as ``{}``.
+    """
+    raw, data = await read_json_object(request, optional=optional)
+    refuse_unknown(data, frozenset(model.model_fields))
+    try:
+        # From the JSON text, strictly: a date is a string such as 2026-03-31, never a number.
+        return model.model_validate_json(raw or b"{}", strict=True)
+    except ValidationError as invalid:
+        raise _problem(model, invalid.errors()[0]) from None
+
+
+_KIND = {
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "date_type": "a date such as 2026-03-31",
+    "date_parsing": "a date such as 2026-03-31",
+    "date_from_datetime_parsing": "a date such as 2026-03-31",
+    "list_type": "a list",
+}
+
+
+def _problem(model: type[Body], error: ErrorDetails) -> Invalid:
+    location = error["loc"]
+    name = str(location[0]) if location else ""
+    field = model.model_fields.get(name)
+    if error["type"] == "missing" or (
+        error.get("input") is None and field is not None and field.is_required()
+    ):
+        return Invalid(f"The field {name!r} is required.", code="invalid_body")
+    kind = _KIND.get(error["type"])
+    if kind is not None and len(location) == 1:
+        return Invalid(f"The field {name!r} must be {kind}.", code="invalid_body")
+    return Invalid(f"The field {name!r} is not valid: {error['msg']}.", code="invalid_body")
+
+
+def json_reply(value: Reply, status_code: int = 200) -> JSONResponse:
+    """``value`` written as the API writes it: the model's JSON, nothing else."""
+    return JSONResponse(value.model_dump(mode="json"), status_code=status_code)

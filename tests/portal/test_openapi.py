@@ -44,6 +44,19 @@ def test_every_api_route_is_described_and_nothing_else() -> None:
     assert described - served == set(), "the OpenAPI document describes routes that do not exist"
 
 
+def test_every_operation_has_a_unique_operation_id_and_a_description() -> None:
+    operations = [
+        (method, path, operation)
+        for path, methods in document()["paths"].items()
+        for method, operation in methods.items()
+    ]
+    ids = [operation.get("operationId") for _, _, operation in operations]
+    assert all(isinstance(i, str) and re.fullmatch(r"[a-z][A-Za-z]+", i) for i in ids), ids
+    assert len(set(ids)) == len(ids), "an operationId is used twice"
+    undescribed = [(m, p) for m, p, operation in operations if not operation.get("description")]
+    assert undescribed == []
+
+
 def test_the_document_is_served_and_references_resolve(exchange: Exchange) -> None:
     response = exchange.client.get("/api/v1/openapi.json")
     assert response.status_code == 200

@@ -23,6 +23,7 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("GET", "/healthz"): ("/healthz", everyone(200)),
     ("GET", "/readyz"): ("/readyz", everyone(200)),
     ("GET", "/api/v1/openapi.json"): ("/api/v1/openapi.json", everyone(200)),
+    ("GET", "/docs/api"): ("/docs/api", everyone(200)),
     ("GET", "/sign-in"): ("/sign-in", {**everyone(303), "anonymous": 200}),
     # An empty form: the public route answers everyone with "enter your email".
     ("POST", "/sign-in"): ("/sign-in", everyone(400)),
