@@ -1,6 +1,6 @@
 """API shapes written once: a pydantic model parses a request body (``web.jsonbody.parse_body``),
 writes a response (``web.jsonbody.json_reply``) and is its schema in the OpenAPI document
-(``portal.openapi`` collects the models). Each domain package keeps its shapes in ``schemas.py``;
+(``portal.web.openapi`` collects the models). Each domain package keeps its shapes in ``schemas.py``;
 this module holds what they share, and knows nothing of HTTP.
 
     Body       a request body: strict types, and a field the model does not name is a 400

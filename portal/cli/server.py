@@ -51,8 +51,8 @@ def require_current_schema(settings: Settings) -> None:
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
-    from portal.app import create_app
     from portal.logs import install_access_log_redaction
+    from portal.web.app import create_app
 
     require_current_schema(settings)
     install_access_log_redaction()
@@ -65,7 +65,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         port=port,
         log_level=settings.log_level,
         # Forwarded headers are applied by the app itself, from PORTAL_TRUSTED_PROXIES only
-        # (portal/app.py); uvicorn's own default would trust any local caller's.
+        # (portal/web/app.py); uvicorn's own default would trust any local caller's.
         proxy_headers=False,
         server_header=False,
         date_header=True,

@@ -1,4 +1,4 @@
-"""The one boundary where exceptions become HTTP responses (handlers installed by portal.app).
+"""The one boundary where exceptions become HTTP responses (handlers installed by portal.web.app).
 
 Errors raised anywhere below a handler are ``portal.errors.PortalError``s and know nothing of
 HTTP; this module maps each kind to its status (``STATUS``; the nearest class in an error's MRO
@@ -36,7 +36,7 @@ from portal.uploads.errors import PartChecksumMismatch, VersionUnsupported
 from portal.web.rendering import render
 from storage import KeyNotFound
 
-logger = logging.getLogger("portal.app")
+logger = logging.getLogger("portal.web.app")
 
 STATUS: dict[type[PortalError], int] = {
     Refusal: 400,

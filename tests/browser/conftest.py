@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from portal.app import create_app
 from portal.settings import ClamdAddress, Settings
 from portal.setup import initialise
+from portal.web.app import create_app
 from tests.harness.serving import serving
 from tests.portal.conftest import SettableClock, cheap_hasher
 

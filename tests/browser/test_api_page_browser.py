@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from portal.openapi import document
+from portal.web.openapi import document
 from tests.browser.conftest import LiveServer, assert_accessible, screenshot
 
 pytestmark = pytest.mark.browser

@@ -11,10 +11,10 @@ from playwright.sync_api import Page, expect
 from starlette.testclient import TestClient
 
 import audit
-from portal.app import create_app
 from portal.auditing import SIGNING_KEY_FILE
 from portal.console import alerts
 from portal.db import make_engine
+from portal.web.app import create_app
 from tests.browser.conftest import LiveServer, assert_accessible, screenshot
 from tests.harness.waiting import PATIENCE
 from tests.portal.conftest import (

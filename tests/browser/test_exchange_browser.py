@@ -12,8 +12,8 @@ from playwright.sync_api import Browser, FilePayload, Page, Route, expect
 from starlette.testclient import TestClient
 
 from audit import EventFilter, search
-from portal.app import create_app
 from portal.db import make_engine
+from portal.web.app import create_app
 from tests.browser.conftest import LiveServer, assert_accessible, screenshot
 from tests.portal.conftest import (
     Person,

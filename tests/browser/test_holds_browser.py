@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from starlette.testclient import TestClient
 
-from portal.app import create_app
+from portal.web.app import create_app
 from tests.browser.conftest import LiveServer, assert_accessible, screenshot
 from tests.browser.test_console_browser import sign_in
 from tests.portal.conftest import (

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from starlette.testclient import TestClient
 
-from portal.app import create_app
+from portal.web.app import create_app
 from tests.browser.conftest import LiveServer
 from tests.browser.test_console_browser import check, sign_in
 from tests.harness.waiting import PATIENCE

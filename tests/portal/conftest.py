@@ -19,13 +19,13 @@ from starlette.testclient import TestClient
 from portal.accounts import users
 from portal.accounts.models import Role
 from portal.accounts.passwords import PasswordHasher
-from portal.app import create_app
 from portal.blobs import open_keys
 from portal.db import make_engine
 from portal.keys import secret_box
 from portal.models import OrganisationKind
 from portal.settings import ClamdAddress, Settings
 from portal.setup import initialise
+from portal.web.app import create_app
 from tests.harness.clamd import TEST_MAX_UPLOAD_BYTES
 
 PASSWORD = "correct horse battery staple"

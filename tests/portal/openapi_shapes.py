@@ -17,7 +17,7 @@ import httpx
 import jsonschema_rs
 from starlette.testclient import TestClient
 
-from portal.openapi import document
+from portal.web.openapi import document
 
 OPERATIONS = ("get", "post", "put", "patch", "delete", "options")
 

@@ -29,7 +29,6 @@ from sqlalchemy import MetaData, func, select
 from sqlmodel import Session, col
 from starlette.testclient import TestClient
 
-from portal.app import create_app
 from portal.blobs import open_blob_store, open_vault
 from portal.cli import main
 from portal.db import make_engine
@@ -38,6 +37,7 @@ from portal.exchange.models import Document, Review
 from portal.runtime import build_runtime
 from portal.settings import ClamdAddress, Settings
 from portal.setup import initialise
+from portal.web.app import create_app
 from portal.worker import Worker
 from storage import KeyDestroyed
 from tests.harness.clamd import TEST_MAX_UPLOAD_BYTES

@@ -29,7 +29,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 import audit
-from portal.app import create_app
 from portal.blobs import open_vault
 from portal.clamd_local import EICAR
 from portal.cli import main
@@ -37,6 +36,7 @@ from portal.cli.download import local_file_name
 from portal.db import make_engine
 from portal.exchange.models import Review, ReviewMember, ReviewOrganisation
 from portal.references import new_reference
+from portal.web.app import create_app
 from tests.harness.ports import free_port
 from tests.harness.serving import serving
 from tests.portal.conftest import Exchange, World, cheap_hasher

@@ -15,8 +15,8 @@ import pytest
 import requests
 from click.testing import CliRunner, Result
 
-from portal.app import create_app
 from portal.cli import main
+from portal.web.app import create_app
 from tests.harness.ports import free_port
 from tests.harness.serving import serving
 from tests.portal.conftest import Exchange, cheap_hasher

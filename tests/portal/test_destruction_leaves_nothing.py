@@ -30,11 +30,11 @@ from psycopg import sql
 from sqlalchemy import MetaData, select
 from starlette.testclient import TestClient
 
-from portal.app import create_app
 from portal.cli import main
 from portal.db import make_engine
 from portal.runtime import build_runtime
 from portal.settings import Settings
+from portal.web.app import create_app
 from portal.worker import Worker
 from tests.harness.database import sqlalchemy_url
 from tests.portal.conftest import (

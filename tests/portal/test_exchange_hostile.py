@@ -20,7 +20,6 @@ from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 from audit.tables import event_table
-from portal.app import create_app
 from portal.audit_vocabulary import Action
 from portal.blobs import open_vault
 from portal.clamd_local import EICAR, start_local_clamd
@@ -29,6 +28,7 @@ from portal.exchange.models import Document
 from portal.exchange.sweep import sweep_orphan_blobs
 from portal.runtime import build_runtime
 from portal.settings import Settings
+from portal.web.app import create_app
 from portal.worker import Worker
 from tests.harness.clamd import TEST_MAX_UPLOAD_BYTES
 from tests.harness.ports import free_port

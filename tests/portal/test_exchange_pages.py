@@ -124,7 +124,7 @@ def test_review_page_shows_each_caller_only_what_they_may_see(
 def test_documents_are_paginated_newest_first(
     exchange: Exchange, world: World, clock: SettableClock, second_client: Callable[[], TestClient]
 ) -> None:
-    from portal.exchange import pages
+    from portal.web.exchange import pages
 
     refs = [
         exchange.upload("uploader", MINUTES + bytes([65 + i])).json()["reference"]

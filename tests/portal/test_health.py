@@ -12,10 +12,10 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from portal.app import create_app
 from portal.clamd_local import start_local_clamd
 from portal.settings import ClamdAddress, Settings
 from portal.setup import initialise
+from portal.web.app import create_app
 from tests.harness.clamd import TEST_MAX_UPLOAD_BYTES
 from tests.harness.ports import free_port
 from tests.harness.seaweedfs import S3Server

@@ -16,13 +16,13 @@ from click.testing import CliRunner, Result
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from portal.app import create_app
 from portal.blobs import open_keys, open_vault
 from portal.cli import main
 from portal.db import make_engine
 from portal.exchange.models import Review, ReviewState
 from portal.keys import KeyServiceRefused
 from portal.settings import Settings
+from portal.web.app import create_app
 from storage import FolderKeyService
 from tests.harness.softhsm import SoftHsm
 from tests.portal.conftest import Exchange, World, api_token

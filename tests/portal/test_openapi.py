@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from portal.app import create_app, routes
-from portal.openapi import document
 from portal.web.access import RuledRoute
+from portal.web.app import create_app, routes
+from portal.web.openapi import document
 from tests.harness.serving import serving
 from tests.portal.conftest import Exchange, cheap_hasher
 

@@ -18,7 +18,6 @@ from starlette.testclient import TestClient
 from portal import policy
 from portal.accounts.caller import Caller
 from portal.accounts.models import Role, User
-from portal.app import routes
 from portal.auditing import Origin
 from portal.db import make_engine
 from portal.exchange import documents
@@ -27,6 +26,7 @@ from portal.exchange.errors import NotFound
 from portal.exchange.models import Document, Review
 from portal.runtime import build_runtime
 from portal.web.access import RuledRoute
+from portal.web.app import routes
 from tests.portal.conftest import Exchange, sign_in
 
 CONTENT_ROUTES = ("/api/v1/documents/{ref}/content", "/documents/{ref}/download")

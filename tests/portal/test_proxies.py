@@ -16,10 +16,10 @@ from starlette.testclient import TestClient
 
 from audit.tables import event_table
 from portal.accounts.models import Throttle
-from portal.app import create_app
 from portal.audit_vocabulary import Action
 from portal.db import make_engine
 from portal.settings import Settings, SettingsError
+from portal.web.app import create_app
 from tests.portal.conftest import World, cheap_hasher, csrf_from
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

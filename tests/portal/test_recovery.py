@@ -38,7 +38,6 @@ from starlette.testclient import TestClient
 
 import audit
 from portal.accounts.models import User
-from portal.app import create_app
 from portal.auditing import Origin
 from portal.cli import main
 from portal.db import make_engine
@@ -53,6 +52,7 @@ from portal.uploads import sessions
 from portal.uploads.errors import OffsetConflict
 from portal.uploads.models import UploadSession, UploadState
 from portal.uploads.recovery import abandoned_completions, finish_abandoned_uploads
+from portal.web.app import create_app
 from tests.harness.ports import free_port
 from tests.harness.serving import serving
 from tests.harness.waiting import PATIENCE, wait_until

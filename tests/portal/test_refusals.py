@@ -17,12 +17,12 @@ from starlette.testclient import TestClient
 import audit
 from portal.accounts import tokens
 from portal.accounts.models import ApiToken, Role, User
-from portal.app import routes
 from portal.audit_vocabulary import Action, TargetKind
 from portal.db import make_engine
 from portal.references import new_reference
 from portal.runtime import build_runtime
 from portal.web.access import RuledRoute
+from portal.web.app import routes
 from portal.worker import Worker
 from tests.portal.conftest import Exchange, World, api_token, cheap_hasher, csrf_from, sign_in
 

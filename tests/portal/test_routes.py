@@ -13,8 +13,8 @@ import pytest
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from portal.app import routes
 from portal.web.access import RuledRoute
+from portal.web.app import routes
 from tests.portal.conftest import Exchange, SettableClock, World, csrf_from, sign_in
 from tests.portal.route_rules import SIGNED_IN, WHO, api_for, everyone, page_for
 

@@ -20,10 +20,10 @@ from portal.accounts import users
 from portal.accounts.models import RecoveryCode, User, WebSession
 from portal.accounts.secrets import SecretBox, digest
 from portal.accounts.signin import SignIn, SignInRefused
-from portal.app import create_app
 from portal.audit_vocabulary import Action
 from portal.auditing import Auditor, Origin
 from portal.db import make_engine
+from portal.web.app import create_app
 from tests.portal.conftest import (
     PASSWORD,
     SettableClock,

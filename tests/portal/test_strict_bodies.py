@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-from portal.openapi import document
+from portal.web.openapi import document
 from tests.portal.conftest import Exchange
 
 EXTRA = "surplus_field"

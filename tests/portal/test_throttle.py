@@ -21,11 +21,11 @@ from starlette.testclient import TestClient
 from audit.tables import event_table
 from portal.accounts.secrets import SecretBox
 from portal.accounts.signin import SignIn, SignInRefused
-from portal.app import create_app
 from portal.audit_vocabulary import Action
 from portal.auditing import Auditor, Origin
 from portal.cli import main
 from portal.db import make_engine
+from portal.web.app import create_app
 from tests.portal.conftest import Person, SettableClock, World, cheap_hasher, csrf_from, sign_in
 
 COUNCIL = "198.51.100.20"

@@ -22,13 +22,13 @@ import pytest
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from portal.app import create_app
 from portal.blobs import open_vault
 from portal.clamd_local import EICAR
 from portal.db import make_engine
 from portal.exchange.sweep import sweep_orphan_blobs
 from portal.uploads.models import UploadPart, UploadSession
 from portal.uploads.sweep import expire_uploads, part_blob_ids
+from portal.web.app import create_app
 from tests.harness.serving import serving
 from tests.harness.waiting import PATIENCE
 from tests.portal.conftest import Exchange, cheap_hasher, sign_in

@@ -12,16 +12,16 @@ from starlette.responses import JSONResponse
 
 from portal import __version__
 from portal.accounts import schemas as accounts
-from portal.console import openapi as console_paths
-from portal.destruction import openapi as destruction_paths
 from portal.exchange.models import DocumentKind, DocumentState, ReviewState, WithdrawReason
-from portal.openapi_parts import Json, with_schemas
-from portal.openapi_parts import errors as _errors
-from portal.openapi_parts import json_response as _json
-from portal.openapi_parts import operation as _operation
-from portal.openapi_parts import path_parameter as _path
-from portal.openapi_parts import query_parameter as _query
-from portal.uploads import openapi as upload_paths
+from portal.web.console import openapi as console_paths
+from portal.web.destruction import openapi as destruction_paths
+from portal.web.openapi_parts import Json, with_schemas
+from portal.web.openapi_parts import errors as _errors
+from portal.web.openapi_parts import json_response as _json
+from portal.web.openapi_parts import operation as _operation
+from portal.web.openapi_parts import path_parameter as _path
+from portal.web.openapi_parts import query_parameter as _query
+from portal.web.uploads import openapi as upload_paths
 
 
 def _ref(name: str) -> Json:

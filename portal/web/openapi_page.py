@@ -1,5 +1,5 @@
 """The API reference as a page (/docs/api): every operation, its parameters and answers, and every
-schema, read from the same OpenAPI document scripts fetch (portal.openapi).
+schema, read from the same OpenAPI document scripts fetch (portal.web.openapi).
 
 Rendered on the server with the design system's classes, so it needs no JavaScript and no CDN
 (the CSP allows neither inline script nor another origin).
@@ -14,8 +14,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal import openapi
-from portal.openapi_parts import Json
+from portal.web import openapi
+from portal.web.openapi_parts import Json
 from portal.web.rendering import render
 
 METHODS = ("get", "post", "put", "patch", "delete", "options")

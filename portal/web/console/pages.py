@@ -20,10 +20,8 @@ from portal import errors as portal_errors
 from portal.accounts.models import Role
 from portal.console import alerts, display, history, integrity, overview
 from portal.console.anomalies import WINDOW, find_anomalies
-from portal.console.api import SUBJECT_ACCESS_FORMATS, export_response, subject_access_response
 from portal.console.search import cursor, find_events, read_filters, record_search
 from portal.console.subject_access import for_page, view_subject_access
-from portal.destruction import api as destruction_api
 from portal.destruction import early, holds, services
 from portal.destruction.models import HoldReason, HoldState, LiftReason
 from portal.destruction.record import certificate_summary
@@ -32,6 +30,8 @@ from portal.exchange.errors import InvalidReference, NotFound, Refused
 from portal.references import parse_reference
 from portal.web.access import form_value, roles, route
 from portal.web.bodies import STREAMED
+from portal.web.console.api import SUBJECT_ACCESS_FORMATS, export_response, subject_access_response
+from portal.web.destruction import api as destruction_api
 from portal.web.errors import refusal_status
 from portal.web.rendering import render
 from portal.web.requests import acting_of, runtime_of, submitted_form

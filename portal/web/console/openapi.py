@@ -1,4 +1,4 @@
-"""The console API's part of the OpenAPI document (merged by portal.openapi); its responses are
+"""The console API's part of the OpenAPI document (merged by portal.web.openapi); its responses are
 the models of console.schemas."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 from audit import Outcome
 from portal.audit_vocabulary import Action
 from portal.console import schemas
-from portal.openapi_parts import Json, operation
-from portal.openapi_parts import errors as _errors
-from portal.openapi_parts import json_response as _json
-from portal.openapi_parts import path_parameter as _path
-from portal.openapi_parts import query_parameter as _query
+from portal.web.openapi_parts import Json, operation
+from portal.web.openapi_parts import errors as _errors
+from portal.web.openapi_parts import json_response as _json
+from portal.web.openapi_parts import path_parameter as _path
+from portal.web.openapi_parts import query_parameter as _query
 
 FILTERS = [
     _query("actor", "A user's id or email address.", {"type": "string", "maxLength": 320}),

@@ -22,7 +22,7 @@ from portal.accounts.models import Role
 from portal.destruction.models import Certificate
 from portal.destruction.receipts import receipt_of
 from portal.errors import NotAllowed, Refusal
-from portal.exchange import api, documents, reviews
+from portal.exchange import documents, reviews
 from portal.exchange.acting import Acting
 from portal.exchange.asking import RequestView, view_request
 from portal.exchange.documents import DocumentFilter, UploadTarget
@@ -52,6 +52,7 @@ from portal.text import is_whole_number
 from portal.web.access import ANY_USER, check_form_token, form_value, principal_of, roles, route
 from portal.web.bodies import FORM_MAX_BYTES, STREAMED
 from portal.web.errors import refusal_status
+from portal.web.exchange import api
 from portal.web.rendering import render
 from portal.web.requests import acting_of, ingest_of, runtime_of, scan_after, submitted_form
 from storage import Vault

@@ -1,7 +1,7 @@
 """``/api/v1/uploads``: a tus 1.0 server (core, creation, termination, checksum).
 
 Thin handlers over ``portal.uploads.sessions``. Every response carries ``Tus-Resumable`` (added
-around each route, so the error responses made in portal.app carry it too).
+around each route, so the error responses made in portal.web.app carry it too).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The resumable upload endpoint's part of the OpenAPI document (merged by portal.openapi)."""
+"""The resumable upload endpoint's part of the OpenAPI document (merged by portal.web.openapi)."""
 
 from __future__ import annotations
 
-from portal.openapi_parts import Json, parameter
-from portal.openapi_parts import errors as _errors
+from portal.web.openapi_parts import Json, parameter
+from portal.web.openapi_parts import errors as _errors
 
 
 def header_(name: str, description: str, schema: Json, *, required: bool = False) -> Json:

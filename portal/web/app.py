@@ -16,24 +16,25 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from portal import health, openapi, openapi_page
-from portal.accounts import account_views
-from portal.accounts import views as account_pages
+from portal import health
 from portal.accounts.passwords import PasswordHasher
-from portal.console.web import ROUTES as CONSOLE_ROUTES
-from portal.destruction.web import ROUTES as DESTRUCTION_ROUTES
-from portal.exchange import api as exchange_api
-from portal.exchange import manage_pages
-from portal.exchange import pages as exchange_pages
 from portal.runtime import Clock, Runtime, build_runtime, utc_now
 from portal.scanning import Scanner
 from portal.settings import Settings
-from portal.uploads import api as uploads_api
 from portal.web import errors as web_errors
+from portal.web import openapi, openapi_page
 from portal.web.access import PUBLIC, route
+from portal.web.accounts import pages as account_views
+from portal.web.accounts import signin as account_pages
+from portal.web.console.routes import ROUTES as CONSOLE_ROUTES
+from portal.web.destruction.routes import ROUTES as DESTRUCTION_ROUTES
+from portal.web.exchange import api as exchange_api
+from portal.web.exchange import manage_pages
+from portal.web.exchange import pages as exchange_pages
 from portal.web.middleware import SecurityHeaders
 from portal.web.readiness import may_see_details
 from portal.web.rendering import make_environment
+from portal.web.uploads import api as uploads_api
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -79,7 +80,9 @@ def routes() -> list[BaseRoute]:
         *uploads_api.ROUTES,
         *DESTRUCTION_ROUTES,
         *CONSOLE_ROUTES,
-        Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+        Mount(
+            "/static", StaticFiles(directory=Path(__file__).parent.parent / "static"), name="static"
+        ),
     ]
 
 

@@ -1,14 +1,14 @@
-"""The destruction API's part of the OpenAPI document (merged by portal.openapi); its bodies and
+"""The destruction API's part of the OpenAPI document (merged by portal.web.openapi); its bodies and
 responses are the models of destruction.schemas."""
 
 from __future__ import annotations
 
 from portal.destruction import schemas
-from portal.openapi_parts import Json, operation
-from portal.openapi_parts import errors as _errors
-from portal.openapi_parts import json_body as _body
-from portal.openapi_parts import json_response as _json
-from portal.openapi_parts import path_parameter as _path
+from portal.web.openapi_parts import Json, operation
+from portal.web.openapi_parts import errors as _errors
+from portal.web.openapi_parts import json_body as _body
+from portal.web.openapi_parts import json_response as _json
+from portal.web.openapi_parts import path_parameter as _path
 
 
 def _flag(name: str, description: str) -> Json:

@@ -1,0 +1,1 @@
+"""The accounts routes: API and pages."""

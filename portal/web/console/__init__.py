@@ -1,0 +1,1 @@
+"""The console routes: API and pages."""

@@ -1,0 +1,1 @@
+"""The destruction routes: API and pages."""

@@ -1,0 +1,1 @@
+"""The exchange routes: API and pages."""

@@ -1,0 +1,1 @@
+"""The uploads routes: API and pages."""
