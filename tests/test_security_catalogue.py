@@ -33,6 +33,6 @@ def test_the_hostile_test_table_matches_the_suite(request: pytest.FixtureRequest
 
 def test_the_count_sees_a_test_go_missing() -> None:
     """A pattern whose test has gone is reported, so the table cannot silently shrink."""
-    found, unmatched = counts(["tests/portal/test_routes.py::test_something[sqlite]"])
+    found, unmatched = counts(["tests/portal/web/test_routes.py::test_something[sqlite]"])
     assert found["Authorisation matrix"] == 1
     assert "tests/storage/test_tamper.py::*" in unmatched

@@ -32,7 +32,7 @@ async def json_body(
     request: Request, *, fields: frozenset[str], optional: bool = False
 ) -> dict[str, Any]:
     """The request's JSON object; a field not in ``fields`` is refused by name (every route
-    says what it takes: tests/portal/test_strict_bodies.py posts an extra field to each).
+    says what it takes: tests/portal/web/test_strict_bodies.py posts an extra field to each).
 
     Threat: a field the route does not know is silently dropped, so a request meant to be narrow
     (a hold on a case) does something wider (a hold on the whole review). ``optional``: a route

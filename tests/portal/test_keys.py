@@ -25,8 +25,8 @@ from portal.settings import Settings
 from portal.web.app import create_app
 from storage import FolderKeyService
 from tests.harness.softhsm import SoftHsm
+from tests.portal.cli.test_cli_exchange import create_args
 from tests.portal.conftest import Exchange, World, api_token
-from tests.portal.test_cli_exchange import create_args
 
 KEY_FILE_SUFFIXES = {".pem", ".key", ".json"}
 

@@ -22,7 +22,7 @@ from portal.runtime import build_runtime
 from portal.scanning import CHUNK, Scanner, ScannerUnavailable
 from tests.harness.fake_clamd import BAD_ANSWERS, fake_clamd
 from tests.portal.conftest import Exchange
-from tests.portal.test_recovery import pending_document
+from tests.portal.uploads.test_recovery import pending_document
 
 # Short enough that the hanging scanner costs half a second; long enough for a loopback answer.
 TIMEOUT = 0.5

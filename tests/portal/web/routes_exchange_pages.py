@@ -1,4 +1,4 @@
-"""Access-table rows for the exchange's pages (merged into tests/portal/test_routes.py's TABLE).
+"""Access-table rows for the exchange's pages (merged into tests/portal/web/test_routes.py's TABLE).
 
 Same world as the API rows: an open review SWG24 ({review}) asking the uploader's organisation for
 records, the inspector on its team, and {document}, a clean record the uploader sent. Forms are
@@ -8,7 +8,7 @@ its harmless result, one it stops gets 404, and an anonymous caller is sent to s
 
 from __future__ import annotations
 
-from tests.portal.route_rules import SIGNED_IN, page_for
+from tests.portal.web.route_rules import SIGNED_IN, page_for
 
 TEAM = ("inspector", "lead")
 UPLOADERS = ("uploader", *TEAM)

@@ -1,4 +1,4 @@
-"""Access-table rows for the exchange's JSON API (see tests/portal/test_routes.py).
+"""Access-table rows for the exchange's JSON API (see tests/portal/web/test_routes.py).
 
 The table runs against an open review SWG24 ({review}) that asks the uploader's organisation for
 records, with the inspector on its team, and {document}: a clean document the uploader sent.
@@ -8,7 +8,7 @@ handler), one it stops gets 404 (or 401 without a token), and nothing changes.
 
 from __future__ import annotations
 
-from tests.portal.route_rules import SIGNED_IN, api_for
+from tests.portal.web.route_rules import SIGNED_IN, api_for
 
 TEAM = ("inspector", "lead")
 EVERY_SIGNED_IN = api_for(*SIGNED_IN)

@@ -129,7 +129,7 @@ def test_a_review_closes_its_date_comes_and_the_worker_destroys_it(
     ]
     assert client.get("/api/v1/destruction/schedule", headers=tokens["uploader"]).status_code == 404
     # The clock jumped two months with no worker signing the log: the DPOs are alerted to that
-    # too (tests/portal/test_alerts.py); here, the destruction notices.
+    # too (tests/portal/console/test_alerts.py); here, the destruction notices.
     notices = [(to, m) for to, m in mails.messages if not m["Subject"].startswith("Portal audit")]
     recipients = sorted(to for rcpt, _ in notices for to in rcpt)
     people = world.people

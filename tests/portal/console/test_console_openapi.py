@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.portal.conftest import Exchange
-from tests.portal.test_openapi import _exercise, live_portal  # noqa: F401 (a fixture)
+from tests.portal.web.test_openapi import _exercise, live_portal  # noqa: F401 (a fixture)
 
 
 @pytest.mark.slow

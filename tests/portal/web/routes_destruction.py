@@ -1,4 +1,4 @@
-"""Access-table rows for destruction (merged into tests/portal/test_routes.py).
+"""Access-table rows for destruction (merged into tests/portal/web/test_routes.py).
 
 The table runs against the open review SWG24: nothing can be destroyed, so a caller the rule lets
 through gets 409 (early destruction of an open review), 400 (a form body where JSON is expected,
@@ -8,7 +8,7 @@ a token, 303 to sign in for a page). Nothing changes.
 
 from __future__ import annotations
 
-from tests.portal.route_rules import api_for, page_for
+from tests.portal.web.route_rules import api_for, page_for
 
 WATCHERS = ("lead", "dpo")
 MISTYPED = "0000-0000-0001"  # the check character is wrong: "invalid reference"

@@ -20,7 +20,7 @@ from portal.web.app import create_app
 from tests.harness.ports import free_port
 from tests.harness.serving import serving
 from tests.portal.conftest import Exchange, cheap_hasher
-from tests.portal.test_tus import ELF, RECORD
+from tests.portal.uploads.test_tus import ELF, RECORD
 
 CHUNK = 64 * 1024
 

@@ -41,7 +41,7 @@ from tests.harness.ports import free_port
 from tests.harness.serving import serving
 from tests.portal.conftest import Exchange, World, cheap_hasher
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MINUTES = b"Minutes of the case conference.\nPresent: social worker, team lead.\n" * 400
 
 
@@ -543,7 +543,7 @@ def test_the_upload_benchmark_judges_the_figures_it_reports() -> None:
 def test_a_rejected_document_is_told_from_one_not_scanned_yet(
     exchange: Exchange, live_url: str, folder: Path, tmp_path: Path
 ) -> None:
-    from tests.portal.test_recovery import pending_document
+    from tests.portal.uploads.test_recovery import pending_document
 
     pending = pending_document(exchange)  # uploaded while the scanner was down: not scanned yet
     infected = exchange.upload("uploader", EICAR, "notes.txt")

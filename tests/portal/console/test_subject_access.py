@@ -92,7 +92,7 @@ def test_an_upload_event_names_its_case(exchange: Exchange) -> None:
 
 
 def test_a_resumable_upload_event_names_its_case_too(exchange: Exchange) -> None:
-    from tests.portal.test_tus import RECORD, patch, start
+    from tests.portal.uploads.test_tus import RECORD, patch, start
 
     case = exchange.client.post("/api/v1/reviews/SWG24/cases", headers=exchange.tokens["uploader"])
     reference = case.json()["reference"]

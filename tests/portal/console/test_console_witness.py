@@ -24,7 +24,7 @@ from portal.runtime import build_runtime
 from portal.worker import Worker
 from tests.audit.test_witness import _cut_back_to
 from tests.portal.conftest import Exchange, cheap_hasher, csrf_from
-from tests.portal.test_console import _dpo, _public_key, _uploaded
+from tests.portal.console.test_console import _dpo, _public_key, _uploaded
 
 
 @dataclass

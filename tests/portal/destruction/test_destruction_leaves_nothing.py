@@ -45,7 +45,7 @@ from tests.portal.conftest import (
     api_token,
     cheap_hasher,
 )
-from tests.portal.test_tus import RECORD, patch, start
+from tests.portal.uploads.test_tus import RECORD, patch, start
 
 CONTENT = b"Chronology of involvement, 2019-2026. Home visits, case conferences.\n" * 40
 

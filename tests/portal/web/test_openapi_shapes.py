@@ -14,7 +14,7 @@ from typing import Any
 from portal.runtime import build_runtime
 from portal.worker import Worker
 from tests.portal.conftest import Exchange, cheap_hasher
-from tests.portal.openapi_shapes import ShapeCheck
+from tests.portal.web.openapi_shapes import ShapeCheck
 
 CONTENT = b"Minutes of the meeting of the review team.\n" * 20
 

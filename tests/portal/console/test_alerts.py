@@ -35,7 +35,7 @@ from portal.worker import Worker
 from tests.harness.mail import Inbox, smtp_server
 from tests.portal.conftest import Exchange, World, cheap_hasher, csrf_from, sign_in
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ADDRESS = "testclient"  # the client address Starlette's TestClient reports
 NIGHT = datetime(2026, 11, 3, 21, 0, tzinfo=UTC)  # a Tuesday, 21:00 UK time (GMT)
 

@@ -57,7 +57,7 @@ from tests.harness.ports import free_port
 from tests.harness.serving import serving
 from tests.harness.waiting import PATIENCE, wait_until
 from tests.portal.conftest import Exchange, SettableClock, World, cheap_hasher
-from tests.portal.test_tus import RECORD, blob_ids, head, part_rows, patch, start
+from tests.portal.uploads.test_tus import RECORD, blob_ids, head, part_rows, patch, start
 
 PORTAL = str(Path(sys.executable).parent / "portal")
 

@@ -1,4 +1,4 @@
-"""Access-table rows for the resumable upload endpoint (merged into tests/portal/test_routes.py).
+"""Access-table rows for the resumable upload endpoint (merged into tests/portal/web/test_routes.py).
 
 Each row: (METHOD, routed path) -> (path to request, with {placeholders} filled by the table test,
 {who: expected status}). The upload id is made up: a caller the rule lets through reaches the
@@ -8,7 +8,7 @@ one it stops gets 404 (or 401 without a token). Nothing changes.
 
 from __future__ import annotations
 
-from tests.portal.route_rules import api_for
+from tests.portal.web.route_rules import api_for
 
 UPLOADERS = ("uploader", "inspector", "lead")
 MADE_UP = "/api/v1/uploads/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"

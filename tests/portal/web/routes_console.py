@@ -1,4 +1,4 @@
-"""Access-table rows for the DPO console (merged into tests/portal/test_routes.py).
+"""Access-table rows for the DPO console (merged into tests/portal/web/test_routes.py).
 
 DPOs only: every other role gets 404 (401 without a token on the API, 303 to sign in for a page).
 Against the open review SWG24 with one uploaded document: a DPO's empty forms are refused (400),
@@ -8,7 +8,7 @@ mistyped certificate reference is invalid (400). Nothing is destroyed.
 
 from __future__ import annotations
 
-from tests.portal.route_rules import api_for, page_for
+from tests.portal.web.route_rules import api_for, page_for
 
 MISTYPED = "0000-0000-0001"  # the check character is wrong: "invalid reference"
 

@@ -29,8 +29,8 @@ from portal.uploads.models import UploadPart, UploadSession, UploadState
 from portal.worker import Worker
 from tests.harness.clamd import TEST_MAX_UPLOAD_BYTES
 from tests.portal.conftest import Exchange, api_token, cheap_hasher, sign_in
-from tests.portal.test_recovery import leave_completing
-from tests.portal.test_tus import RECORD, patch, start
+from tests.portal.uploads.test_recovery import leave_completing
+from tests.portal.uploads.test_tus import RECORD, patch, start
 
 
 @pytest.fixture(params=["folder", "s3"])

@@ -1,5 +1,5 @@
 """A real certificate checked by a verifier written from docs/destruction.md alone
-(tests/portal/independent_verifier.py: ``cryptography``, ``hashlib``, ``json``, ``base64``, nothing
+(tests/portal/destruction/independent_verifier.py: ``cryptography``, ``hashlib``, ``json``, ``base64``, nothing
 from the portal), and by the portal's own ``portal certificate verify``: both accept it, both
 refuse it tampered (SQLite and PostgreSQL)."""
 
@@ -17,8 +17,8 @@ from click.testing import CliRunner, Result
 from portal.cli import main
 from portal.runtime import build_runtime
 from portal.worker import Worker
-from tests.portal import independent_verifier
 from tests.portal.conftest import Exchange, cheap_hasher
+from tests.portal.destruction import independent_verifier
 
 VERIFIER = Path(independent_verifier.__file__)
 ALLOWED = {"__future__", "base64", "hashlib", "json", "sys", "typing", "cryptography"}

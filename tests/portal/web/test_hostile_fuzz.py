@@ -1,6 +1,6 @@
 """Hostile headers, bodies and content types on every route: a clear 4xx, never a 500 (issue 18).
 
-Schemathesis (tests/portal/test_openapi.py) explores what the OpenAPI document describes. This test
+Schemathesis (tests/portal/web/test_openapi.py) explores what the OpenAPI document describes. This test
 sends what it does not describe: broken JSON and forms, wrong and malformed content types,
 multipart without a boundary, invalid UTF-8, numbers too large for any column, absurd ranges, tus
 headers out of range, forged cookies and tokens. The routes come from the access table, which a test
@@ -21,8 +21,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.portal.conftest import Exchange, SettableClock, World, csrf_from, sign_in
-from tests.portal.route_rules import SIGNED_IN
-from tests.portal.test_routes import TABLE, _victims
+from tests.portal.web.route_rules import SIGNED_IN
+from tests.portal.web.test_routes import TABLE, _victims
 
 
 @dataclass(frozen=True)

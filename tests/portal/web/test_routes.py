@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from portal.web.access import RuledRoute
 from portal.web.app import routes
 from tests.portal.conftest import Exchange, SettableClock, World, csrf_from, sign_in
-from tests.portal.route_rules import SIGNED_IN, WHO, api_for, everyone, page_for
+from tests.portal.web.route_rules import SIGNED_IN, WHO, api_for, everyone, page_for
 
 # (method, path as routed) → (path to request, expected status for each caller)
 TABLE: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
@@ -66,11 +66,11 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
 }
 
 # Rows of the other areas, each kept beside its own tests.
-from tests.portal.routes_console import ROWS as CONSOLE_ROWS  # noqa: E402
-from tests.portal.routes_destruction import ROWS as DESTRUCTION_ROWS  # noqa: E402
-from tests.portal.routes_exchange_api import ROWS as EXCHANGE_API_ROWS  # noqa: E402
-from tests.portal.routes_exchange_pages import ROWS as EXCHANGE_PAGE_ROWS  # noqa: E402
-from tests.portal.routes_uploads import ROWS as UPLOAD_ROWS  # noqa: E402
+from tests.portal.web.routes_console import ROWS as CONSOLE_ROWS  # noqa: E402
+from tests.portal.web.routes_destruction import ROWS as DESTRUCTION_ROWS  # noqa: E402
+from tests.portal.web.routes_exchange_api import ROWS as EXCHANGE_API_ROWS  # noqa: E402
+from tests.portal.web.routes_exchange_pages import ROWS as EXCHANGE_PAGE_ROWS  # noqa: E402
+from tests.portal.web.routes_uploads import ROWS as UPLOAD_ROWS  # noqa: E402
 
 for _rows in (EXCHANGE_API_ROWS, EXCHANGE_PAGE_ROWS, UPLOAD_ROWS, DESTRUCTION_ROWS, CONSOLE_ROWS):
     assert not set(_rows) & set(TABLE), "a route has two rows"

@@ -20,9 +20,8 @@ from hypothesis import strategies as st
 
 from portal import filetypes
 from portal.filetypes import HEAD_BYTES, FileType, detect, detect_named
-
-from .fixtures import compound
-from .fixtures import zips as zip_fixtures
+from tests.portal.fixtures import compound
+from tests.portal.fixtures import zips as zip_fixtures
 
 # --- Builders --------------------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from storage import DocumentKey, KeyDestroyed, StorageError, Vault
 from tests.harness.seaweedfs import S3Server
 from tests.harness.waiting import PATIENCE
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 WORKERS = 4
 BULK = 2000
 KILLED = 200
