@@ -10,9 +10,11 @@ only if every part verified from its first event to its last. If any part did no
 failed), ``walk_in_parts`` returns None and the caller walks the range in one process, which
 finds and names the first break exactly as always.
 
-Each part is a task of a ``concurrent.futures.ProcessPoolExecutor`` of spawned processes (never
-forked: a child of this process would hold copies of its database connections, and closing one
-there would end the parent's session). The task is the job as plain data (the database address,
+Each part is a task of a ``concurrent.futures.ProcessPoolExecutor`` whose processes fork from a
+fresh server that has imported this module alone (``forkserver``): never a fork of this process,
+whose children would hold copies of its database connections (closing one there would end the
+parent's session), and without what ``spawn`` costs, a new interpreter per part that imports the
+caller's ``__main__`` (the whole portal, for ``portal audit verify``). The task is the job as plain data (the database address,
 the exported snapshot's id, the public keys, the part's bounds) and its answer is counts and
 hashes only.
 """
@@ -66,9 +68,7 @@ def walk_in_parts(
     }
     bounds = [start, *cuts]
     walker = _part_walker()
-    pool = ProcessPoolExecutor(
-        max_workers=len(cuts), mp_context=multiprocessing.get_context("spawn")
-    )
+    pool = ProcessPoolExecutor(max_workers=len(cuts), mp_context=_pool_context())
     try:
         running = [
             pool.submit(walker, {**job, "part": [a, b]}) for a, b in zip(bounds, cuts, strict=False)
@@ -140,6 +140,13 @@ def _part_verified(answer: dict[str, object], a: int, b: int, at_b: CheckpointRo
         and answer.get("last_hash") == at_b.hash
         and isinstance(answer.get("checkpoints"), int)
     )
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Where the parts' processes come from (see the module's docstring)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # not __main__: only what a part runs
+    return context
 
 
 def _part_walker() -> Callable[[Job], Answer]:
