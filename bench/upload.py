@@ -72,6 +72,10 @@ TARGETS = {
     "errors_max": 0,
 }
 TIMEOUT = httpx.Timeout(30.0, read=300.0, write=300.0)
+# uvicorn closes a connection idle for 5 s (its timeout_keep_alive); httpx kept one for 5 s too,
+# so a request could go out on a connection the server was closing ("Connection reset by peer",
+# seen once under load). The client lets go of an idle connection well before the server does.
+KEEPALIVE_EXPIRY = 2.0
 
 
 def _text_pool() -> list[bytes]:
@@ -348,7 +352,9 @@ def crypto_cpu_s(size: int) -> dict[str, float]:
 async def concurrent_uploads(base: str, token: str, count: int, size: int) -> dict[str, Any]:
     latencies: list[float] = []
     errors: list[str] = []
-    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    limits = httpx.Limits(
+        max_connections=count, max_keepalive_connections=count, keepalive_expiry=KEEPALIVE_EXPIRY
+    )
     async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits) as client:
 
         async def one(i: int) -> str | None:
@@ -460,7 +466,9 @@ def _measure(
     up, lead = tokens["uploader"], tokens["lead"]
     upload_url = f"{portal.url}/api/v1/reviews/{REVIEW}/documents"
     result: dict[str, Any] = {}
-    with httpx.Client(timeout=TIMEOUT) as client:
+    with httpx.Client(
+        timeout=TIMEOUT, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY)
+    ) as client:
         # Warm-up: first-request costs (imports, connection set-up) are not what is measured.
         _, warm = timed_post(client, upload_url, MiB, bearer(up))
         wait_available(client, portal.url, warm.json()["reference"], lead, 60)
