@@ -572,8 +572,9 @@ def subject_access(
     from portal.auditing import Origin
     from portal.cli.server import require_current_schema
     from portal.console.subject_access import as_csv, view_subject_access
+    from portal.errors import Refusal
     from portal.exchange.acting import Acting
-    from portal.exchange.errors import ExchangeError, NotFound
+    from portal.exchange.errors import NotFound
 
     require_current_schema(cli.settings)
     runtime = cli.runtime
@@ -584,7 +585,7 @@ def subject_access(
             found = view_subject_access(db, runtime.auditor, acting, case)
         except NotFound as missing:
             raise CheckFailure(missing.message) from None
-        except ExchangeError as refused:
+        except Refusal as refused:
             raise UsageFailure(refused.message) from None
         db.commit()
     text = as_csv(found) if format_ == "csv" else json.dumps(found, indent=2, sort_keys=True) + "\n"

@@ -138,8 +138,8 @@ def acting_session(
     from sqlmodel import Session
 
     from portal.auditing import Origin
+    from portal.errors import Refusal
     from portal.exchange.acting import Acting
-    from portal.exchange.errors import ExchangeError
 
     runtime = cli.runtime
     with Session(runtime.engine) as db:
@@ -147,6 +147,6 @@ def acting_session(
         acting = Acting.as_caller(person, now=runtime.clock(), origin=Origin())
         try:
             yield db, runtime.auditor, acting
-        except ExchangeError as problem:
+        except Refusal as problem:
             db.rollback()
             raise UsageFailure(problem.message) from None

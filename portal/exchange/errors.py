@@ -25,12 +25,11 @@ status (portal.web.errors maps the kinds to statuses).
 from __future__ import annotations
 
 from portal import errors
-from portal.errors import PortalError, Refusal, TooLarge
+from portal.errors import PortalError, TooLarge
 from portal.references import InvalidReference
 
 __all__ = [
     "ChecksumMismatch",
-    "ExchangeError",
     "FormMistake",
     "Gone",
     "InvalidReference",
@@ -42,11 +41,6 @@ __all__ = [
     "TypeRefused",
     "WrongBodyType",
 ]
-
-
-# The command line's name for a refusal (portal/cli_exchange.py, cli_audit.py), kept until the
-# commands move into their package: anything the exchange refuses is a Refusal.
-ExchangeError = Refusal
 
 
 class NotFound(errors.NotFound):
