@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
@@ -47,6 +48,20 @@ class Origin:
     request_id: str | None = None
 
 
+class Acts(Protocol):
+    """Who acts, when and from where: what every event of a service call records
+    (``portal.exchange.acting.Acting`` is one)."""
+
+    @property
+    def actor(self) -> Actor: ...
+
+    @property
+    def now(self) -> datetime: ...
+
+    @property
+    def origin(self) -> Origin: ...
+
+
 class Auditor:
     """The portal's handle on the audit log (one per process, built by create_app or the CLI)."""
 
@@ -64,6 +79,32 @@ class Auditor:
         from portal.keys import signing_key
 
         return cls(AuditLog(VOCABULARY, signing_key(keys)))
+
+    def record_as(
+        self,
+        db: Session,
+        acting: Acts,
+        action: Action,
+        *,
+        outcome: Outcome = Outcome.SUCCESS,
+        target: Target | None = None,
+        review: str | None = None,
+        document: str | None = None,
+        details: Mapping[str, int | bool | str] | None = None,
+    ) -> None:
+        """``record`` with the actor, time and origin of ``acting``, a service call's caller."""
+        self.record(
+            db,
+            action,
+            actor=acting.actor,
+            now=acting.now,
+            origin=acting.origin,
+            outcome=outcome,
+            target=target,
+            review=review,
+            document=document,
+            details=details,
+        )
 
     def record(
         self,

@@ -47,12 +47,10 @@ def record(
     when the caller was built without an auditor: reads at the command line record nothing)."""
     if acting.caller is None or acting.refusals is None:
         return
-    acting.refusals.record(
+    acting.refusals.record_as(
         db,
+        acting,
         action,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
         outcome=Outcome.DENIED,
         target=target,
         review=review,

@@ -234,12 +234,10 @@ def export(cli: CliContext, by: str | None, reference: str, output: Path | None)
         found = find_certificate(db, acting, reference)
         data, exported_reference = signed(found).export(), found.reference
         review = db.get(Review, found.review_id)
-        auditor.record(
+        auditor.record_as(
             db,
+            acting,
             Action.CERTIFICATE_EXPORTED,
-            actor=acting.actor,
-            now=acting.now,
-            origin=acting.origin,
             target=Target(TargetKind.CERTIFICATE, exported_reference),
             review=review.code if review else None,
             details={"format": "certificate", "size_bytes": len(data)},

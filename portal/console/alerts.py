@@ -300,12 +300,10 @@ def acknowledge(db: Session, auditor: Auditor, acting: Acting, alert_id: str) ->
     alert.acknowledged_by = acting.actor.user_id
     alert.acknowledged_at = acting.now
     db.add(alert)
-    auditor.record(
+    auditor.record_as(
         db,
+        acting,
         Action.ALERT_ACKNOWLEDGED,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
         target=Target(TargetKind.ALERT, str(alert.id)),
         details={"rule": alert.rule, "count": alert.count},
     )

@@ -84,12 +84,10 @@ def view_document_history(
     §5: DPOs' reading is access too). The caller commits."""
     document = find_document(db, typed_reference)
     metadata = document_metadata(db, document)
-    auditor.record(
+    auditor.record_as(
         db,
+        acting,
         Action.DOCUMENT_METADATA_VIEWED,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
         target=Target(TargetKind.DOCUMENT, document.reference),
         review=metadata["review"],
         document=document.reference,

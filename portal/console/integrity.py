@@ -73,12 +73,10 @@ def _record(
     outcome = Outcome.SUCCESS if ok else Outcome.FAILURE
     try:
         with Session(engine) as db:
-            auditor.record(
+            auditor.record_as(
                 db,
+                acting,
                 action,
-                actor=acting.actor,
-                now=acting.now,
-                origin=acting.origin,
                 outcome=outcome,
                 target=AUDIT_LOG,
                 details=details,
@@ -179,12 +177,10 @@ def start_export(
     details: dict[str, int | bool | str] = {**_filter_details(where), "format": format}
     try:
         with Session(engine) as db:
-            auditor.record(
+            auditor.record_as(
                 db,
+                acting,
                 Action.AUDIT_EXPORTED,
-                actor=acting.actor,
-                now=acting.now,
-                origin=acting.origin,
                 target=AUDIT_LOG,
                 details=details,
             )

@@ -191,12 +191,10 @@ def record_search(
         details["since_us"] = max(0, to_us(where.since))
     if where.until is not None:
         details["until_us"] = max(0, to_us(where.until))
-    auditor.record(
+    auditor.record_as(
         db,
+        acting,
         Action.AUDIT_SEARCHED,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
         target=target,
         # The filters go in the details, not in the review and document columns: a DPO's
         # search is not an access to the review or document it names.

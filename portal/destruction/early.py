@@ -119,12 +119,10 @@ def _audit(
     review: Review,
     early: EarlyDestruction,
 ) -> None:
-    auditor.record(
+    auditor.record_as(
         db,
+        acting,
         action,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
         target=Target(TargetKind.REVIEW, review.code),
         review=review.code,
         details={"early": True, "state": early.state.value},

@@ -145,12 +145,10 @@ def place_hold(
         hold.order_reference_sealed = seal_text(vault, order_place(review, hold), order)
         db.add(hold)
         db.flush()
-    auditor.record(
+    auditor.record_as(
         db,
+        acting,
         Action.HOLD_PLACED,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
         target=Target(TargetKind.HOLD, str(hold.id)),
         review=review.code,
         document=document.reference if document else None,
@@ -217,12 +215,10 @@ def lift_hold(db: Session, auditor: Auditor, acting: Acting, hold_id: str, *, re
     document = db.get(Document, hold.document_id) if hold.document_id else None
     case = db.get(Case, hold.case_id) if hold.case_id else None
     assert review is not None
-    auditor.record(
+    auditor.record_as(
         db,
+        acting,
         Action.HOLD_LIFTED,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
         target=Target(TargetKind.HOLD, str(hold.id)),
         review=review.code,
         document=document.reference if document else None,

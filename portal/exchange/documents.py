@@ -106,12 +106,10 @@ def _audit_document(
     review: Review,
     details: dict[str, int | bool | str] | None = None,
 ) -> None:
-    auditor.record(
+    auditor.record_as(
         db,
+        acting,
         action,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
         target=Target(TargetKind.DOCUMENT, document.reference),
         review=review.code,
         document=document.reference,
@@ -360,12 +358,10 @@ def audit_refused_upload(
     db: Session, auditor: Auditor, acting: Acting, target: UploadTarget, reason: str
 ) -> None:
     """An upload refused for its content (type, size, checksum) is audited; nothing was kept."""
-    auditor.record(
+    auditor.record_as(
         db,
+        acting,
         Action.DOCUMENT_REJECTED,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
         outcome=Outcome.FAILURE,
         review=target.review.code,
         details={"reason": reason},

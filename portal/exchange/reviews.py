@@ -88,12 +88,10 @@ def _audit(
     target: Target | None = None,
     details: dict[str, int | bool | str] | None = None,
 ) -> None:
-    auditor.record(
+    auditor.record_as(
         db,
+        acting,
         action,
-        actor=acting.actor,
-        now=acting.now,
-        origin=acting.origin,
         target=target or Target(TargetKind.REVIEW, review.code),
         review=review.code,
         details=details,
