@@ -424,7 +424,7 @@ PATHS: Json = {
                         }
                     },
                 },
-                **_errors(400, 404, 410),
+                **_errors(400, 404, 410, 503),
             },
             parameters=[REF],
         )

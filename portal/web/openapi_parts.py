@@ -37,12 +37,13 @@ def response_schema(model: type[BaseModel]) -> ModelRef:
 
 
 def errors(*statuses: int) -> Json:
-    """The error responses of an operation: always 401 (no or bad token), plus ``statuses``."""
+    """The error responses of an operation: always 401 (no or bad token) and 500 (the server's
+    own failure: the message names a request id, never the cause), plus ``statuses``."""
     error = {
         "description": "An error: what went wrong and what to do next.",
         "content": {"application/json": {"schema": response_schema(Error)}},
     }
-    return {str(status): error for status in sorted({401, *statuses})}
+    return {str(status): error for status in sorted({401, 500, *statuses})}
 
 
 def json_response(schema: Json | type[BaseModel], description: str) -> Json:

@@ -61,7 +61,7 @@ PATHS: Json = {
                     "description": "The export, as an attachment (docs/audit-format.md).",
                     "content": {"application/x-ndjson": _EXPORT_FILE, "text/csv": _EXPORT_FILE},
                 },
-                **_errors(400, 404),
+                **_errors(400, 404, 409),
             },
             parameters=[
                 {

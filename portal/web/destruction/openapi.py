@@ -73,7 +73,7 @@ PATHS: Json = {
             "The first of two people: another DPO or an administrator must approve. Takes no body.",
             {
                 "201": _json(schemas.EarlyDestruction, "Requested: a second person must approve."),
-                **_errors(404, 409),
+                **_errors(400, 404, 409),
             },
             parameters=[CODE],
         )
@@ -88,7 +88,7 @@ PATHS: Json = {
                 "200": _json(
                     schemas.EarlyDestruction, "Approved: the next run destroys the review."
                 ),
-                **_errors(404, 409),
+                **_errors(400, 404, 409),
             },
             parameters=[CODE],
         )
