@@ -27,6 +27,7 @@ from portal.settings import ClamdAddress, Settings
 from portal.setup import initialise
 from portal.web.app import create_app
 from tests.harness.clamd import TEST_MAX_UPLOAD_BYTES
+from tests.portal.web.openapi_shapes import ShapeCheck
 
 PASSWORD = "correct horse battery staple"
 # The exchange fixture's review: its title and legal basis, typed by its lead (sealed, issue 16).
@@ -174,10 +175,23 @@ def world(settings: Settings, clock: SettableClock) -> World:
 
 
 @pytest.fixture
-def client(world: World) -> Iterator[TestClient]:
+def client(world: World, shapes: ShapeCheck) -> Iterator[TestClient]:
+    """A browser or API client on the world's app; every JSON API answer it receives must
+    match the OpenAPI document (its operation, a documented status, that status's schema)."""
     app = create_app(world.settings, clock=world.clock, password_hasher=cheap_hasher())
+    shapes.failures.clear()
     with TestClient(app, follow_redirects=False) as test_client:
+        shapes.watch(test_client)
         yield test_client
+    assert not shapes.failures, "answers that do not match the OpenAPI document:\n" + "\n".join(
+        shapes.failures[:20]
+    )
+
+
+@pytest.fixture(scope="session")
+def shapes() -> ShapeCheck:
+    """One per worker: the document and its validators are built once."""
+    return ShapeCheck()
 
 
 @pytest.fixture
