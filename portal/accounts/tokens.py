@@ -7,8 +7,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+import audit
 from portal.accounts.models import ApiToken, User
 from portal.accounts.secrets import digest, new_token
+from portal.auditing import Action, Auditor, Origin, Target, TargetKind
+from portal.errors import NotFound
 from portal.models import as_utc
 from portal.text import clean_text
 
@@ -109,3 +112,29 @@ def revoke_all_tokens(db: Session, user_id: int, *, now: datetime) -> int:
         .values(revoked_at=now)
     )
     return int(result.rowcount)
+
+
+def revoke_token_of(
+    db: Session,
+    auditor: Auditor,
+    token_id: int,
+    *,
+    owner_id: int | None,
+    actor: audit.Actor,
+    now: datetime,
+    origin: Origin,
+) -> None:
+    """Revoke a token (audited): the caller's own (``owner_id``), or any (None: an
+    administrator's). Another person's token is as absent as one that never was."""
+    token = db.get(ApiToken, token_id)
+    if token is None or (owner_id is not None and token.user_id != owner_id):
+        raise NotFound()
+    revoke_token(db, token, now=now)
+    auditor.record(
+        db,
+        Action.TOKEN_REVOKED,
+        actor=actor,
+        now=now,
+        origin=origin,
+        target=Target(TargetKind.TOKEN, str(token.id)),
+    )

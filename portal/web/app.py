@@ -24,6 +24,7 @@ from portal.settings import Settings
 from portal.web import errors as web_errors
 from portal.web import openapi, openapi_page
 from portal.web.access import PUBLIC, route
+from portal.web.accounts import api as account_api
 from portal.web.accounts import pages as account_views
 from portal.web.accounts import signin as account_pages
 from portal.web.console.routes import ROUTES as CONSOLE_ROUTES
@@ -74,6 +75,7 @@ def routes() -> list[BaseRoute]:
         route("/docs/api", openapi_page.api_page, rule=PUBLIC, methods=["GET"]),
         *account_pages.ROUTES,
         *account_views.ROUTES,
+        *account_api.ROUTES,
         *exchange_api.ROUTES,
         *manage_pages.ROUTES,  # before exchange_pages: /reviews/new is not a review code
         *exchange_pages.ROUTES,

@@ -80,3 +80,14 @@ def ingest_of(request: Request) -> Ingest:
 def scan_after(request: Request, reference: str) -> BackgroundTask:
     """Scan a new document right after the response; the worker retries what this leaves."""
     return BackgroundTask(ingest_of(request).scan(reference))
+
+
+def path_id(request: Request, name: str) -> int:
+    """The route's ``name`` parameter as a row id; NotFound if it is not one."""
+    from portal.errors import NotFound
+    from portal.models import parse_id
+
+    number = parse_id(request.path_params[name])
+    if number is None:
+        raise NotFound()
+    return number

@@ -1,4 +1,4 @@
-"""Pages and API routes for one's own account and API tokens, and for administrators' user list."""
+"""Pages for one's own account and API tokens, and for administrators' user list."""
 
 from __future__ import annotations
 
@@ -8,19 +8,18 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portal.accounts import schemas, throttle, tokens, users
-from portal.accounts.models import ApiToken, Role, User
+from portal.accounts import throttle, tokens, users
+from portal.accounts.models import Role, User
 from portal.accounts.signin import SignInRefused
 from portal.auditing import Action, Target, TargetKind
 from portal.errors import Invalid, NotFound
 from portal.exchange.scans import scan_backlog
-from portal.models import Organisation, parse_id
+from portal.models import Organisation
 from portal.text import TextRefused, clean_text, is_whole_number
-from portal.web.access import ANY_API_USER, ANY_USER, form_value, principal_of, roles, route
-from portal.web.jsonbody import json_reply
+from portal.web.access import ANY_USER, form_value, principal_of, roles, route
 from portal.web.principal import Principal
 from portal.web.rendering import render
-from portal.web.requests import origin_of, runtime_of, submitted_form
+from portal.web.requests import origin_of, path_id, runtime_of, submitted_form
 
 
 def _account_context(db: Session, principal: Principal) -> dict[str, Any]:
@@ -88,32 +87,21 @@ def token_create(request: Request) -> Response:
 
 def _revoke(request: Request, principal: Principal, token_id: int, *, any_owner: bool) -> None:
     runtime = runtime_of(request)
-    now = runtime.clock()
     with Session(runtime.engine) as db:
-        token = db.get(ApiToken, token_id)
-        if token is None or (not any_owner and token.user_id != principal.user_id):
-            raise NotFound()
-        tokens.revoke_token(db, token, now=now)
-        runtime.auditor.record(
+        tokens.revoke_token_of(
             db,
-            Action.TOKEN_REVOKED,
+            runtime.auditor,
+            token_id,
+            owner_id=None if any_owner else principal.user_id,
             actor=principal.actor,
-            now=now,
+            now=runtime.clock(),
             origin=origin_of(request),
-            target=Target(TargetKind.TOKEN, str(token.id)),
         )
         db.commit()
 
 
-def _path_id(request: Request, name: str) -> int:
-    number = parse_id(request.path_params[name])
-    if number is None:
-        raise NotFound()
-    return number
-
-
 def token_revoke(request: Request) -> Response:
-    _revoke(request, principal_of(request), _path_id(request, "token_id"), any_owner=False)
+    _revoke(request, principal_of(request), path_id(request, "token_id"), any_owner=False)
     return RedirectResponse("/account", status_code=303)
 
 
@@ -148,7 +136,7 @@ def admin_user_disable(request: Request) -> Response:
     runtime = runtime_of(request)
     now = runtime.clock()
     with Session(runtime.engine) as db:
-        user = db.get(User, _path_id(request, "user_id"))
+        user = db.get(User, path_id(request, "user_id"))
         if user is None:
             raise NotFound()
         if user.id == principal.user_id:
@@ -166,7 +154,7 @@ def admin_user_unlock(request: Request) -> Response:
     runtime = runtime_of(request)
     now = runtime.clock()
     with Session(runtime.engine) as db:
-        user = db.get(User, _path_id(request, "user_id"))
+        user = db.get(User, path_id(request, "user_id"))
         if user is None:
             raise NotFound()
         users.unlock_account(
@@ -177,57 +165,8 @@ def admin_user_unlock(request: Request) -> Response:
 
 
 def admin_token_revoke(request: Request) -> Response:
-    _revoke(request, principal_of(request), _path_id(request, "token_id"), any_owner=True)
+    _revoke(request, principal_of(request), path_id(request, "token_id"), any_owner=True)
     return RedirectResponse("/admin/users", status_code=303)
-
-
-# --- API --------------------------------------------------------------------------------------
-
-
-def api_me(request: Request) -> Response:
-    principal = principal_of(request)
-    with Session(runtime_of(request).engine) as db:
-        organisation = db.get(Organisation, principal.organisation_id)
-        assert organisation is not None
-    me = schemas.Me(
-        id=principal.user_id,
-        email=principal.email,
-        role=principal.role,
-        organisation=schemas.OwnOrganisation(
-            code=organisation.slug, name=organisation.name, kind=organisation.kind
-        ),
-    )
-    return json_reply(me)
-
-
-def _token(token: ApiToken) -> schemas.Token:
-    assert token.id is not None  # a token listed is a token stored
-    return schemas.Token(
-        id=token.id,
-        name=token.name,
-        created_at=token.created_at,
-        expires_at=token.expires_at,
-        revoked_at=token.revoked_at,
-        last_used_at=token.last_used_at,
-    )
-
-
-def api_tokens(request: Request) -> Response:
-    principal = principal_of(request)
-    with Session(runtime_of(request).engine) as db:
-        listed = tokens.list_tokens(db, principal.user_id)
-    return json_reply(schemas.Tokens(items=[_token(t) for t in listed], next=None))
-
-
-def api_token_revoke(request: Request) -> Response:
-    principal = principal_of(request)
-    _revoke(
-        request,
-        principal,
-        _path_id(request, "token_id"),
-        any_owner=principal.role is Role.admin,
-    )
-    return Response(status_code=204)
 
 
 ROUTES = [
@@ -253,7 +192,4 @@ ROUTES = [
         rule=roles(Role.admin),
         methods=["POST"],
     ),
-    route("/api/v1/me", api_me, rule=ANY_API_USER, methods=["GET"]),
-    route("/api/v1/tokens", api_tokens, rule=ANY_API_USER, methods=["GET"]),
-    route("/api/v1/tokens/{token_id}", api_token_revoke, rule=ANY_API_USER, methods=["DELETE"]),
 ]
