@@ -50,6 +50,13 @@ def api_tokens(request: Request) -> Response:
 
 
 def api_token_revoke(request: Request) -> Response:
+    revoke_token(request, any_owner=principal_of(request).role is Role.admin)
+    return Response(status_code=204)
+
+
+def revoke_token(request: Request, *, any_owner: bool) -> None:
+    """Revoke the route's ``token_id``: the caller's own, or (``any_owner``) anyone's; the API
+    and the account and admin pages all revoke through here."""
     principal = principal_of(request)
     runtime = runtime_of(request)
     with Session(runtime.engine) as db:
@@ -57,13 +64,12 @@ def api_token_revoke(request: Request) -> Response:
             db,
             runtime.auditor,
             path_id(request, "token_id"),
-            owner_id=None if principal.role is Role.admin else principal.user_id,
+            owner_id=None if any_owner else principal.user_id,
             actor=principal.actor,
             now=runtime.clock(),
             origin=origin_of(request),
         )
         db.commit()
-    return Response(status_code=204)
 
 
 ROUTES = [

@@ -17,6 +17,7 @@ from portal.exchange.scans import scan_backlog
 from portal.models import Organisation
 from portal.text import TextRefused, clean_text, is_whole_number
 from portal.web.access import ANY_USER, form_value, principal_of, roles, route
+from portal.web.accounts.api import revoke_token
 from portal.web.principal import Principal
 from portal.web.rendering import render
 from portal.web.requests import origin_of, path_id, runtime_of, submitted_form
@@ -85,23 +86,8 @@ def token_create(request: Request) -> Response:
         return render(request, "accounts/account.html", context)
 
 
-def _revoke(request: Request, principal: Principal, token_id: int, *, any_owner: bool) -> None:
-    runtime = runtime_of(request)
-    with Session(runtime.engine) as db:
-        tokens.revoke_token_of(
-            db,
-            runtime.auditor,
-            token_id,
-            owner_id=None if any_owner else principal.user_id,
-            actor=principal.actor,
-            now=runtime.clock(),
-            origin=origin_of(request),
-        )
-        db.commit()
-
-
 def token_revoke(request: Request) -> Response:
-    _revoke(request, principal_of(request), path_id(request, "token_id"), any_owner=False)
+    revoke_token(request, any_owner=False)
     return RedirectResponse("/account", status_code=303)
 
 
@@ -165,7 +151,7 @@ def admin_user_unlock(request: Request) -> Response:
 
 
 def admin_token_revoke(request: Request) -> Response:
-    _revoke(request, principal_of(request), path_id(request, "token_id"), any_owner=True)
+    revoke_token(request, any_owner=True)
     return RedirectResponse("/admin/users", status_code=303)
 
 
